@@ -1,0 +1,419 @@
+/**
+ * `npm run bench`: starts three upstream servers, the HAProxy sidecars and one client process
+ * per setup, measures every setup at every load point in the same run, runs the
+ * microbenchmarks, then prints a table, writes bench/results/<timestamp>.json and rewrites
+ * bench/RESULTS.md and bench/chart.svg.
+ *
+ * Flags:
+ *   --quick              short smoke run (about a minute); does not rewrite RESULTS.md unless --write
+ *   --only a,b           only these setups (the baseline always runs: rates and ratios need it)
+ *   --duration <ms>      measurement window per load point (default 5000)
+ *   --warmup <ms>        warm-up before each window (default 1000)
+ *   --no-micro           skip the microbenchmarks
+ *   --no-haproxy         skip the sidecar setups
+ *   --haproxy-threads n  nbthread of each HAProxy (default 1)
+ *   --write / --no-write force or suppress rewriting RESULTS.md and chart.svg
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ensureHaproxy, startSidecars, type HaproxyInfo, type Sidecars } from './lib/haproxy.ts';
+import { processCpuMicros, processRssMiB } from './lib/proc.ts';
+import type { ChildMessage, LoadPoint, MicroResults, ParentMessage, PointResult } from './lib/types.ts';
+import { collectEnvironment, evaluateTargets, renderMarkdown, renderTable, type BenchReport, type PointKey } from './report.ts';
+import { renderChart } from './chart.ts';
+import { BASELINE, RUN_ORDER, SETUPS, type SetupDef } from './setups.ts';
+
+const benchDir = path.dirname(fileURLToPath(import.meta.url));
+const rootDir = path.dirname(benchDir);
+const TSX = ['--import', 'tsx'];
+
+// ---------------------------------------------------------------------------------------------
+// Options
+
+interface Options {
+  quick: boolean;
+  only: string[] | undefined;
+  durationMs: number;
+  warmupMs: number;
+  micro: boolean;
+  haproxy: boolean;
+  haproxyThreads: number;
+  write: boolean;
+}
+
+function parseOptions(argv: string[]): Options {
+  const quick = argv.includes('--quick');
+  const value = (flag: string): string | undefined => {
+    const i = argv.indexOf(flag);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
+  const number = (flag: string, fallback: number): number => {
+    const raw = value(flag);
+    if (raw === undefined) return fallback;
+    const n = Number(raw);
+    if (!Number.isFinite(n) || n <= 0) throw new Error(`${flag}: expected a positive number, got ${raw}`);
+    return n;
+  };
+  const only = value('--only')?.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  for (const name of only ?? []) {
+    if (!SETUPS.some((s) => s.name === name)) {
+      throw new Error(`--only: unknown setup ${name}; known: ${SETUPS.map((s) => s.name).join(', ')}`);
+    }
+  }
+  const partial = quick || only !== undefined;
+  return {
+    quick,
+    only,
+    durationMs: number('--duration', quick ? 800 : 5000),
+    warmupMs: number('--warmup', quick ? 250 : 1000),
+    micro: !argv.includes('--no-micro'),
+    haproxy: !argv.includes('--no-haproxy'),
+    haproxyThreads: number('--haproxy-threads', 1),
+    // RESULTS.md is committed: only a full run may overwrite it, unless asked.
+    write: argv.includes('--write') || (!partial && !argv.includes('--no-write')),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child process bookkeeping: everything we spawn is killed on every way out.
+
+const children = new Set<ChildProcess>();
+
+function track(child: ChildProcess): void {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+}
+
+function killAll(): void {
+  for (const child of children) {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
+}
+
+process.on('exit', killAll);
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(signal, () => {
+    console.error(`\n${signal}: stopping every benchmark process`);
+    killAll();
+    process.exit(130);
+  });
+}
+
+function log(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Upstreams
+
+async function startUpstream(): Promise<{ child: ChildProcess; address: string }> {
+  const child = fork(path.join(benchDir, 'upstream.ts'), [], { execArgv: TSX, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  track(child);
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('upstream did not start in 15 s')), 15_000);
+    child.once('message', (message: { type: string; port: number }) => {
+      clearTimeout(timer);
+      resolve(message.port);
+    });
+    child.once('exit', (code) => reject(new Error(`upstream exited with ${code}`)));
+  });
+  return { child, address: `127.0.0.1:${port}` };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client processes
+
+class ClientHandle {
+  private nextId = 1;
+  private readonly waiting = new Map<number, { resolve: (r: PointResult) => void; reject: (e: Error) => void }>();
+  private proxyCpuStart = 0;
+  private proxyCpuEnd = 0;
+  private readyPromise: Promise<void>;
+  private fatal: Error | undefined;
+
+  constructor(
+    readonly setup: SetupDef,
+    readonly child: ChildProcess,
+    /** Sidecar pids whose CPU counts against this setup. */
+    readonly proxyPids: number[],
+  ) {
+    this.readyPromise = new Promise((resolve, reject) => {
+      child.on('message', (message: ChildMessage) => {
+        switch (message.type) {
+          case 'ready':
+            resolve();
+            break;
+          case 'window-start':
+            this.proxyCpuStart = this.proxyCpu();
+            break;
+          case 'window-end':
+            this.proxyCpuEnd = this.proxyCpu();
+            break;
+          case 'result':
+            this.settle(message.id, message.result);
+            break;
+          case 'fatal':
+            this.fail(new Error(`${setup.name}: ${message.message}`));
+            reject(this.fatal);
+            break;
+        }
+      });
+      child.once('exit', (code, signal) => {
+        this.fail(new Error(`${setup.name}: client process exited (${signal ?? code})`));
+        reject(this.fatal);
+      });
+    });
+    // Rejections are observed through ready() and run(); do not crash on an unobserved one.
+    this.readyPromise.catch(() => undefined);
+  }
+
+  ready(): Promise<void> {
+    return this.readyPromise;
+  }
+
+  private proxyCpu(): number {
+    let sum = 0;
+    for (const pid of this.proxyPids) sum += processCpuMicros(pid) ?? 0;
+    return sum;
+  }
+
+  private settle(id: number, result: PointResult): void {
+    const waiter = this.waiting.get(id);
+    if (waiter === undefined) return;
+    this.waiting.delete(id);
+    if (this.proxyPids.length > 0) {
+      const completedByTime = result.throughput * result.seconds;
+      result.proxyCpuUsPerRequest = completedByTime > 0 ? (this.proxyCpuEnd - this.proxyCpuStart) / completedByTime : 0;
+      result.proxyRssMiB = this.proxyPids.reduce((sum, pid) => sum + (processRssMiB(pid) ?? 0), 0);
+    }
+    waiter.resolve(result);
+  }
+
+  private fail(err: Error): void {
+    this.fatal ??= err;
+    for (const waiter of this.waiting.values()) waiter.reject(err);
+    this.waiting.clear();
+  }
+
+  run(point: LoadPoint): Promise<PointResult> {
+    if (this.fatal !== undefined) return Promise.reject(this.fatal);
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      const message: ParentMessage = { type: 'run', id, point };
+      this.child.send(message);
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.child.kill('SIGKILL');
+        resolve();
+      }, 5000);
+      this.child.once('exit', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      const message: ParentMessage = { type: 'close' };
+      this.child.send(message);
+    });
+  }
+}
+
+function startClient(setup: SetupDef, targets: string[], proxyPids: number[]): ClientHandle {
+  const child = fork(path.join(benchDir, 'client-runner.ts'), [setup.client, JSON.stringify(targets), '/'], {
+    execArgv: TSX,
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    // The clients read nothing from the environment except what an application would (e.g. OTEL_*).
+    env: { ...process.env, NODE_ENV: 'production' },
+  });
+  track(child);
+  return new ClientHandle(setup, child, proxyPids);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Microbenchmarks
+
+async function runMicro(options: Options, upstreams: string[]): Promise<MicroResults> {
+  // --expose-gc to settle the heap around allocation measurements; a large young generation so
+  // that no scavenge runs inside a measured batch (the heap delta is then the bytes allocated).
+  const child = fork(path.join(benchDir, 'micro.ts'), [JSON.stringify({ quick: options.quick, upstreams })], {
+    execArgv: [...TSX, '--expose-gc', '--max-semi-space-size=128'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    env: { ...process.env, NODE_ENV: 'production' },
+  });
+  track(child);
+  return new Promise((resolve, reject) => {
+    child.on('message', (message: { type: 'micro'; results: MicroResults } | { type: 'fatal'; message: string }) => {
+      if (message.type === 'micro') resolve(message.results);
+      else reject(new Error(`micro: ${message.message}`));
+    });
+    child.once('exit', (code) => reject(new Error(`micro exited with ${code} before reporting`)));
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function pointLabel(point: LoadPoint): string {
+  return point.mode === 'closed' ? `closed c=${point.concurrency}` : `open ${point.label} (${Math.round(point.rate)}/s)`;
+}
+
+function progress(setup: SetupDef, point: LoadPoint, r: PointResult): void {
+  const extra = r.proxyCpuUsPerRequest !== undefined ? ` proxy ${r.proxyCpuUsPerRequest.toFixed(1)} µs/req` : '';
+  const errors = r.errors + r.incomplete > 0 ? ` errors ${r.errors} incomplete ${r.incomplete} (${r.firstError ?? ''})` : '';
+  log(
+    `  ${setup.name.padEnd(20)} ${pointLabel(point).padEnd(22)} ${r.throughput.toFixed(0).padStart(7)} req/s  ` +
+      `p50 ${r.latencyUs.p50.toFixed(0)} p99 ${r.latencyUs.p99.toFixed(0)} p99.9 ${r.latencyUs.p999.toFixed(0)} µs  ` +
+      `cpu ${r.cpuUsPerRequest.toFixed(1)} µs/req${extra}${errors}`,
+  );
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions(process.argv.slice(2));
+  const startedAt = new Date();
+  log(`meshlet bench: ${options.quick ? 'quick' : 'full'} run, ${options.warmupMs} ms warm-up + ${options.durationMs} ms per point`);
+
+  const skipped = new Map<string, string>();
+  const meshletBuilt = existsSync(path.join(rootDir, 'packages/http/dist/index.js')) && existsSync(path.join(rootDir, 'packages/core/dist/index.js'));
+  let haproxy: HaproxyInfo | undefined;
+  const wanted = SETUPS.filter((s) => options.only === undefined || s.name === BASELINE || options.only.includes(s.name));
+  if (wanted.some((s) => s.route !== 'direct')) {
+    if (!options.haproxy) {
+      for (const s of wanted) if (s.route !== 'direct') skipped.set(s.name, '--no-haproxy');
+    } else {
+      const found = ensureHaproxy(log);
+      if ('reason' in found) {
+        log(`HAProxy setups skipped: ${found.reason}`);
+        for (const s of wanted) if (s.route !== 'direct') skipped.set(s.name, found.reason);
+      } else {
+        haproxy = found;
+      }
+    }
+  }
+  if (!meshletBuilt) {
+    for (const s of wanted) if (s.meshlet) skipped.set(s.name, 'packages/*/dist missing: run `npm run build` (npm run bench does)');
+  }
+  const active = wanted.filter((s) => !skipped.has(s.name));
+  const byRunOrder = [...active].sort((a, b) => RUN_ORDER.indexOf(a.name) - RUN_ORDER.indexOf(b.name));
+
+  const upstreamProcs = await Promise.all([startUpstream(), startUpstream(), startUpstream()]);
+  const upstreams = upstreamProcs.map((u) => u.address);
+  log(`upstreams: ${upstreams.join(', ')}`);
+
+  const sidecars: Sidecars[] = [];
+  const clients = new Map<string, ClientHandle>();
+  const results: BenchReport['results'] = {};
+  let micro: BenchReport['micro'];
+  let rates: BenchReport['rates'];
+  try {
+    for (const setup of byRunOrder) {
+      let targets = upstreams;
+      let proxyPids: number[] = [];
+      if (setup.route !== 'direct' && haproxy !== undefined) {
+        const s = await startSidecars(haproxy, setup.route === 'haproxy-1hop' ? 1 : 2, upstreams, options.haproxyThreads, track);
+        sidecars.push(s);
+        targets = [s.address];
+        proxyPids = s.pids;
+      }
+      clients.set(setup.name, startClient(setup, targets, proxyPids));
+    }
+    await Promise.all([...clients.values()].map((c) => c.ready()));
+    log(`clients ready: ${byRunOrder.map((s) => s.name).join(', ')}`);
+
+    const measure = async (key: PointKey, point: LoadPoint): Promise<void> => {
+      log(`${pointLabel(point)}:`);
+      for (const setup of byRunOrder) {
+        const client = clients.get(setup.name);
+        if (client === undefined) continue;
+        const result = await client.run(point);
+        (results[setup.name] ??= {})[key] = result;
+        progress(setup, point, result);
+      }
+    };
+
+    const closed = (concurrency: number): LoadPoint => ({ mode: 'closed', concurrency, warmupMs: options.warmupMs, durationMs: options.durationMs });
+    await measure('c1', closed(1));
+    await measure('c16', closed(16));
+    await measure('c64', closed(64));
+
+    const baselineMax = results[BASELINE]?.c64?.throughput ?? 0;
+    if (baselineMax <= 0) throw new Error('the baseline completed no request at concurrency 64');
+    rates = { baselineMax, open50: baselineMax * 0.5, open80: baselineMax * 0.8 };
+    const open = (rate: number, label: string): LoadPoint => ({
+      mode: 'open',
+      rate,
+      label,
+      warmupMs: options.warmupMs,
+      durationMs: options.durationMs,
+      maxInFlight: 1024,
+      drainMs: 5000,
+    });
+    await measure('open50', open(rates.open50, '50%'));
+    await measure('open80', open(rates.open80, '80%'));
+
+    await Promise.all([...clients.values()].map((c) => c.close()));
+    clients.clear();
+    await Promise.all(sidecars.map((s) => s.stop()));
+    sidecars.length = 0;
+
+    if (!options.micro) {
+      micro = { skipped: '--no-micro' };
+    } else if (!meshletBuilt) {
+      micro = { skipped: 'packages/*/dist missing: run `npm run build`' };
+    } else {
+      log('microbenchmarks:');
+      micro = await runMicro(options, upstreams);
+    }
+  } finally {
+    await Promise.all([...clients.values()].map((c) => c.close()));
+    await Promise.all(sidecars.map((s) => s.stop()));
+    for (const u of upstreamProcs) u.child.kill('SIGTERM');
+  }
+
+  const report: BenchReport = {
+    version: 1,
+    startedAt: startedAt.toISOString(),
+    finishedAt: new Date().toISOString(),
+    options: {
+      quick: options.quick,
+      only: options.only,
+      durationMs: options.durationMs,
+      warmupMs: options.warmupMs,
+      haproxyThreads: options.haproxyThreads,
+    },
+    environment: collectEnvironment(rootDir, haproxy),
+    setups: SETUPS.filter((s) => wanted.includes(s)).map((s) => ({ ...s, skipped: skipped.get(s.name) })),
+    rates,
+    results,
+    micro,
+    targets: [],
+  };
+  report.targets = evaluateTargets(report);
+
+  process.stdout.write(renderTable(report));
+  const resultsDir = path.join(benchDir, 'results');
+  mkdirSync(resultsDir, { recursive: true });
+  const jsonPath = path.join(resultsDir, `${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileSync(jsonPath, JSON.stringify(report, null, 2) + '\n');
+  log(`wrote ${path.relative(rootDir, jsonPath)}`);
+  if (options.write) {
+    writeFileSync(path.join(benchDir, 'chart.svg'), renderChart(report));
+    writeFileSync(path.join(benchDir, 'RESULTS.md'), renderMarkdown(report, path.basename(jsonPath)));
+    log('wrote bench/RESULTS.md and bench/chart.svg');
+  } else {
+    log('partial run: bench/RESULTS.md left as it is (pass --write to overwrite it)');
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err instanceof Error ? (err.stack ?? err.message) : err);
+    killAll();
+    process.exit(1);
+  },
+);

@@ -1,0 +1,51 @@
+/**
+ * Every setup the benchmark compares. A setup is a client module (bench/clients/<client>.ts)
+ * plus the path its requests take. Adding a protocol (gRPC) means adding client modules and
+ * rows here; the runner, loops, accounting and report stay as they are.
+ */
+
+export type Route = 'direct' | 'haproxy-1hop' | 'haproxy-2hop';
+
+export interface SetupDef {
+  name: string;
+  /** One line for tables and the chart. */
+  label: string;
+  /** Module under bench/clients/ (without .ts). */
+  client: string;
+  route: Route;
+  /** The setup it is reported as a ratio to (same request API, no mesh). */
+  baseline: string | undefined;
+  /** Needs the built @meshlet packages. */
+  meshlet: boolean;
+}
+
+export const BASELINE = 'undici-request';
+
+export const SETUPS: SetupDef[] = [
+  { name: 'undici-request', label: 'undici request (baseline)', client: 'undici-request', route: 'direct', baseline: undefined, meshlet: false },
+  { name: 'undici-fetch', label: 'undici fetch', client: 'undici-fetch', route: 'direct', baseline: 'undici-request', meshlet: false },
+  { name: 'meshlet-passthrough', label: 'meshlet dispatcher, passthrough', client: 'meshlet-passthrough', route: 'direct', baseline: 'undici-request', meshlet: true },
+  { name: 'meshlet-balancer', label: 'meshlet + balancer', client: 'meshlet-balancer', route: 'direct', baseline: 'undici-request', meshlet: true },
+  { name: 'meshlet-policies', label: 'meshlet + retry/budget/breaker/outlier', client: 'meshlet-policies', route: 'direct', baseline: 'undici-request', meshlet: true },
+  { name: 'meshlet-full', label: 'meshlet full (+ OTel SDK)', client: 'meshlet-full', route: 'direct', baseline: 'undici-request', meshlet: true },
+  { name: 'meshlet-fetch', label: 'meshlet fetch, full (+ OTel SDK)', client: 'meshlet-fetch', route: 'direct', baseline: 'undici-fetch', meshlet: true },
+  // The sidecar setups use the baseline client unchanged: the only difference is the proxy in the path.
+  { name: 'haproxy-1hop', label: 'undici request via HAProxy, 1 hop', client: 'undici-request', route: 'haproxy-1hop', baseline: 'undici-request', meshlet: false },
+  { name: 'haproxy-2hop', label: 'undici request via HAProxy, 2 hops', client: 'undici-request', route: 'haproxy-2hop', baseline: 'undici-request', meshlet: false },
+];
+
+/**
+ * Order of measurement inside each load point: the setups the targets compare run right after
+ * the baseline, so a drift in the machine's load hurts the comparisons as little as possible.
+ */
+export const RUN_ORDER = [
+  'undici-request',
+  'meshlet-full',
+  'haproxy-1hop',
+  'haproxy-2hop',
+  'meshlet-policies',
+  'meshlet-balancer',
+  'meshlet-passthrough',
+  'undici-fetch',
+  'meshlet-fetch',
+];

@@ -1,0 +1,170 @@
+/** Base class of every error meshlet throws. `code` is stable; match on it, not on messages. */
+export class MeshError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** Invalid config. `path` names the config key (e.g. `services.users.retry.maxAttempts`). */
+export class MeshConfigError extends MeshError {
+  readonly path: string;
+  readonly issues: ReadonlyArray<{ path: string; message: string }>;
+  constructor(issues: ReadonlyArray<{ path: string; message: string }>) {
+    const first = issues[0] ?? { path: '', message: 'invalid config' };
+    const more = issues.length > 1 ? ` (and ${issues.length - 1} more: ${issues.slice(1).map((i) => `${i.path}: ${i.message}`).join('; ')})` : '';
+    super('MESHLET_ERR_CONFIG', `${first.path}: ${first.message}${more}`);
+    this.path = first.path;
+    this.issues = issues;
+  }
+}
+
+/** A call named a service the mesh has no config for. */
+export class UnknownServiceError extends MeshError {
+  readonly service: string;
+  constructor(service: string, known: readonly string[]) {
+    super(
+      'MESHLET_ERR_UNKNOWN_SERVICE',
+      `unknown service "${service}": add it under services.${service} in the mesh config (known: ${known.join(', ') || 'none'})`,
+    );
+    this.service = service;
+  }
+}
+
+/** The service has no endpoints at all. */
+export class NoEndpointsError extends MeshError {
+  readonly service: string;
+  constructor(service: string) {
+    super(
+      'MESHLET_ERR_NO_ENDPOINTS',
+      `service "${service}" has no endpoints: set services.${service}.endpoints or check its discovery source`,
+    );
+    this.service = service;
+  }
+}
+
+/** Every endpoint of the service is ejected or has its breaker open. */
+export class NoHealthyEndpointsError extends MeshError {
+  readonly service: string;
+  readonly total: number;
+  readonly ejected: number;
+  readonly open: number;
+  readonly halfOpen: number;
+  constructor(service: string, counts: { total: number; ejected: number; open: number; halfOpen: number }) {
+    super(
+      'MESHLET_ERR_NO_HEALTHY_ENDPOINTS',
+      `service "${service}": no healthy endpoint among ${counts.total} (${counts.ejected} ejected by outlier detection, ` +
+        `${counts.open} with an open circuit breaker, ${counts.halfOpen} half-open awaiting a probe); ` +
+        `the upstream is failing: check its health, or mesh.stats().services["${service}"].endpoints`,
+    );
+    this.service = service;
+    this.total = counts.total;
+    this.ejected = counts.ejected;
+    this.open = counts.open;
+    this.halfOpen = counts.halfOpen;
+  }
+}
+
+/** The picked endpoint's breaker refused the attempt (e.g. its half-open probe is already out). */
+export class CircuitOpenError extends MeshError {
+  readonly service: string;
+  readonly endpoint: string;
+  constructor(service: string, endpoint: string) {
+    super(
+      'MESHLET_ERR_CIRCUIT_OPEN',
+      `service "${service}": circuit breaker of endpoint ${endpoint} is open; the call was not sent there`,
+    );
+    this.service = service;
+    this.endpoint = endpoint;
+  }
+}
+
+/** The call's deadline passed before a response. */
+export class DeadlineExceededError extends MeshError {
+  readonly service: string;
+  readonly timeoutMs: number;
+  readonly attempts: number;
+  readonly endpoint: string | undefined;
+  constructor(service: string, timeoutMs: number, attempts: number, endpoint: string | undefined) {
+    super(
+      'MESHLET_ERR_DEADLINE',
+      `service "${service}": deadline of ${timeoutMs} ms exceeded after ${attempts} attempt(s)` +
+        (endpoint ? `, the last on ${endpoint}` : ', before any attempt was sent') +
+        `; raise services.${service}.timeout.requestMs if the upstream is legitimately slow`,
+    );
+    this.service = service;
+    this.timeoutMs = timeoutMs;
+    this.attempts = attempts;
+    this.endpoint = endpoint;
+  }
+}
+
+/** Concurrency limits are full: `maxRequests` in flight and `maxPending` queued. */
+export class OverloadedError extends MeshError {
+  readonly service: string;
+  constructor(service: string, maxRequests: number, maxPending: number) {
+    super(
+      'MESHLET_ERR_OVERLOADED',
+      `service "${service}": overloaded, ${maxRequests} calls in flight and ${maxPending} queued; ` +
+        `shed load or raise services.${service}.circuitBreaker.maxRequests / maxPending`,
+    );
+    this.service = service;
+  }
+}
+
+/** An attempt failed with an error and the retry budget refused a retry. `cause` is the attempt's error. */
+export class RetryBudgetExhaustedError extends MeshError {
+  readonly service: string;
+  readonly endpoint: string | undefined;
+  constructor(service: string, attempts: number, endpoint: string | undefined, cause: unknown) {
+    super(
+      'MESHLET_ERR_BUDGET_EXHAUSTED',
+      `service "${service}": attempt ${attempts} failed on ${endpoint ?? 'no endpoint'} (${describe(cause)}) and the retry ` +
+        `budget is exhausted, so it was not retried; many calls are failing: check the upstream`,
+      { cause },
+    );
+    this.service = service;
+    this.endpoint = endpoint;
+  }
+}
+
+/** Every allowed attempt failed with an error. `cause` is the last attempt's error. */
+export class UpstreamError extends MeshError {
+  readonly service: string;
+  readonly endpoint: string | undefined;
+  readonly attempts: number;
+  constructor(service: string, attempts: number, endpoint: string | undefined, cause: unknown) {
+    super(
+      'MESHLET_ERR_UPSTREAM',
+      `service "${service}": ${attempts} attempt(s) failed, the last on ${endpoint ?? 'no endpoint'}: ${describe(cause)}`,
+      { cause },
+    );
+    this.service = service;
+    this.endpoint = endpoint;
+    this.attempts = attempts;
+  }
+}
+
+/** The mesh was closed. */
+export class MeshClosedError extends MeshError {
+  constructor(service?: string) {
+    super('MESHLET_ERR_CLOSED', `the mesh is closed${service ? ` (call to service "${service}")` : ''}`);
+  }
+}
+
+/** Abort reason of an attempt cut by `timeout.perTryMs`; classified retryable by protocols. */
+export class PerTryTimeoutError extends MeshError {
+  constructor(service: string, endpoint: string, ms: number) {
+    super('MESHLET_ERR_PER_TRY_TIMEOUT', `service "${service}": attempt on ${endpoint} timed out after ${ms} ms`);
+  }
+}
+
+function describe(err: unknown): string {
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code;
+    return typeof code === 'string' && !err.message.includes(code) ? `${code}: ${err.message}` : err.message;
+  }
+  return String(err);
+}

@@ -1,0 +1,30 @@
+export { createMesh, Mesh, type MeshOptions, type MeshStats, type MeshListener } from './mesh.js';
+export type { ServiceStats, EndpointStats } from './service.js';
+export type { Protocol } from './protocol.js';
+export type { CallContext, Classification, Classifier, Dispatch, Middleware, Transport } from './types.js';
+export { Endpoint, type EndpointState, type EndpointSpec } from './endpoint.js';
+export { systemClock, type Clock } from './clock.js';
+export type * from './config/types.js';
+export { validateMeshConfig, validateServiceConfig, DEFAULTS } from './config/validate.js';
+export type { LoadBalancerName, Picker, PickContext, PickerFactory, BalancerOptions } from './balancer/types.js';
+export { buildPicker, pickerFactories, hashString } from './balancer/index.js';
+export { RetryBudget } from './policy/retry-budget.js';
+export { OutlierDetector } from './policy/outlier-detector.js';
+export { EndpointBreaker, BreakerShared } from './policy/circuit-breaker.js';
+export { ConcurrencyLimiter } from './policy/concurrency-limiter.js';
+export { fullJitterBackoff } from './policy/backoff.js';
+export { WindowedHistogram } from './stats/histogram.js';
+export {
+  MeshError,
+  MeshConfigError,
+  UnknownServiceError,
+  NoEndpointsError,
+  NoHealthyEndpointsError,
+  CircuitOpenError,
+  DeadlineExceededError,
+  OverloadedError,
+  RetryBudgetExhaustedError,
+  UpstreamError,
+  MeshClosedError,
+  PerTryTimeoutError,
+} from './errors.js';

@@ -1,0 +1,262 @@
+/**
+ * Per-endpoint failure accrual on top of opossum: opens on N consecutive failures
+ * (Linkerd) or on an error rate over a rolling window (Hystrix/opossum), stays open for
+ * a jittered exponential time that grows with each consecutive opening, then lets one
+ * probe through (half-open): its success closes the breaker, its failure reopens it.
+ *
+ * opossum is used with its timeout off (the mesh owns timeouts), without snapshots,
+ * and with bucket rotation driven by one shared emitter per service (`BreakerShared`)
+ * instead of one interval per breaker.
+ *
+ * Ordering: endpoint tier, inside the per-try timeout (a timed-out attempt counts as a
+ * failure here) and outside accounting and transport. The picker skips endpoints whose
+ * breaker is not closed, so a `BreakerRejectedError` only happens on a race with a
+ * state change or when a half-open endpoint's single probe is already taken.
+ */
+import { EventEmitter } from 'node:events';
+import CircuitBreaker from 'opossum';
+import { jitteredExponential } from './backoff.js';
+
+/** A breaker's state as shown to the rest of the mesh. */
+export type BreakerState = 'closed' | 'open' | 'half-open';
+
+export interface EndpointBreakerOptions {
+  /** Open after this many consecutive failures; 0 disables the rule. Config default 7. */
+  consecutiveFailures: number;
+  /** Open when the failure % over `windowMs` exceeds this; 0 disables the rule. Config default 50. */
+  errorRatePercent: number;
+  /** Attempts in the window before the error rate counts. Config default 20. */
+  minRequests: number;
+  /** Rolling window of the error rate, ms; should equal the `BreakerShared` window. Config default 10 000. */
+  windowMs: number;
+  /** Open time: `jitteredExponential(openings, baseMs, maxMs)`, ±20%. Config default 1 000 → 60 000. */
+  backoff: { baseMs: number; maxMs: number };
+}
+
+export interface EndpointBreakerHooks {
+  /** Called on every transition (open, half-open, closed). Should not throw. */
+  onStateChange(state: BreakerState): void;
+}
+
+/** Buckets in opossum's rolling window (rotation period = windowMs / 10). */
+const ROLLING_BUCKETS = 10;
+
+/**
+ * What the breakers of one service share: the emitter that rotates every breaker's
+ * rolling-window buckets from a single unref'd interval, and the jitter source.
+ * Create one per service (and window length); `close()` it when the service goes away.
+ */
+export class BreakerShared {
+  /** Emits `'rotate'` every `windowMs / 10`; passed to opossum as `rotateBucketController`. */
+  readonly rotateBucketController = new EventEmitter();
+  /** Uniform [0, 1) source for the open-time jitter. Default `Math.random`. */
+  readonly random: () => number;
+  readonly windowMs: number;
+  private timer: ReturnType<typeof setInterval> | undefined;
+
+  constructor(windowMs: number, random: () => number = Math.random) {
+    this.windowMs = windowMs;
+    this.random = random;
+    // One listener per endpoint breaker; a large service is not a leak.
+    this.rotateBucketController.setMaxListeners(0);
+    const controller = this.rotateBucketController;
+    this.timer = setInterval(() => controller.emit('rotate'), Math.max(1, Math.floor(windowMs / ROLLING_BUCKETS)));
+    this.timer.unref();
+  }
+
+  /** Stops the rotation timer. Breakers still attached keep working but their window stops sliding. */
+  close(): void {
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+}
+
+/**
+ * Thrown by `EndpointBreaker.run` when the breaker refused the attempt (open, or
+ * half-open with its probe already in flight). Internal: the service maps it to the
+ * public `CircuitOpenError` naming the service and endpoint.
+ */
+export class BreakerRejectedError extends Error {
+  readonly state: BreakerState;
+  constructor(state: BreakerState) {
+    super(`circuit breaker is ${state}`);
+    this.name = 'BreakerRejectedError';
+    this.state = state;
+  }
+}
+
+/** Carries a failure-classified result through opossum's rejection path back to the caller. */
+class FailedResult {
+  constructor(readonly value: unknown) {}
+}
+
+type Attempt = () => Promise<unknown>;
+type IsFailure = (result: unknown) => boolean;
+type IsFailureError = (err: unknown) => boolean;
+type FireArgs = [attempt: Attempt, isFailure: IsFailure, isFailureError: IsFailureError];
+
+/** The fired function: one per process, so `run` allocates no closure of its own. */
+async function action(attempt: Attempt, isFailure: IsFailure): Promise<unknown> {
+  const result = await attempt();
+  if (isFailure(result)) throw new FailedResult(result);
+  return result;
+}
+
+function unwrapRejection(err: unknown): unknown {
+  if (err instanceof FailedResult) return err.value;
+  if (err instanceof Error && (err as { code?: unknown }).code === 'EOPENBREAKER' && CircuitBreaker.isOurError(err)) {
+    throw new BreakerRejectedError('open');
+  }
+  throw err;
+}
+
+/** One endpoint's circuit breaker. */
+export class EndpointBreaker {
+  private readonly breaker: CircuitBreaker<FireArgs, unknown>;
+  /** The options object opossum keeps by reference: setting `resetTimeout` here sets the next open time. */
+  private readonly options: CircuitBreaker.Options<FireArgs>;
+  private readonly consecutiveThreshold: number;
+  private readonly backoff: { baseMs: number; maxMs: number };
+  private readonly random: () => number;
+  private readonly hooks: EndpointBreakerHooks;
+  private consecutive = 0;
+  /** Openings since the breaker last closed: the backoff exponent. */
+  private openings = 0;
+  /** Set by the error filter just before opossum emits 'success' for an error that is not a failure. */
+  private neutral = false;
+  /** Reopen without growing the backoff (a probe ended without a verdict). */
+  private repeatStep = false;
+
+  constructor(opts: EndpointBreakerOptions, hooks: EndpointBreakerHooks, shared: BreakerShared) {
+    this.consecutiveThreshold = opts.consecutiveFailures;
+    this.backoff = opts.backoff;
+    this.random = shared.random;
+    this.hooks = hooks;
+    this.options = {
+      timeout: false,
+      resetTimeout: opts.backoff.baseMs,
+      rollingCountTimeout: opts.windowMs,
+      rollingCountBuckets: ROLLING_BUCKETS,
+      rollingPercentilesEnabled: false,
+      enableSnapshots: false,
+      rotateBucketController: shared.rotateBucketController,
+      volumeThreshold: opts.minRequests,
+      // failures / fires × 100 never exceeds Infinity: the rate rule is inert at 0.
+      errorThresholdPercentage: opts.errorRatePercent > 0 ? opts.errorRatePercent : Number.POSITIVE_INFINITY,
+      errorFilter: this.errorFilter,
+    };
+    this.breaker = new CircuitBreaker<FireArgs, unknown>(action, this.options);
+    // Prepended so they run before opossum's own listeners: onOpen must set resetTimeout
+    // before opossum's 'open' listener arms the half-open timer with it, and onSuccess must
+    // see a neutral outcome before opossum's 'success' listener closes a half-open breaker.
+    this.breaker.prependListener('open', this.onOpen);
+    this.breaker.prependListener('success', this.onSuccess);
+    this.breaker.on('failure', this.onFailure);
+    this.breaker.on('halfOpen', this.onHalfOpen);
+    this.breaker.on('close', this.onClose);
+  }
+
+  /** Current state. */
+  get state(): BreakerState {
+    if (this.breaker.opened) return 'open';
+    if (this.breaker.halfOpen) return 'half-open';
+    return 'closed';
+  }
+
+  /**
+   * Runs one attempt through the breaker. A result with `isFailure(result)` true counts as
+   * a failure and is still returned; an error with `isFailureError(err)` false (e.g. the
+   * caller aborted) counts as neither. Rejects with `BreakerRejectedError` when refused.
+   * After `shutdown()` the attempt runs unprotected (a stale picker may still pick a removed endpoint).
+   */
+  run<T>(
+    attempt: () => Promise<T>,
+    isFailure: (result: T) => boolean,
+    isFailureError: (err: unknown) => boolean,
+  ): Promise<T> {
+    if (this.breaker.isShutdown) return attempt();
+    return this.breaker
+      .fire(attempt, isFailure as unknown as IsFailure, isFailureError)
+      .then(undefined, unwrapRejection) as Promise<T>;
+  }
+
+  /** Stops the breaker (its timers and its rotation listener). */
+  shutdown(): void {
+    this.breaker.shutdown();
+  }
+
+  // opossum calls errorFilter(err, ...fireArgs); true means "not a failure" (it then emits 'success').
+  private readonly errorFilter = (err: unknown, ...args: unknown[]): boolean => {
+    if (err instanceof FailedResult) return false;
+    if ((args[2] as IsFailureError)(err)) return false;
+    this.neutral = true;
+    return true;
+  };
+
+  private readonly onSuccess = (): void => {
+    if (!this.neutral) {
+      this.consecutive = 0;
+      return;
+    }
+    this.neutral = false;
+    // opossum would close a half-open breaker on this "success". The probe told us nothing,
+    // so go back to open at the same backoff step and probe again later.
+    if (this.breaker.halfOpen) {
+      this.repeatStep = true;
+      this.breaker.open();
+    }
+  };
+
+  // opossum emits 'failure' before checking its error rate, so opening here wins the race
+  // and the rate check then finds the breaker already open.
+  private readonly onFailure = (): void => {
+    this.consecutive++;
+    if (this.consecutiveThreshold > 0 && this.consecutive >= this.consecutiveThreshold && !this.breaker.opened) {
+      this.breaker.open();
+    }
+  };
+
+  private readonly onOpen = (): void => {
+    if (this.repeatStep) this.repeatStep = false;
+    else this.openings++;
+    this.options.resetTimeout = jitteredExponential(
+      this.openings,
+      this.backoff.baseMs,
+      this.backoff.maxMs,
+      this.random,
+    );
+    this.emitState('open');
+  };
+
+  private readonly onHalfOpen = (): void => {
+    this.emitState('half-open');
+  };
+
+  private readonly onClose = (): void => {
+    this.openings = 0;
+    this.consecutive = 0;
+    // Start the error rate afresh (as Hystrix does): the failures that opened the breaker
+    // would otherwise reopen it on the first failure after a successful probe.
+    for (const bucket of this.breaker.status.window) {
+      bucket.fires = 0;
+      bucket.failures = 0;
+      bucket.successes = 0;
+      bucket.rejects = 0;
+      bucket.timeouts = 0;
+      bucket.latencyTimes.length = 0;
+    }
+    this.emitState('closed');
+  };
+
+  private emitState(state: BreakerState): void {
+    try {
+      this.hooks.onStateChange(state);
+    } catch (err) {
+      // A throw inside opossum's emit would leave the attempt's promise unsettled forever;
+      // surface the bug without corrupting the breaker.
+      queueMicrotask(() => {
+        throw err;
+      });
+    }
+  }
+}

@@ -1,0 +1,35 @@
+import type { Attributes } from '@opentelemetry/api';
+import type { Endpoint } from './endpoint.js';
+import type { CallContext, Classifier, Transport } from './types.js';
+
+/**
+ * What a protocol package (HTTP, gRPC) plugs into the mesh: the transport leaf, the
+ * classifier, and the few request facts the policies need. Policies never see a status
+ * code; they see only what these functions return.
+ */
+export interface Protocol<Req, Res> {
+  /** `http`, `grpc`. */
+  readonly name: string;
+  /** OTel duration metric of one attempt, e.g. `http.client.request.duration`. */
+  readonly durationMetric: string;
+  /** Sends one attempt to one endpoint. */
+  readonly transport: Transport<Req, Res>;
+  /** Compiles a service's `retry.retryOn` tokens (undefined: the protocol default) into a classifier. */
+  classifier(retryOn: readonly string[] | undefined): Classifier<Res>;
+  /** Request method, for route matching and telemetry. */
+  method(req: Req): string;
+  /** Request path, for route matching and `hashKey: { path: true }`. */
+  path(req: Req): string;
+  /** A request header's value (name lower-case), for route matching and `hashKey`. */
+  header(req: Req, name: string): string | undefined;
+  /** Whether the request may be sent again: idempotent (or opted in) and its body replayable. */
+  replayable(req: Req, nonIdempotent: boolean): boolean;
+  /** Releases a result that will not reach the caller (a retried response). */
+  discard(res: Res): void;
+  /** Span name of a logical call. */
+  spanName(req: Req, ctx: CallContext): string;
+  /** Attributes of one attempt's duration point. Called only when metrics are on. */
+  attemptAttributes(req: Req, ctx: CallContext, endpoint: Endpoint, res: Res | undefined, err: unknown): Attributes;
+  /** Status attribute of an attempt for its span event (e.g. the HTTP status). */
+  attemptStatus(res: Res | undefined, err: unknown): string | number;
+}

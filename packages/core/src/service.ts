@@ -1,0 +1,681 @@
+/**
+ * One logical service: its endpoints, balancer, policies, stats, and the call engine.
+ *
+ * Service tier, per logical call, in order: admission (concurrency limit) → telemetry
+ * span → deadline → retry loop (first attempt inline, then p-retry) → pick.
+ * Endpoint tier, per attempt: per-try timeout → circuit breaker → accounting
+ * (in-flight, peak EWMA, outlier detector, stats) → protocol transport.
+ */
+import { SpanKind, SpanStatusCode, context, isSpanContextValid, trace, type Span } from '@opentelemetry/api';
+import pRetry from 'p-retry';
+import { buildPicker } from './balancer/index.js';
+import type { PickContext, Picker } from './balancer/types.js';
+import type { Clock } from './clock.js';
+import type { ResolvedRoute, ResolvedServiceConfig } from './config/types.js';
+import { Endpoint, type EndpointState } from './endpoint.js';
+import {
+  DeadlineExceededError,
+  NoEndpointsError,
+  NoHealthyEndpointsError,
+  OverloadedError,
+  PerTryTimeoutError,
+  RetryBudgetExhaustedError,
+  UpstreamError,
+  CircuitOpenError,
+} from './errors.js';
+import { fullJitterBackoff } from './policy/backoff.js';
+import { BreakerRejectedError, BreakerShared, EndpointBreaker } from './policy/circuit-breaker.js';
+import { ConcurrencyLimiter } from './policy/concurrency-limiter.js';
+import { OutlierDetector } from './policy/outlier-detector.js';
+import { RetryBudget } from './policy/retry-budget.js';
+import type { Protocol } from './protocol.js';
+import { WindowedHistogram } from './stats/histogram.js';
+import type { MeshTelemetry } from './telemetry/telemetry.js';
+import type { CallContext, Classification, Classifier } from './types.js';
+import { hashString } from './balancer/hash.js';
+
+/** Shared parts a service needs from its mesh. */
+export interface ServiceDeps {
+  clock: Clock;
+  random: () => number;
+  telemetry: MeshTelemetry;
+  statsWindowMs: number;
+  /** Told when an endpoint leaves the service, so transports can drain and close its pool. */
+  onEndpointRemoved(service: string, endpoint: Endpoint): void;
+}
+
+export interface EndpointStats {
+  address: string;
+  zone: string | undefined;
+  weight: number;
+  requests: number;
+  failures: number;
+  inFlight: number;
+  ewmaMs: number;
+  state: EndpointState;
+  ejections: number;
+  latencyMs: { p50: number; p90: number; p99: number };
+}
+
+export interface ServiceStats {
+  requests: number;
+  successes: number;
+  failures: number;
+  retries: number;
+  retriesSkippedByBudget: number;
+  retriesSkippedByDeadline: number;
+  inFlight: number;
+  pending: number;
+  retryBudgetBalance: number;
+  latencyMs: { p50: number; p90: number; p99: number };
+  endpoints: EndpointStats[];
+}
+
+/** An endpoint as a service holds it: with its breaker. */
+class ServiceEndpoint extends Endpoint {
+  circuit: EndpointBreaker | undefined;
+}
+
+const EMPTY_PICKER: Picker = { pick: () => undefined };
+/** Thrown inside p-retry to ask for another attempt; stateless, so one instance serves all calls. */
+const RETRY = new Error('meshlet: retryable attempt');
+const NONE = 0;
+const PER_TRY = 1;
+const DEADLINE = 2;
+
+/** Per-call state. It is the CallContext handed down the stack and the PickContext of every pick. */
+class Call<Req, Res> implements CallContext, PickContext {
+  attempt = 0;
+  signal: AbortSignal;
+  endpoint: Endpoint | undefined = undefined;
+  trace: ReturnType<typeof trace.setSpan> | undefined = undefined;
+  now = 0;
+  avoid: Endpoint | undefined = undefined;
+  hash: number | undefined = undefined;
+
+  res: Res | undefined = undefined;
+  err: unknown = undefined;
+  cls: Classification = 'success';
+  budgetRefused = false;
+  controller: AbortController | undefined = undefined;
+  timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  timerKind = NONE;
+  timedOut = NONE;
+  span: Span | undefined = undefined;
+
+  constructor(
+    readonly svc: Service,
+    readonly req: Req,
+    readonly protocol: Protocol<Req, Res>,
+    readonly classifier: Classifier<Res>,
+    readonly service: string,
+    readonly requestedService: string,
+    readonly route: string | undefined,
+    readonly method: string,
+    readonly deadline: number,
+    readonly callerSignal: AbortSignal | undefined,
+  ) {
+    this.signal = callerSignal ?? NEVER_ABORTED;
+  }
+
+  /** The breaker's action: one transport attempt. */
+  readonly send = (): Promise<Res> => this.protocol.transport(this.req, this, this.endpoint!);
+  readonly isFailureResult = (res: Res): boolean => {
+    this.cls = this.classifier.classifyResult(res, this);
+    return this.cls !== 'success';
+  };
+  /** Caller aborts are not the endpoint's fault. */
+  readonly isFailureError = (): boolean => !(this.callerSignal?.aborted ?? false);
+  readonly onCallerAbort = (): void => {
+    this.controller?.abort(this.callerSignal!.reason);
+  };
+  /** p-retry's attempt function (attempts 2..n). */
+  readonly retryAttempt = async (): Promise<void> => {
+    await this.svc.attempt(this);
+    if (this.cls === 'retryable') throw RETRY;
+  };
+  readonly shouldRetry = ({ error }: { error: Error }): Promise<boolean> | boolean =>
+    error === RETRY ? this.svc.retryGate(this) : false;
+}
+
+const NEVER_ABORTED = new AbortController().signal;
+
+function onAttemptTimer<Req, Res>(call: Call<Req, Res>): void {
+  call.timedOut = call.timerKind;
+  const ep = call.endpoint!;
+  call.controller!.abort(
+    call.timerKind === PER_TRY
+      ? new PerTryTimeoutError(call.service, ep.address, call.svc.config.timeout.perTryMs!)
+      : new DeadlineExceededError(call.service, call.svc.config.timeout.requestMs, call.attempt, ep.address),
+  );
+}
+
+export class Service {
+  readonly name: string;
+  config!: ResolvedServiceConfig;
+  endpoints: ServiceEndpoint[] = [];
+
+  requests = 0;
+  successes = 0;
+  failures = 0;
+  retries = 0;
+  retriesSkippedByBudget = 0;
+  retriesSkippedByDeadline = 0;
+  readonly latency: WindowedHistogram;
+  /** EWMA of successful attempt latency (ms): a retry is started only if this fits in the deadline. */
+  typicalLatencyMs = 0;
+
+  private readonly deps: ServiceDeps;
+  private readonly byAddress = new Map<string, ServiceEndpoint>();
+  private picker: Picker = EMPTY_PICKER;
+  private pickerDirty = true;
+  private readonly probes: ServiceEndpoint[] = [];
+  private budget!: RetryBudget;
+  private limiter!: ConcurrencyLimiter;
+  private outlier!: OutlierDetector;
+  private breakerShared: BreakerShared | undefined;
+  private readonly classifiers = new Map<Protocol<unknown, unknown>, Classifier<unknown>>();
+  private closed = false;
+
+  constructor(config: ResolvedServiceConfig, deps: ServiceDeps) {
+    this.name = config.name;
+    this.deps = deps;
+    this.latency = new WindowedHistogram(deps.clock, deps.statsWindowMs);
+    this.apply(config);
+  }
+
+  /** Applies a (validated) config. In-flight calls finish on the endpoints they hold. */
+  apply(next: ResolvedServiceConfig): void {
+    const prev = this.config;
+    this.config = next;
+    const { clock, random } = this.deps;
+    if (!prev || !same(prev.retry.budget, next.retry.budget)) this.budget = new RetryBudget(next.retry.budget, clock);
+    const cb = next.circuitBreaker;
+    if (!this.limiter) this.limiter = new ConcurrencyLimiter(cb.maxRequests, cb.maxPending);
+    else this.limiter.setLimits(cb.maxRequests, cb.maxPending);
+    if (!prev || !same(prev.retry.retryOn, next.retry.retryOn)) this.classifiers.clear();
+
+    const breakersChanged = !prev || !same(breakerPart(prev), breakerPart(next));
+    if (breakersChanged) {
+      for (const ep of this.endpoints) this.dropBreaker(ep);
+      this.breakerShared?.close();
+      this.breakerShared = cb.enabled ? new BreakerShared(cb.windowMs, random) : undefined;
+    }
+
+    // Endpoints: keep objects whose address stays (their EWMA and ejection history carry over).
+    const keep = new Set<string>();
+    const list: ServiceEndpoint[] = [];
+    for (const spec of next.endpoints) {
+      keep.add(spec.address);
+      let ep = this.byAddress.get(spec.address);
+      if (ep === undefined) {
+        ep = new ServiceEndpoint(spec, clock, this.deps.statsWindowMs);
+        this.byAddress.set(spec.address, ep);
+      } else {
+        ep.weight = spec.weight;
+        ep.zone = spec.zone;
+        ep.metadata = spec.metadata;
+      }
+      if (ep.circuit === undefined && this.breakerShared) this.attachBreaker(ep);
+      list.push(ep);
+    }
+    for (const [address, ep] of this.byAddress) {
+      if (keep.has(address)) continue;
+      this.byAddress.delete(address);
+      ep.active = false;
+      this.dropBreaker(ep);
+      this.deps.onEndpointRemoved(this.name, ep);
+    }
+    this.endpoints = list;
+
+    if (!prev || !same(prev.outlierDetection, next.outlierDetection)) {
+      this.outlier?.close();
+      for (const ep of list) {
+        ep.ejected = false;
+        ep.consecutiveFailures = 0;
+      }
+      this.outlier = new OutlierDetector(
+        next.outlierDetection,
+        clock,
+        {
+          onEject: (ep, reason) => {
+            this.pickerDirty = true;
+            this.deps.telemetry.ejection(this.name, ep.address, reason);
+          },
+          onUneject: () => {
+            this.pickerDirty = true;
+          },
+        },
+        random,
+      );
+      if (next.outlierDetection.enabled) this.outlier.start();
+    }
+    this.outlier.setEndpoints(list);
+    this.pickerDirty = true;
+  }
+
+  private attachBreaker(ep: ServiceEndpoint): void {
+    ep.circuit = new EndpointBreaker(
+      this.config.circuitBreaker,
+      {
+        onStateChange: (state) => {
+          ep.breaker = state;
+          this.pickerDirty = true;
+          if (state === 'half-open') this.probes.push(ep);
+          this.deps.telemetry.breakerTransition(this.name, ep.address, state);
+        },
+      },
+      this.breakerShared!,
+    );
+  }
+
+  private dropBreaker(ep: ServiceEndpoint): void {
+    ep.circuit?.shutdown();
+    ep.circuit = undefined;
+    ep.breaker = 'closed';
+  }
+
+  /** Picks an endpoint: a pending half-open probe first, else the balancer's choice. */
+  pick(pc: PickContext): ServiceEndpoint | undefined {
+    while (this.probes.length !== 0) {
+      const ep = this.probes.pop()!;
+      if (ep.active && ep.breaker === 'half-open' && !ep.ejected) return ep;
+    }
+    if (this.pickerDirty) this.rebuildPicker();
+    return this.picker.pick(pc) as ServiceEndpoint | undefined;
+  }
+
+  private rebuildPicker(): void {
+    this.pickerDirty = false;
+    const pickable: Endpoint[] = [];
+    for (const ep of this.endpoints) if (ep.pickable) pickable.push(ep);
+    this.picker =
+      pickable.length === 0
+        ? EMPTY_PICKER
+        : buildPicker(this.config.loadBalancer, pickable, {
+            ewmaDecayMs: this.config.ewmaDecayMs,
+            random: this.deps.random,
+          });
+  }
+
+  private noEndpointError(): Error {
+    if (this.endpoints.length === 0) return new NoEndpointsError(this.name);
+    let ejected = 0;
+    let open = 0;
+    let halfOpen = 0;
+    for (const ep of this.endpoints) {
+      if (ep.ejected) ejected++;
+      else if (ep.breaker === 'open') open++;
+      else if (ep.breaker === 'half-open') halfOpen++;
+    }
+    return new NoHealthyEndpointsError(this.name, { total: this.endpoints.length, ejected, open, halfOpen });
+  }
+
+  classifierFor<Req, Res>(protocol: Protocol<Req, Res>): Classifier<Res> {
+    let c = this.classifiers.get(protocol as Protocol<unknown, unknown>);
+    if (c === undefined) {
+      c = protocol.classifier(this.config.retry.retryOn) as Classifier<unknown>;
+      this.classifiers.set(protocol as Protocol<unknown, unknown>, c);
+    }
+    return c as Classifier<Res>;
+  }
+
+  /** Finds the route for a request among this service's routes; undefined when none matches. */
+  matchRoute<Req>(req: Req, protocol: Protocol<Req, unknown>): ResolvedRoute | undefined {
+    const routes = this.config.routes;
+    if (routes.length === 0) return undefined;
+    let path: string | undefined;
+    let method: string | undefined;
+    outer: for (let i = 0; i < routes.length; i++) {
+      const r = routes[i];
+      if (r.method !== undefined && r.method !== (method ??= protocol.method(req))) continue;
+      if (r.path !== undefined || r.pathPrefix !== undefined) {
+        path ??= stripQuery(protocol.path(req));
+        if (r.path !== undefined && path !== r.path) continue;
+        if (r.pathPrefix !== undefined && !path.startsWith(r.pathPrefix)) continue;
+      }
+      for (let j = 0; j < r.headers.length; j++) {
+        const h = r.headers[j];
+        const v = protocol.header(req, h.name);
+        switch (h.kind) {
+          case 'present':
+            if ((v !== undefined) !== h.present) continue outer;
+            break;
+          case 'exact':
+            if (v !== h.value) continue outer;
+            break;
+          case 'prefix':
+            if (v === undefined || !v.startsWith(h.value)) continue outer;
+            break;
+          case 'regex':
+            if (v === undefined || !h.regex!.test(v)) continue outer;
+            break;
+        }
+      }
+      return r;
+    }
+    return undefined;
+  }
+
+  /** Runs one logical call against this service's endpoints. */
+  async call<Req, Res>(
+    req: Req,
+    protocol: Protocol<Req, Res>,
+    requestedService: string,
+    route: string | undefined,
+    callerSignal: AbortSignal | undefined,
+  ): Promise<Res> {
+    const { clock, telemetry } = this.deps;
+    const start = clock.now();
+    const cfg = this.config;
+    if (callerSignal?.aborted) throw callerSignal.reason;
+
+    const call = new Call<Req, Res>(
+      this,
+      req,
+      protocol,
+      this.classifierFor(protocol),
+      this.name,
+      requestedService,
+      route,
+      protocol.method(req),
+      start + cfg.timeout.requestMs,
+      callerSignal,
+    );
+    if (cfg.hashKey !== undefined) {
+      const key = 'header' in cfg.hashKey ? protocol.header(req, cfg.hashKey.header) : stripQuery(protocol.path(req));
+      if (key !== undefined) call.hash = hashString(key);
+    }
+
+    if (!this.limiter.tryAcquire()) await this.queue(call);
+    callerSignal?.addEventListener('abort', call.onCallerAbort);
+    this.requests++;
+    this.budget.deposit();
+    telemetry.refresh();
+    const span = telemetry.tracer.startSpan(protocol.spanName(req, call), { kind: SpanKind.CLIENT });
+    call.span = span;
+    if (span.isRecording()) {
+      span.setAttribute('meshlet.service', this.name);
+      if (requestedService !== this.name) span.setAttribute('meshlet.requested_service', requestedService);
+      if (route !== undefined) span.setAttribute('meshlet.route', route);
+    }
+    if (isSpanContextValid(span.spanContext())) call.trace = trace.setSpan(context.active(), span);
+
+    try {
+      await this.attempt(call);
+      if (call.cls === 'retryable' && cfg.retry.maxAttempts > 1 && (await this.retryGate(call))) {
+        try {
+          await pRetry(call.retryAttempt, {
+            retries: cfg.retry.maxAttempts - 2,
+            minTimeout: 0,
+            maxTimeout: 0,
+            factor: 1,
+            shouldRetry: call.shouldRetry,
+          });
+        } catch (err) {
+          if (err !== RETRY) throw err;
+        }
+      }
+      return this.finish(call);
+    } catch (err) {
+      this.failures++;
+      span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
+      throw err;
+    } finally {
+      this.limiter.release();
+      callerSignal?.removeEventListener('abort', call.onCallerAbort);
+      this.latency.record(clock.now() - start);
+      span.end();
+    }
+  }
+
+  /** Waits for a concurrency slot, bounded by the deadline and the caller's signal. */
+  private async queue<Req, Res>(call: Call<Req, Res>): Promise<void> {
+    const cfg = this.config.circuitBreaker;
+    const ac = new AbortController();
+    const onAbort = (): void => ac.abort(call.callerSignal!.reason);
+    call.callerSignal?.addEventListener('abort', onAbort);
+    const timer = setTimeout(
+      () => ac.abort(new DeadlineExceededError(this.name, this.config.timeout.requestMs, 0, undefined)),
+      Math.max(0, call.deadline - this.deps.clock.now()),
+    );
+    try {
+      const waiting = this.limiter.acquire(ac.signal);
+      if (waiting === false) throw new OverloadedError(this.name, cfg.maxRequests, cfg.maxPending);
+      await waiting;
+    } finally {
+      clearTimeout(timer);
+      call.callerSignal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** One attempt: pick, per-try timer, breaker, transport, classification, accounting. */
+  async attempt<Req, Res>(call: Call<Req, Res>): Promise<void> {
+    const { clock, telemetry } = this.deps;
+    const now = clock.now();
+    const remaining = call.deadline - now;
+    if (remaining <= 0) {
+      throw new DeadlineExceededError(this.name, this.config.timeout.requestMs, call.attempt, call.endpoint?.address);
+    }
+    call.now = now;
+    const ep = this.pick(call);
+    if (ep === undefined) throw this.noEndpointError();
+
+    call.attempt++;
+    if (call.attempt > 1) {
+      this.retries++;
+      telemetry.retry(this.name);
+    }
+    call.endpoint = ep;
+    call.res = undefined;
+    call.err = undefined;
+    call.cls = 'success';
+    ep.inFlight++;
+    ep.requests++;
+
+    const ac = new AbortController();
+    call.controller = ac;
+    call.signal = ac.signal;
+    if (call.callerSignal?.aborted) ac.abort(call.callerSignal.reason);
+    const perTry = this.config.timeout.perTryMs;
+    call.timedOut = NONE;
+    call.timerKind = perTry !== undefined && perTry < remaining ? PER_TRY : DEADLINE;
+    call.timer = setTimeout(onAttemptTimer, call.timerKind === PER_TRY ? perTry : remaining, call);
+
+    let counted = true;
+    try {
+      const circuit = ep.circuit;
+      if (circuit !== undefined) {
+        call.res = await circuit.run(call.send, call.isFailureResult, call.isFailureError);
+      } else {
+        const res = await call.protocol.transport(call.req, call, ep);
+        call.res = res;
+        call.isFailureResult(res);
+      }
+    } catch (err) {
+      call.res = undefined;
+      if (call.callerSignal?.aborted) {
+        counted = false;
+        call.err = call.callerSignal.reason;
+      } else if (call.timedOut === DEADLINE) {
+        call.err = ac.signal.reason;
+      } else if (err instanceof BreakerRejectedError) {
+        counted = false;
+        call.err = new CircuitOpenError(this.name, ep.address);
+        call.cls = 'retryable';
+      } else {
+        call.err = call.timedOut === PER_TRY ? ac.signal.reason : err;
+        call.cls = call.classifier.classifyError(call.err, call);
+      }
+    } finally {
+      clearTimeout(call.timer);
+      ep.inFlight--;
+    }
+
+    const end = clock.now();
+    const latency = end - now;
+    const ok = call.cls === 'success' && call.err === undefined;
+    if (counted) {
+      if (ok) {
+        ep.observeLatency(latency, end, this.config.ewmaDecayMs);
+        this.typicalLatencyMs = this.typicalLatencyMs === 0 ? latency : this.typicalLatencyMs * 0.9 + latency * 0.1;
+      } else {
+        // A failure must not look fast: a peer refusing connections answers quickest of all.
+        ep.failures++;
+        ep.observeLatency(Math.max(latency, 2 * ep.decayedEwma(end, this.config.ewmaDecayMs) + 1), end, this.config.ewmaDecayMs);
+      }
+      ep.latency.record(latency);
+      this.outlier.record(ep, ok);
+    }
+    const span = call.span!;
+    if (span.isRecording()) {
+      span.addEvent('attempt', {
+        'meshlet.attempt': call.attempt,
+        'meshlet.endpoint': ep.address,
+        'meshlet.outcome': call.err === undefined ? call.cls : 'error',
+        'meshlet.status': call.protocol.attemptStatus(call.res, call.err),
+        'meshlet.duration_ms': latency,
+      });
+    }
+    if (telemetry.metricsOn) {
+      telemetry.recordDuration(
+        call.protocol.durationMetric,
+        latency / 1000,
+        call.protocol.attemptAttributes(call.req, call, ep, call.res, call.err),
+      );
+    }
+    if (!counted && call.callerSignal?.aborted) throw call.callerSignal.reason;
+    if (call.timedOut === DEADLINE) throw call.err;
+  }
+
+  /**
+   * Decides whether a retryable attempt is retried, and waits out its backoff. A retry
+   * needs: attempts left, a replayable request, room in the deadline for the backoff plus
+   * the service's typical latency, and a budget token — in that order, so the budget is
+   * charged only for retries that will really be sent.
+   */
+  async retryGate<Req, Res>(call: Call<Req, Res>): Promise<boolean> {
+    const r = this.config.retry;
+    if (call.attempt >= r.maxAttempts) return false;
+    if (!call.protocol.replayable(call.req, r.nonIdempotent)) return false;
+    const delay = fullJitterBackoff(call.attempt, r.backoff.baseMs, r.backoff.maxMs, this.deps.random);
+    const remaining = call.deadline - this.deps.clock.now();
+    if (remaining < delay + Math.max(1, this.typicalLatencyMs)) {
+      this.retriesSkippedByDeadline++;
+      return false;
+    }
+    if (!this.budget.tryWithdraw()) {
+      this.retriesSkippedByBudget++;
+      call.budgetRefused = true;
+      this.deps.telemetry.budgetRefusal(this.name);
+      return false;
+    }
+    if (call.res !== undefined) {
+      call.protocol.discard(call.res);
+      call.res = undefined;
+    }
+    call.avoid = call.endpoint;
+    if (delay >= 1) await sleep(delay, call.callerSignal);
+    return true;
+  }
+
+  private finish<Req, Res>(call: Call<Req, Res>): Res {
+    if (call.err === undefined) {
+      if (call.cls === 'success') this.successes++;
+      else {
+        this.failures++;
+        call.span?.setStatus({ code: SpanStatusCode.ERROR });
+      }
+      return call.res as Res;
+    }
+    const address = call.endpoint?.address;
+    if (call.budgetRefused) throw new RetryBudgetExhaustedError(this.name, call.attempt, address, call.err);
+    throw new UpstreamError(this.name, call.attempt, address, call.err);
+  }
+
+  stats(): ServiceStats {
+    const endpoints: EndpointStats[] = this.endpoints.map((ep) => ({
+      address: ep.address,
+      zone: ep.zone,
+      weight: ep.weight,
+      requests: ep.requests,
+      failures: ep.failures,
+      inFlight: ep.inFlight,
+      ewmaMs: round(ep.decayedEwma(this.deps.clock.now(), this.config.ewmaDecayMs)),
+      state: ep.state,
+      ejections: ep.ejections,
+      latencyMs: percentiles(ep.latency),
+    }));
+    return {
+      requests: this.requests,
+      successes: this.successes,
+      failures: this.failures,
+      retries: this.retries,
+      retriesSkippedByBudget: this.retriesSkippedByBudget,
+      retriesSkippedByDeadline: this.retriesSkippedByDeadline,
+      inFlight: this.limiter.inFlight,
+      pending: this.limiter.pending,
+      retryBudgetBalance: Math.floor(this.budget.balance()),
+      latencyMs: percentiles(this.latency),
+      endpoints,
+    };
+  }
+
+  /** Stops timers and breakers; calls still in flight finish. */
+  close(reason: Error): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.outlier.close();
+    for (const ep of this.endpoints) this.dropBreaker(ep);
+    this.breakerShared?.close();
+    this.limiter.close(reason);
+  }
+}
+
+function percentiles(h: WindowedHistogram): { p50: number; p90: number; p99: number } {
+  return { p50: round(h.percentile(0.5)), p90: round(h.percentile(0.9)), p99: round(h.percentile(0.99)) };
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}
+
+function stripQuery(path: string): string {
+  const q = path.indexOf('?');
+  return q === -1 ? path : path.slice(0, q);
+}
+
+function breakerPart(c: ResolvedServiceConfig): unknown {
+  const { maxPending: _p, maxRequests: _r, ...rest } = c.circuitBreaker;
+  return rest;
+}
+
+/** Structural equality of plain config values (config changes only, never per request). */
+function same(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  const ka = Object.keys(a);
+  const kb = Object.keys(b);
+  if (ka.length !== kb.length) return false;
+  for (const k of ka) if (!same((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])) return false;
+  return true;
+}
+
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal === undefined) {
+      setTimeout(resolve, ms);
+      return;
+    }
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}

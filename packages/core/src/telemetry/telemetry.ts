@@ -1,0 +1,121 @@
+/**
+ * Telemetry through `@opentelemetry/api` only: no-op until the application registers an
+ * SDK (globally or via `createMesh({ telemetry })`). Instruments are resolved lazily and
+ * re-resolved when the global meter provider changes, so a mesh created before the SDK
+ * starts still reports once it does. With no SDK, `metricsOn` is false and callers skip
+ * building attribute objects: the cost is one provider comparison per call.
+ *
+ * Ordering: the service tier opens one span per logical call before the retry loop;
+ * every attempt adds an event and records one duration point.
+ */
+import {
+  createNoopMeter,
+  metrics,
+  trace,
+  type Attributes,
+  type Counter,
+  type Histogram,
+  type Meter,
+  type MeterProvider,
+  type Tracer,
+  type TracerProvider,
+} from '@opentelemetry/api';
+
+const SCOPE = '@meshlet/core';
+const VERSION = '0.1.0';
+const NOOP_METER = createNoopMeter().constructor;
+
+/** Duration buckets (s) from the OTel HTTP semantic conventions, finer at the low end for in-process calls. */
+const DURATION_BUCKETS = [
+  0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10,
+];
+
+export interface TelemetryOptions {
+  /** Meter provider to use instead of the global one. */
+  meterProvider?: MeterProvider;
+  /** Tracer provider to use instead of the global one. */
+  tracerProvider?: TracerProvider;
+}
+
+export class MeshTelemetry {
+  readonly tracer: Tracer;
+  /** True when a real meter provider is registered; gate attribute building on it. */
+  metricsOn = false;
+
+  private readonly explicitMeterProvider: MeterProvider | undefined;
+  private provider: MeterProvider | undefined;
+  private meter: Meter | undefined;
+  private readonly durations = new Map<string, Histogram>();
+  private retriesCounter: Counter | undefined;
+  private budgetCounter: Counter | undefined;
+  private ejectionCounter: Counter | undefined;
+  private breakerCounter: Counter | undefined;
+
+  constructor(options: TelemetryOptions = {}) {
+    this.explicitMeterProvider = options.meterProvider;
+    this.tracer = (options.tracerProvider ?? trace.getTracerProvider()).getTracer(SCOPE, VERSION);
+    this.refresh();
+  }
+
+  /** Re-resolves instruments if the meter provider changed. Called once per logical call. */
+  refresh(): void {
+    const provider = this.explicitMeterProvider ?? metrics.getMeterProvider();
+    if (provider === this.provider) return;
+    this.provider = provider;
+    this.meter = provider.getMeter(SCOPE, VERSION);
+    this.durations.clear();
+    this.retriesCounter = this.meter.createCounter('meshlet.client.retries', {
+      description: 'Retries sent (attempts after the first).',
+    });
+    this.budgetCounter = this.meter.createCounter('meshlet.client.retry_budget.refusals', {
+      description: 'Retries not sent because the retry budget was exhausted.',
+    });
+    this.ejectionCounter = this.meter.createCounter('meshlet.outlier.ejections', {
+      description: 'Endpoints ejected by outlier detection.',
+    });
+    this.breakerCounter = this.meter.createCounter('meshlet.circuit_breaker.transitions', {
+      description: 'Circuit breaker state transitions.',
+    });
+    this.metricsOn = !(this.meter instanceof NOOP_METER);
+  }
+
+  /** The duration histogram of a protocol (e.g. `http.client.request.duration`), in seconds. */
+  duration(name: string): Histogram {
+    let h = this.durations.get(name);
+    if (h === undefined) {
+      h = this.meter!.createHistogram(name, {
+        unit: 's',
+        description: 'Duration of client requests, one point per attempt.',
+        advice: { explicitBucketBoundaries: DURATION_BUCKETS },
+      });
+      this.durations.set(name, h);
+    }
+    return h;
+  }
+
+  retry(service: string): void {
+    if (this.metricsOn) this.retriesCounter!.add(1, { 'meshlet.service': service });
+  }
+
+  budgetRefusal(service: string): void {
+    if (this.metricsOn) this.budgetCounter!.add(1, { 'meshlet.service': service });
+  }
+
+  ejection(service: string, endpoint: string, reason: string): void {
+    if (this.metricsOn)
+      this.ejectionCounter!.add(1, {
+        'meshlet.service': service,
+        'meshlet.endpoint': endpoint,
+        'meshlet.ejection.reason': reason,
+      });
+  }
+
+  breakerTransition(service: string, endpoint: string, state: string): void {
+    if (this.metricsOn)
+      this.breakerCounter!.add(1, { 'meshlet.service': service, 'meshlet.endpoint': endpoint, 'meshlet.state': state });
+  }
+
+  recordDuration(name: string, seconds: number, attributes: Attributes): void {
+    this.duration(name).record(seconds, attributes);
+  }
+}

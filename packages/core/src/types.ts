@@ -1,0 +1,43 @@
+import type { Context } from '@opentelemetry/api';
+import type { Endpoint } from './endpoint.js';
+
+/** Result of classifying one attempt. Policies see only this, never a status code. */
+export type Classification = 'success' | 'retryable' | 'failure';
+
+/**
+ * Per-call state that flows down the stack. One object per logical call, mutated per
+ * attempt (attempt number, endpoint, signal).
+ */
+export interface CallContext {
+  /** The service whose endpoints serve this call (after routing). */
+  readonly service: string;
+  /** The service the caller addressed (before routing). */
+  readonly requestedService: string;
+  /** Name of the matched route, or undefined. */
+  readonly route: string | undefined;
+  /** Protocol method (HTTP method, gRPC full method name). */
+  readonly method: string;
+  /** 1-based attempt number. */
+  attempt: number;
+  /** Absolute deadline on the mesh clock (ms). */
+  readonly deadline: number;
+  /** Aborts the current attempt: caller abort, request deadline or per-try timeout. */
+  signal: AbortSignal;
+  /** The endpoint picked for the current attempt. */
+  endpoint: Endpoint | undefined;
+  /** OpenTelemetry context holding the call's span, for trace-context injection; undefined when there is none. */
+  trace: Context | undefined;
+}
+
+/** The leaf of the stack: sends one attempt to one endpoint. */
+export type Transport<Req, Res> = (req: Req, ctx: CallContext, endpoint: Endpoint) => Promise<Res>;
+
+/** Turns a protocol result or error into a classification. */
+export interface Classifier<Res> {
+  classifyResult(res: Res, ctx: CallContext): Classification;
+  classifyError(err: unknown, ctx: CallContext): Classification;
+}
+
+/** undici-style: a behaviour is a function over the next step. */
+export type Dispatch<Req, Res> = (req: Req, ctx: CallContext) => Promise<Res>;
+export type Middleware<Req, Res> = (next: Dispatch<Req, Res>) => Dispatch<Req, Res>;

@@ -1,0 +1,6 @@
+export { createMeshDispatcher, MeshDispatcher, REPLAY_BUFFER_LIMIT, type MeshDispatcherOptions } from './dispatcher.js';
+export { createMeshFetch, type MeshFetch } from './fetch.js';
+export { createHttpProtocol } from './protocol.js';
+export { HttpClassifier, DEFAULT_RETRY_ON } from './classifier.js';
+export { HttpRequest } from './request.js';
+export { HttpAttempt } from './attempt.js';
