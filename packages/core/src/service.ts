@@ -76,6 +76,8 @@ class ServiceEndpoint extends Endpoint {
   circuit: EndpointBreaker | undefined;
 }
 
+/** A failed attempt weighs as this many typical latencies in the peak EWMA. */
+const FAILURE_PENALTY = 5;
 const EMPTY_PICKER: Picker = { pick: () => undefined };
 /** Thrown inside p-retry to ask for another attempt; stateless, so one instance serves all calls. */
 const RETRY = new Error('meshlet: retryable attempt');
@@ -229,11 +231,8 @@ export class Service {
     this.endpoints = list;
 
     if (!prev || !same(prev.outlierDetection, next.outlierDetection)) {
+      // The new detector adopts current ejections; they still expire on time.
       this.outlier?.close();
-      for (const ep of list) {
-        ep.ejected = false;
-        ep.consecutiveFailures = 0;
-      }
       this.outlier = new OutlierDetector(
         next.outlierDetection,
         clock,
@@ -520,9 +519,12 @@ export class Service {
         ep.observeLatency(latency, end, this.config.ewmaDecayMs);
         this.typicalLatencyMs = this.typicalLatencyMs === 0 ? latency : this.typicalLatencyMs * 0.9 + latency * 0.1;
       } else {
-        // A failure must not look fast: a peer refusing connections answers quickest of all.
+        // A failure must not look fast (a peer refusing connections answers quickest of all),
+        // so it counts as FAILURE_PENALTY × the service's typical latency, bounded so that
+        // repeated failures cannot grow the estimate without limit.
         ep.failures++;
-        ep.observeLatency(Math.max(latency, 2 * ep.decayedEwma(end, this.config.ewmaDecayMs) + 1), end, this.config.ewmaDecayMs);
+        const penalty = Math.max(latency, FAILURE_PENALTY * Math.max(1, this.typicalLatencyMs));
+        ep.observeLatency(penalty, end, this.config.ewmaDecayMs);
       }
       ep.latency.record(latency);
       this.outlier.record(ep, ok);
@@ -615,7 +617,7 @@ export class Service {
       retriesSkippedByDeadline: this.retriesSkippedByDeadline,
       inFlight: this.limiter.inFlight,
       pending: this.limiter.pending,
-      retryBudgetBalance: Math.floor(this.budget.balance()),
+      retryBudgetBalance: this.budget.balance(),
       latencyMs: percentiles(this.latency),
       endpoints,
     };
