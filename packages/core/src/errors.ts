@@ -14,7 +14,13 @@ export class MeshConfigError extends MeshError {
   readonly issues: ReadonlyArray<{ path: string; message: string }>;
   constructor(issues: ReadonlyArray<{ path: string; message: string }>) {
     const first = issues[0] ?? { path: '', message: 'invalid config' };
-    const more = issues.length > 1 ? ` (and ${issues.length - 1} more: ${issues.slice(1).map((i) => `${i.path}: ${i.message}`).join('; ')})` : '';
+    const more =
+      issues.length > 1
+        ? ` (and ${issues.length - 1} more: ${issues
+            .slice(1)
+            .map((i) => `${i.path}: ${i.message}`)
+            .join('; ')})`
+        : '';
     super('MESHLET_ERR_CONFIG', `${first.path}: ${first.message}${more}`);
     this.path = first.path;
     this.issues = issues;

@@ -184,7 +184,11 @@ export class Mesh {
   }
 }
 
-function pickBackend(backends: ReadonlyArray<{ service: string; weight: number }>, total: number, random: () => number): string {
+function pickBackend(
+  backends: ReadonlyArray<{ service: string; weight: number }>,
+  total: number,
+  random: () => number,
+): string {
   if (backends.length === 1) return backends[0].service;
   let x = random() * total;
   for (let i = 0; i < backends.length; i++) {

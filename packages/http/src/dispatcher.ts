@@ -114,7 +114,8 @@ export class MeshDispatcher extends Dispatcher {
     }
     const authority = typeof opts.origin === 'string' ? opts.origin.slice(7) : (opts.origin as URL).host;
     const userHeaders = opts.headers as HeaderInput;
-    const headers = findHeader(userHeaders, 'host') === undefined ? withHeaders(userHeaders, ['host', authority]) : userHeaders;
+    const headers =
+      findHeader(userHeaders, 'host') === undefined ? withHeaders(userHeaders, ['host', authority]) : userHeaders;
     const idempotencyKey = findHeader(userHeaders, 'idempotency-key') !== undefined;
 
     const start = (body: unknown, replayable: boolean): void => {

@@ -71,9 +71,9 @@ function nodesPerWeight(minWeight: number, totalWeight: number): number {
 }
 
 /**
- * Sorts nodes by hash, carrying owners along: LSD radix sort, two 16-bit passes. Linear, so a
- * multi-million-node ring builds in tens of ms rather than seconds; stable, so equal hashes keep
- * owner order and the ring does not depend on the input order of equal-hash nodes.
+ * Sorts nodes by hash, carrying owners along: LSD radix sort, two 16-bit passes. Linear and several
+ * times faster than sorting, which matters for the multi-million-node rings that skewed weights
+ * need; stable, so the rare equal hashes stay in endpoint order.
  */
 function sortByHash(hashes: Uint32Array, owners: Int32Array): void {
   const size = hashes.length;
@@ -133,12 +133,16 @@ export function createRingHashPicker(endpoints: readonly Endpoint[], options: Ba
   }
   sortByHash(hashes, owners);
 
-  // Two backward passes around the ring resolve the wrap-around.
+  // Backward pass; the last node's successor wraps to node 0, so a second short pass fixes up
+  // the tail that ran into node 0 before node 0 was known.
   const nextDistinct = new Int32Array(size).fill(-1);
-  for (let p = 2 * size - 1; p >= 0; p--) {
-    const r = p % size;
-    const next = r + 1 === size ? 0 : r + 1;
-    nextDistinct[r] = owners[next] !== owners[r] ? next : nextDistinct[next];
+  for (let pass = 0; pass < 2; pass++) {
+    for (let q = size - 1; q >= 0; q--) {
+      const next = q + 1 === size ? 0 : q + 1;
+      const found = owners[next] !== owners[q] ? next : nextDistinct[next];
+      if (pass === 1 && nextDistinct[q] === found) break;
+      nextDistinct[q] = found;
+    }
   }
 
   return new RingHashPicker(snapshot, hashes, owners, nextDistinct, options.random);

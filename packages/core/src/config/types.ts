@@ -200,8 +200,7 @@ export interface ResolvedServiceConfig {
     maxEjectionMs: number;
     maxEjectionPercent: number;
     successRate:
-      | false
-      | { minimumHosts: number; requestVolume: number; stdevFactor: number; enforcementPercent: number };
+      false | { minimumHosts: number; requestVolume: number; stdevFactor: number; enforcementPercent: number };
   };
   routes: ResolvedRoute[];
 }

@@ -19,20 +19,16 @@ function referenceMurmur3(bytes: Uint8Array, seed: number): number {
     h = (Math.imul(h, 5) + 0xe6546b64) | 0;
   }
   const tail = blocks * 4;
-  let k = 0;
-  switch (bytes.length & 3) {
-    case 3:
-      k ^= bytes[tail + 2] << 16;
-    // falls through
-    case 2:
-      k ^= bytes[tail + 1] << 8;
-    // falls through
-    case 1:
-      k ^= bytes[tail];
-      k = Math.imul(k, c1);
-      k = (k << 15) | (k >>> 17);
-      k = Math.imul(k, c2);
-      h ^= k;
+  const rest = bytes.length & 3;
+  if (rest > 0) {
+    let k = 0;
+    if (rest === 3) k ^= bytes[tail + 2] << 16;
+    if (rest >= 2) k ^= bytes[tail + 1] << 8;
+    k ^= bytes[tail];
+    k = Math.imul(k, c1);
+    k = (k << 15) | (k >>> 17);
+    k = Math.imul(k, c2);
+    h ^= k;
   }
   h ^= bytes.length;
   h ^= h >>> 16;
@@ -59,7 +55,11 @@ test('hashString hashes the UTF-8 bytes, lone surrogates as U+FFFD', () => {
   const samples = ['é', '€', '😀', 'ab😀cd€é', '\ud800', 'x\udc00y', '\ud83d', 'ü'.repeat(7), '日本語のキー'];
   for (const s of samples) {
     for (const seed of [0, 42, 0xdeadbeef]) {
-      assert.equal(hashString(s, seed), referenceMurmur3(Buffer.from(s, 'utf8'), seed), `${JSON.stringify(s)} seed ${seed}`);
+      assert.equal(
+        hashString(s, seed),
+        referenceMurmur3(Buffer.from(s, 'utf8'), seed),
+        `${JSON.stringify(s)} seed ${seed}`,
+      );
     }
   }
 });

@@ -92,7 +92,11 @@ test('idle endpoints split traffic by weight: 1:3 gives 25% / 75% (±3%)', () =>
   const eps = makeEndpoints([1, 3]);
   assertShares(shares(createLeastRequestPicker(eps, options(seeded(4))), eps, 20_000), [0.25, 0.75], 0.03);
   const even = makeEndpoints([1, 1, 1, 1]);
-  assertShares(shares(createLeastRequestPicker(even, options(seeded(5))), even, 20_000), [0.25, 0.25, 0.25, 0.25], 0.02);
+  assertShares(
+    shares(createLeastRequestPicker(even, options(seeded(5))), even, 20_000),
+    [0.25, 0.25, 0.25, 0.25],
+    0.02,
+  );
 });
 
 test('under load, weights 1:3 still give about 25% / 75%', () => {
@@ -121,5 +125,8 @@ test('avoid: the other candidate is taken', () => {
   assert.equal(s[1], 0);
 
   const [only] = makeEndpoints([1]);
-  assert.equal(createLeastRequestPicker([only], options(seeded(10))).pick({ now: 0, avoid: only, hash: undefined }), only);
+  assert.equal(
+    createLeastRequestPicker([only], options(seeded(10))).pick({ now: 0, avoid: only, hash: undefined }),
+    only,
+  );
 });

@@ -115,7 +115,11 @@ test('equal costs split traffic by weight: 1:3 gives 25% / 75% (±3%)', () => {
 
   const even = makeEndpoints([1, 1, 1, 1]);
   even.forEach((e) => e.observeLatency(7, 0, DECAY_MS));
-  assertShares(shares(createP2cEwmaPicker(even, options(seeded(8))), even, 20_000, at(5)), [0.25, 0.25, 0.25, 0.25], 0.02);
+  assertShares(
+    shares(createP2cEwmaPicker(even, options(seeded(8))), even, 20_000, at(5)),
+    [0.25, 0.25, 0.25, 0.25],
+    0.02,
+  );
 });
 
 test('under load with equal latency, weights 1:3 give about 25% / 75%', () => {

@@ -71,7 +71,12 @@ test('removing 1 of 10 endpoints remaps only its own keys (≤ 20%)', () => {
   const eps = makeEndpoints(Array(10).fill(1));
   const before = route(createRingHashPicker(eps, options()));
   for (const removed of [0, 4, 9]) {
-    const after = route(createRingHashPicker(eps.filter((_, i) => i !== removed), options()));
+    const after = route(
+      createRingHashPicker(
+        eps.filter((_, i) => i !== removed),
+        options(),
+      ),
+    );
     let moved = 0;
     for (let k = 0; k < KEYS.length; k++) {
       if (before[k] !== after[k]) {
@@ -105,12 +110,15 @@ test('weights set the ring share', () => {
   assertShares(shares(five, route(createRingHashPicker(five, options()))), [0.125, 0.125, 0.125, 0.125, 0.5], 0.05);
 });
 
-test('a very light endpoint still gets its ~100 nodes and a share of keys', () => {
-  const eps = makeEndpoints([1, 200_000]);
+test('a very light endpoint still gets its ~100+ nodes and its share of keys', () => {
+  const eps = makeEndpoints([1, 1000]);
   const picker = createRingHashPicker(eps, options());
-  const many = Array.from({ length: 200_000 }, (_, i) => picker.pick({ now: 0, avoid: undefined, hash: hashString(`k${i}`) }));
-  const light = many.filter((e) => e === eps[0]).length;
-  assert.ok(light > 0 && light < 200, `light endpoint got ${light}`);
+  let light = 0;
+  for (let i = 0; i < 200_000; i++) {
+    if (picker.pick({ now: 0, avoid: undefined, hash: hashString(`k${i}`) }) === eps[0]) light++;
+  }
+  // Expected 200 (1/1001 of the keys); with ~100 nodes the arc length varies by ~10%.
+  assert.ok(light >= 100 && light <= 400, `light endpoint got ${light}`);
 });
 
 test('without a hash, a random endpoint is picked, following weights', () => {
@@ -131,6 +139,8 @@ test('hashes beyond the last node wrap to the first', () => {
   const top = picker.pick({ now: 0, avoid: undefined, hash: 0xffffffff });
   const bottom = picker.pick({ now: 0, avoid: undefined, hash: 0 });
   assert.equal(top, bottom);
+  const alt = picker.pick({ now: 0, avoid: top, hash: 0xffffffff });
+  assert.ok(alt !== undefined && alt !== top);
 });
 
 test('avoid: walks clockwise to the next distinct endpoint, deterministically', () => {
