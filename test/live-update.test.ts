@@ -35,7 +35,10 @@ describe('live update', () => {
     const fetch = createMeshFetch(mesh);
 
     const warm = await runConcurrent(20, 4, (i) => call(fetch, `http://svc/a/${i}`));
-    assert.ok(warm.every((o) => o.ok && o.status === 200), describeFailures(warm));
+    assert.ok(
+      warm.every((o) => o.ok && o.status === 200),
+      describeFailures(warm),
+    );
 
     // Valid endpoints, one invalid field: applying any part of it would move traffic to `next`.
     const err = await thrownBy(() =>
@@ -49,7 +52,10 @@ describe('live update', () => {
     assert.match(err.message, /-1/);
 
     const afterBad = await runConcurrent(50, 8, (i) => call(fetch, `http://svc/b/${i}`));
-    assert.ok(afterBad.every((o) => o.ok && o.status === 200), describeFailures(afterBad));
+    assert.ok(
+      afterBad.every((o) => o.ok && o.status === 200),
+      describeFailures(afterBad),
+    );
     for (const o of afterBad) assert.match(o.ok ? o.body : '', /^keep-\d$/);
     assert.equal(next.count, 0, 'the rejected config was partly applied');
     // Still one service with the old endpoints.
@@ -87,7 +93,11 @@ describe('live update', () => {
 
     const outcomes = results.map((r) => r.outcome);
     const failed = outcomes.filter((o) => !o.ok || o.status !== 200);
-    assert.equal(failed.length, 0, `${failed.length} of ${outcomes.length} requests failed; e.g. ${describeFailures(failed)}`);
+    assert.equal(
+      failed.length,
+      0,
+      `${failed.length} of ${outcomes.length} requests failed; e.g. ${describeFailures(failed)}`,
+    );
     assert.ok(oldCountBeforeUpdate > 0, 'the old servers got no traffic before the update');
 
     const afterUpdate = results.filter((r) => r.afterUpdate).map((r) => r.outcome);

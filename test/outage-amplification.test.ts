@@ -28,6 +28,12 @@ describe('outage amplification: all backends answer 503', () => {
         // Everything default.
         api: { endpoints },
         // Only the budget stands between an outage and 3x the load: no breaker, no ejection.
+        // One endpoint whose breaker opens on the first failure: the retry finds nothing to pick.
+        'api-one-strike': {
+          endpoints: [backends[0].address],
+          circuitBreaker: { consecutiveFailures: 1 },
+          outlierDetection: { enabled: false },
+        },
         'api-budget-only': {
           endpoints,
           circuitBreaker: { enabled: false },
@@ -55,11 +61,12 @@ describe('outage amplification: all backends answer 503', () => {
         `unexpected outcome "${kind}" (all: ${JSON.stringify([...kinds])})`,
       );
     }
-    assert.ok((kinds.get('status 503') ?? 0) >= 1, 'no caller saw the 503');
+    assert.ok(attempts >= 3, `the backends saw only ${attempts} attempts`);
     const ratio = attempts / TOTAL;
     assert.ok(ratio <= 1.3, `attempts / requests = ${attempts} / ${TOTAL} = ${ratio.toFixed(3)} (want <= 1.3)`);
 
     const stats = mesh.stats().services.api;
+    assert.ok(stats.retries < attempts, `stats.retries ${stats.retries} vs ${attempts} attempts`);
     assert.equal(stats.requests, TOTAL);
     assert.equal(stats.successes, 0);
     assert.equal(stats.failures, TOTAL);
@@ -81,5 +88,16 @@ describe('outage amplification: all backends answer 503', () => {
     assert.equal(stats.requests, TOTAL);
     assert.equal(stats.retries, attempts - TOTAL, 'stats.retries should equal the attempts after the first');
     assert.ok(stats.retriesSkippedByBudget > 0, `retriesSkippedByBudget = ${stats.retriesSkippedByBudget}`);
+  });
+
+  it('a call that got a 503 and whose retry finds every breaker open returns that 503, not an error', async () => {
+    const fetch = createMeshFetch(mesh);
+    for (const s of backends) s.reset();
+    const o = await call(fetch, 'http://api-one-strike/item');
+    assert.equal(backends[0].count, 1);
+    // architecture.md: a response that is a failure is returned to the caller as a response, not thrown.
+    assert.ok(o.ok, `the upstream's 503 was replaced by ${o.ok ? '' : `${o.code}: ${String(o.error)}`}`);
+    assert.equal(o.status, 503);
+    assert.equal(o.body, 'down');
   });
 });

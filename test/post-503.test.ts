@@ -52,10 +52,7 @@ describe('post-503: replay of requests with a body', () => {
 
   function assertReplays(min: number, max: number): void {
     const seen = requestsOf(down);
-    assert.ok(
-      seen.length >= min && seen.length <= max,
-      `servers saw ${seen.length} attempts (want ${min}..${max})`,
-    );
+    assert.ok(seen.length >= min && seen.length <= max, `servers saw ${seen.length} attempts (want ${min}..${max})`);
     for (const r of seen) {
       assert.equal(r.method, 'POST');
       assert.equal(r.body.toString('utf8'), JSON_BODY, 'every attempt must carry the full body');

@@ -77,6 +77,9 @@ describe('ring-hash: sticky keys and minimal remapping', () => {
     const onRemoved = before.filter((s) => s === removed.id).length;
     const remapped = moved + onRemoved;
     assert.ok(onRemoved > 0, 'no key was on the removed endpoint: pick another one');
-    assert.ok(remapped <= 200, `${remapped} of 1000 keys remapped (${onRemoved} from the removed endpoint), want <= 20%`);
+    assert.ok(
+      remapped <= 200,
+      `${remapped} of 1000 keys remapped (${onRemoved} from the removed endpoint), want <= 20%`,
+    );
   });
 });

@@ -46,7 +46,10 @@ describe('weighted route: 80/20 split and a header match', () => {
 
   it(`splits ${TOTAL} requests 80/20 within 5 points`, async () => {
     const outcomes = await runConcurrent(TOTAL, 16, (i) => call(fetch, `http://api/items/${i}`));
-    assert.ok(outcomes.every((o) => o.ok && o.status === 200), `e.g. ${describeFailures(outcomes)}`);
+    assert.ok(
+      outcomes.every((o) => o.ok && o.status === 200),
+      `e.g. ${describeFailures(outcomes)}`,
+    );
     const toV1 = outcomes.filter((o) => o.ok && o.body.startsWith('v1-')).length;
     const toV2 = outcomes.filter((o) => o.ok && o.body.startsWith('v2-')).length;
     assert.equal(toV1 + toV2, TOTAL);
@@ -68,7 +71,10 @@ describe('weighted route: 80/20 split and a header match', () => {
     const outcomes = await runConcurrent(200, 16, (i) =>
       call(fetch, `http://api/items/${i}`, { headers: { 'x-canary': 'true' } }),
     );
-    assert.ok(outcomes.every((o) => o.ok && o.status === 200), `e.g. ${describeFailures(outcomes)}`);
+    assert.ok(
+      outcomes.every((o) => o.ok && o.status === 200),
+      `e.g. ${describeFailures(outcomes)}`,
+    );
     for (const o of outcomes) assert.match(o.ok ? o.body : '', /^v2-\d$/);
     assert.equal(totalCount(v1), v1Before, 'a canary request reached api-v1');
 
@@ -76,6 +82,9 @@ describe('weighted route: 80/20 split and a header match', () => {
     const other = await runConcurrent(100, 16, (i) =>
       call(fetch, `http://api/items/${i}`, { headers: { 'x-canary': 'false' } }),
     );
-    assert.ok(other.some((o) => o.ok && o.body.startsWith('v1-')), 'x-canary: false should not match the canary route');
+    assert.ok(
+      other.some((o) => o.ok && o.body.startsWith('v1-')),
+      'x-canary: false should not match the canary route',
+    );
   });
 });

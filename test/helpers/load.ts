@@ -32,7 +32,11 @@ export function meshCode(err: unknown): string | undefined {
 }
 
 /** Runs `fn(0..total-1)` with at most `concurrency` in flight; results in index order. */
-export async function runConcurrent<T>(total: number, concurrency: number, fn: (i: number) => Promise<T>): Promise<T[]> {
+export async function runConcurrent<T>(
+  total: number,
+  concurrency: number,
+  fn: (i: number) => Promise<T>,
+): Promise<T[]> {
   const results = new Array<T>(total);
   let next = 0;
   const worker = async (): Promise<void> => {
@@ -71,6 +75,8 @@ export function tally(values: Iterable<string>): Map<string, number> {
 export function describeFailures(outcomes: readonly Outcome[], max = 5): string {
   const bad = outcomes.filter((o) => !o.ok || o.status !== 200).slice(0, max);
   return bad
-    .map((o) => (o.ok ? `status ${o.status} body ${o.body.slice(0, 80)}` : `${o.code ?? 'no code'}: ${String(o.error)}`))
+    .map((o) =>
+      o.ok ? `status ${o.status} body ${o.body.slice(0, 80)}` : `${o.code ?? 'no code'}: ${String(o.error)}`,
+    )
     .join('; ');
 }

@@ -104,6 +104,11 @@ export class TestServer {
     return this.requests.length;
   }
 
+  /** Connections currently open on the server side. */
+  get openSockets(): number {
+    return this.#sockets.size;
+  }
+
   /** Forgets the recorded requests (the fail counters keep counting). */
   reset(): void {
     this.requests.length = 0;

@@ -99,6 +99,8 @@ class Call<Req, Res> implements CallContext, PickContext {
   err: unknown = undefined;
   cls: Classification = 'success';
   budgetRefused = false;
+  /** Set when a retry could not be sent and the held response is the answer. */
+  stop = false;
   controller: AbortController | undefined = undefined;
   timer: ReturnType<typeof setTimeout> | undefined = undefined;
   timerKind = NONE;
@@ -134,7 +136,7 @@ class Call<Req, Res> implements CallContext, PickContext {
   /** p-retry's attempt function (attempts 2..n). */
   readonly retryAttempt = async (): Promise<void> => {
     await this.svc.attempt(this);
-    if (this.cls === 'retryable') throw RETRY;
+    if (this.cls === 'retryable' && !this.stop) throw RETRY;
   };
   readonly shouldRetry = ({ error }: { error: Error }): Promise<boolean> | boolean =>
     error === RETRY ? this.svc.retryGate(this) : false;
@@ -453,12 +455,20 @@ export class Service {
     const { clock, telemetry } = this.deps;
     const now = clock.now();
     const remaining = call.deadline - now;
-    if (remaining <= 0) {
-      throw new DeadlineExceededError(this.name, this.config.timeout.requestMs, call.attempt, call.endpoint?.address);
-    }
     call.now = now;
-    const ep = this.pick(call);
-    if (ep === undefined) throw this.noEndpointError();
+    const ep = remaining > 0 ? this.pick(call) : undefined;
+    if (ep === undefined) {
+      // A retry that cannot be sent leaves the caller the response it already has.
+      if (call.res !== undefined) {
+        call.stop = true;
+        return;
+      }
+      if (remaining <= 0) {
+        throw new DeadlineExceededError(this.name, this.config.timeout.requestMs, call.attempt, call.endpoint?.address);
+      }
+      throw this.noEndpointError();
+    }
+    if (call.res !== undefined) call.protocol.discard(call.res);
 
     call.attempt++;
     if (call.attempt > 1) {
@@ -571,10 +581,6 @@ export class Service {
       call.budgetRefused = true;
       this.deps.telemetry.budgetRefusal(this.name);
       return false;
-    }
-    if (call.res !== undefined) {
-      call.protocol.discard(call.res);
-      call.res = undefined;
     }
     call.avoid = call.endpoint;
     if (delay >= 1) await sleep(delay, call.callerSignal);

@@ -130,7 +130,7 @@ export class OutlierDetector {
   /** Cap on simultaneous ejections: floor(pct% × n), and always at least one endpoint kept. */
   private maxEjected(): number {
     const n = this.endpoints.length;
-    return Math.min(Math.floor((n * this.cfg.maxEjectionPercent) / 100), n - 1);
+    return Math.max(0, Math.min(Math.floor((n * this.cfg.maxEjectionPercent) / 100), n - 1));
   }
 
   private ejectionEnd(ep: Endpoint): number {

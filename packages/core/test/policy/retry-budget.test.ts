@@ -23,11 +23,35 @@ describe('RetryBudget', () => {
     assert.equal(budget.balance(), 0);
   });
 
-  it('adds the reserve of minPerSecond × ttl seconds', () => {
-    const budget = new RetryBudget({ ratio: 0.2, minPerSecond: 10, ttlMs: 10_000 }, fakeClock());
-    assert.equal(budget.balance(), 100);
+  it('adds a reserve of minPerSecond retries per second, one second of it available at once', () => {
+    const clock = fakeClock(0);
+    const budget = new RetryBudget({ ratio: 0.2, minPerSecond: 10, ttlMs: 10_000 }, clock);
+    assert.equal(budget.balance(), 10);
     for (let i = 0; i < 50; i++) budget.deposit();
-    assert.equal(withdrawAll(budget), 110);
+    assert.equal(withdrawAll(budget), 20); // 0.2 × 50 + 10 reserve
+    clock.t = 500;
+    assert.equal(withdrawAll(budget), 5); // half a second refills half the reserve
+    clock.t = 60_000;
+    assert.equal(budget.balance(), 10); // the reserve never holds more than one second's worth
+  });
+
+  it('holds a steady outage to ratio × requests + minPerSecond retries per second', () => {
+    const clock = fakeClock(0);
+    const budget = new RetryBudget({ ratio: 0.2, minPerSecond: 10, ttlMs: 10_000 }, clock);
+    let requests = 0;
+    let retries = 0;
+    // 200 requests/s for 3 s, every one wanting up to 2 retries.
+    for (let ms = 0; ms < 3_000; ms += 5) {
+      clock.t = ms;
+      budget.deposit();
+      requests++;
+      if (budget.tryWithdraw()) retries++;
+      if (budget.tryWithdraw()) retries++;
+    }
+    assert.equal(requests, 600);
+    assert.ok(retries <= 0.2 * 600 + 10 * 3 + 10, `retries ${retries}`);
+    assert.ok(retries >= 0.2 * 600 + 10 * 3 - 2, `retries ${retries}`);
+    assert.ok((requests + retries) / requests <= 1.3);
   });
 
   it('needs a whole token: 4 deposits at 0.2 allow no retry, the 5th allows one', () => {
@@ -75,15 +99,18 @@ describe('RetryBudget', () => {
     assert.equal(budget.balance(), 0);
   });
 
-  it('expires withdrawals after ttl, so the reserve refills', () => {
+  it('expires ratio-funded withdrawals after ttl', () => {
     const clock = fakeClock(0);
-    const budget = new RetryBudget({ ratio: 0, minPerSecond: 2, ttlMs: 1_000 }, clock);
+    const budget = new RetryBudget({ ratio: 1, minPerSecond: 0, ttlMs: 1_000 }, clock);
+    budget.deposit();
+    budget.deposit();
     assert.equal(withdrawAll(budget), 2);
     clock.t = 999;
-    assert.equal(budget.tryWithdraw(), false);
-    clock.t = 1_000;
-    assert.equal(budget.balance(), 2);
-    assert.equal(withdrawAll(budget), 2);
+    assert.equal(budget.tryWithdraw(), false); // 2 deposits − 2 withdrawals, still in the window
+    clock.t = 1_000; // deposits and withdrawals leave the window together
+    budget.deposit();
+    budget.deposit();
+    assert.equal(budget.balance(), 2); // had the withdrawals stayed, this would be 0
   });
 
   it('never reports a negative balance when deposits expire before withdrawals', () => {
