@@ -166,7 +166,7 @@ export class Service {
   retriesSkippedByBudget = 0;
   retriesSkippedByDeadline = 0;
   readonly latency: WindowedHistogram;
-  /** EWMA of successful attempt latency (ms): a retry is started only if this fits in the deadline. */
+  /** EWMA of attempt latency (ms), failures included: a retry is started only if this fits in the deadline. */
   typicalLatencyMs = 0;
 
   private readonly deps: ServiceDeps;
@@ -525,9 +525,9 @@ export class Service {
     const latency = end - now;
     const ok = call.cls === 'success' && call.err === undefined;
     if (counted) {
+      this.typicalLatencyMs = this.typicalLatencyMs === 0 ? latency : this.typicalLatencyMs * 0.9 + latency * 0.1;
       if (ok) {
         ep.observeLatency(latency, end, this.config.ewmaDecayMs);
-        this.typicalLatencyMs = this.typicalLatencyMs === 0 ? latency : this.typicalLatencyMs * 0.9 + latency * 0.1;
       } else {
         // A failure must not look fast (a peer refusing connections answers quickest of all),
         // so it counts as FAILURE_PENALTY × the service's typical latency, bounded so that
@@ -557,7 +557,14 @@ export class Service {
       );
     }
     if (!counted && call.callerSignal?.aborted) throw call.callerSignal.reason;
-    if (call.timedOut === DEADLINE) throw call.err;
+    if (call.timedOut === DEADLINE) {
+      // A transport that ignored the abort and answered late still missed the deadline.
+      if (call.res !== undefined) {
+        call.protocol.discard(call.res);
+        call.res = undefined;
+      }
+      throw call.err ?? ac.signal.reason;
+    }
   }
 
   /**
