@@ -104,7 +104,9 @@ function render(): void {
   lastOk = ok;
   lastFailed = failed;
   const lines: string[] = [];
-  lines.push(`meshlet demo — ${second}s / ${SECONDS}s — ${RATE} req/s to http://catalog/ (p2c-ewma, retries with budget)`);
+  lines.push(
+    `meshlet demo — ${second}s / ${SECONDS}s — ${RATE} req/s to http://catalog/ (p2c-ewma, retries with budget)`,
+  );
   lines.push('');
   lines.push(
     `caller: ${pad(okNow + failedNow, 4)} req/s  success ${pad(((okNow / Math.max(1, okNow + failedNow)) * 100).toFixed(1), 5)}%  ` +
