@@ -1,7 +1,7 @@
 export { createMesh, Mesh, type MeshOptions, type MeshStats, type MeshListener } from './mesh.js';
 export type { ServiceStats, EndpointStats } from './service.js';
 export type { Protocol } from './protocol.js';
-export type { CallContext, Classification, Classifier, Dispatch, Middleware, Transport } from './types.js';
+export type { CallContext, CallHandle, Classification, Classifier, Dispatch, Middleware, Transport } from './types.js';
 export { Endpoint, type EndpointState, type EndpointSpec } from './endpoint.js';
 export { systemClock, type Clock } from './clock.js';
 export type * from './config/types.js';

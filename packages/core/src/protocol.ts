@@ -1,6 +1,6 @@
 import type { Attributes } from '@opentelemetry/api';
 import type { Endpoint } from './endpoint.js';
-import type { CallContext, Classifier, Transport } from './types.js';
+import type { CallContext, CallHandle, Classifier, Transport } from './types.js';
 
 /**
  * What a protocol package (HTTP, gRPC) plugs into the mesh: the transport leaf, the
@@ -30,6 +30,8 @@ export interface Protocol<Req, Res> {
   spanName(req: Req, ctx: CallContext): string;
   /** Attributes of one attempt's duration point. Called only when metrics are on. */
   attemptAttributes(req: Req, ctx: CallContext, endpoint: Endpoint, res: Res | undefined, err: unknown): Attributes;
+  /** Optional: receives a handle to abort the call, once, when the call starts. */
+  bindCall?(req: Req, call: CallHandle): void;
   /** Status attribute of an attempt for its span event (e.g. the HTTP status). */
   attemptStatus(res: Res | undefined, err: unknown): string | number;
 }

@@ -31,7 +31,7 @@ import { RetryBudget } from './policy/retry-budget.js';
 import type { Protocol } from './protocol.js';
 import { WindowedHistogram } from './stats/histogram.js';
 import type { MeshTelemetry } from './telemetry/telemetry.js';
-import type { CallContext, Classification, Classifier } from './types.js';
+import type { CallContext, CallHandle, Classification, Classifier } from './types.js';
 import { hashString } from './balancer/hash.js';
 
 /** Shared parts a service needs from its mesh. */
@@ -78,6 +78,7 @@ class ServiceEndpoint extends Endpoint {
 
 /** A failed attempt weighs as this many typical latencies in the peak EWMA. */
 const FAILURE_PENALTY = 5;
+const SPAN_OPTIONS = { kind: SpanKind.CLIENT };
 const EMPTY_PICKER: Picker = { pick: () => undefined };
 /** Thrown inside p-retry to ask for another attempt; stateless, so one instance serves all calls. */
 const RETRY = new Error('meshlet: retryable attempt');
@@ -86,9 +87,8 @@ const PER_TRY = 1;
 const DEADLINE = 2;
 
 /** Per-call state. It is the CallContext handed down the stack and the PickContext of every pick. */
-class Call<Req, Res> implements CallContext, PickContext {
+class Call<Req, Res> implements CallContext, PickContext, CallHandle {
   attempt = 0;
-  signal: AbortSignal;
   endpoint: Endpoint | undefined = undefined;
   trace: ReturnType<typeof trace.setSpan> | undefined = undefined;
   now = 0;
@@ -101,11 +101,22 @@ class Call<Req, Res> implements CallContext, PickContext {
   budgetRefused = false;
   /** Set when a retry could not be sent and the held response is the answer. */
   stop = false;
-  controller: AbortController | undefined = undefined;
   timer: ReturnType<typeof setTimeout> | undefined = undefined;
   timerKind = NONE;
   timedOut = NONE;
   span: Span | undefined = undefined;
+
+  // Cancellation without EventTarget on the hot path: the caller's abort and the attempt
+  // timers call plain functions; an AbortSignal is made only if a transport asks for one.
+  callerAborted = false;
+  callerReason: unknown = undefined;
+  inAttempt = false;
+  /** Why the current attempt was cut; undefined while it runs. */
+  attemptReason: unknown = undefined;
+  private abortHandler: ((reason: unknown) => void) | undefined = undefined;
+  private lazyController: AbortController | undefined = undefined;
+  /** Rejects the current backoff sleep or queue wait. */
+  wake: ((reason: unknown) => void) | undefined = undefined;
 
   constructor(
     readonly svc: Service,
@@ -117,9 +128,53 @@ class Call<Req, Res> implements CallContext, PickContext {
     readonly route: string | undefined,
     readonly method: string,
     readonly deadline: number,
-    readonly callerSignal: AbortSignal | undefined,
-  ) {
-    this.signal = callerSignal ?? NEVER_ABORTED;
+  ) {}
+
+  get signal(): AbortSignal {
+    if (this.lazyController === undefined) {
+      this.lazyController = new AbortController();
+      if (this.attemptReason !== undefined) this.lazyController.abort(this.attemptReason);
+    }
+    return this.lazyController.signal;
+  }
+
+  onAbort(handler: (reason: unknown) => void): void {
+    if (this.attemptReason !== undefined) handler(this.attemptReason);
+    else this.abortHandler = handler;
+  }
+
+  /** Starts a fresh attempt's cancellation state. */
+  beginAttempt(): void {
+    this.inAttempt = true;
+    this.attemptReason = undefined;
+    this.abortHandler = undefined;
+    this.lazyController = undefined;
+  }
+
+  endAttempt(): void {
+    this.inAttempt = false;
+    this.abortHandler = undefined;
+  }
+
+  /** Cuts the attempt in flight. */
+  abortAttempt(reason: unknown): void {
+    if (!this.inAttempt || this.attemptReason !== undefined) return;
+    this.attemptReason = reason;
+    const handler = this.abortHandler;
+    this.abortHandler = undefined;
+    handler?.(reason);
+    this.lazyController?.abort(reason);
+  }
+
+  /** The caller gave up: cut the attempt, or the wait, and end the call with `reason`. */
+  abort(reason: unknown): void {
+    if (this.callerAborted) return;
+    this.callerAborted = true;
+    this.callerReason = reason ?? new DOMException('This operation was aborted', 'AbortError');
+    const wake = this.wake;
+    this.wake = undefined;
+    wake?.(this.callerReason);
+    this.abortAttempt(this.callerReason);
   }
 
   /** The breaker's action: one transport attempt. */
@@ -129,25 +184,23 @@ class Call<Req, Res> implements CallContext, PickContext {
     return this.cls !== 'success';
   };
   /** Caller aborts are not the endpoint's fault. */
-  readonly isFailureError = (): boolean => !(this.callerSignal?.aborted ?? false);
-  readonly onCallerAbort = (): void => {
-    this.controller?.abort(this.callerSignal!.reason);
-  };
+  readonly isFailureError = (): boolean => !this.callerAborted;
+
   /** p-retry's attempt function (attempts 2..n). */
-  readonly retryAttempt = async (): Promise<void> => {
+  async retryAttempt(): Promise<void> {
     await this.svc.attempt(this);
     if (this.cls === 'retryable' && !this.stop) throw RETRY;
-  };
-  readonly shouldRetry = ({ error }: { error: Error }): Promise<boolean> | boolean =>
-    error === RETRY ? this.svc.retryGate(this) : false;
-}
+  }
 
-const NEVER_ABORTED = new AbortController().signal;
+  shouldRetry(error: Error): Promise<boolean> | boolean {
+    return error === RETRY ? this.svc.retryGate(this) : false;
+  }
+}
 
 function onAttemptTimer<Req, Res>(call: Call<Req, Res>): void {
   call.timedOut = call.timerKind;
   const ep = call.endpoint!;
-  call.controller!.abort(
+  call.abortAttempt(
     call.timerKind === PER_TRY
       ? new PerTryTimeoutError(call.service, ep.address, call.svc.config.timeout.perTryMs!)
       : new DeadlineExceededError(call.service, call.svc.config.timeout.requestMs, call.attempt, ep.address),
@@ -381,19 +434,28 @@ export class Service {
       route,
       protocol.method(req),
       start + cfg.timeout.requestMs,
-      callerSignal,
     );
     if (cfg.hashKey !== undefined) {
       const key = 'header' in cfg.hashKey ? protocol.header(req, cfg.hashKey.header) : stripQuery(protocol.path(req));
       if (key !== undefined) call.hash = hashString(key);
     }
+    protocol.bindCall?.(req, call);
+    let onCallerAbort: (() => void) | undefined;
+    if (callerSignal !== undefined) {
+      onCallerAbort = () => call.abort(callerSignal.reason);
+      callerSignal.addEventListener('abort', onCallerAbort);
+    }
 
-    if (!this.limiter.tryAcquire()) await this.queue(call);
-    callerSignal?.addEventListener('abort', call.onCallerAbort);
+    try {
+      if (!this.limiter.tryAcquire()) await this.queue(call);
+    } catch (err) {
+      if (onCallerAbort) callerSignal!.removeEventListener('abort', onCallerAbort);
+      throw err;
+    }
     this.requests++;
     this.budget.deposit();
-    telemetry.refresh();
-    const span = telemetry.tracer.startSpan(protocol.spanName(req, call), { kind: SpanKind.CLIENT });
+    telemetry.refresh(start);
+    const span = telemetry.tracer.startSpan(protocol.spanName(req, call), SPAN_OPTIONS);
     call.span = span;
     if (span.isRecording()) {
       span.setAttribute('meshlet.service', this.name);
@@ -406,12 +468,12 @@ export class Service {
       await this.attempt(call);
       if (call.cls === 'retryable' && cfg.retry.maxAttempts > 1 && (await this.retryGate(call))) {
         try {
-          await pRetry(call.retryAttempt, {
+          await pRetry(() => call.retryAttempt(), {
             retries: cfg.retry.maxAttempts - 2,
             minTimeout: 0,
             maxTimeout: 0,
             factor: 1,
-            shouldRetry: call.shouldRetry,
+            shouldRetry: ({ error }) => call.shouldRetry(error),
           });
         } catch (err) {
           if (err !== RETRY) throw err;
@@ -424,18 +486,18 @@ export class Service {
       throw err;
     } finally {
       this.limiter.release();
-      callerSignal?.removeEventListener('abort', call.onCallerAbort);
+      if (onCallerAbort) callerSignal!.removeEventListener('abort', onCallerAbort);
       this.latency.record(clock.now() - start);
       span.end();
     }
   }
 
-  /** Waits for a concurrency slot, bounded by the deadline and the caller's signal. */
+  /** Waits for a concurrency slot, bounded by the deadline and the caller's abort. */
   private async queue<Req, Res>(call: Call<Req, Res>): Promise<void> {
     const cfg = this.config.circuitBreaker;
+    if (call.callerAborted) throw call.callerReason;
     const ac = new AbortController();
-    const onAbort = (): void => ac.abort(call.callerSignal!.reason);
-    call.callerSignal?.addEventListener('abort', onAbort);
+    call.wake = (reason) => ac.abort(reason);
     const timer = setTimeout(
       () => ac.abort(new DeadlineExceededError(this.name, this.config.timeout.requestMs, 0, undefined)),
       Math.max(0, call.deadline - this.deps.clock.now()),
@@ -446,7 +508,7 @@ export class Service {
       await waiting;
     } finally {
       clearTimeout(timer);
-      call.callerSignal?.removeEventListener('abort', onAbort);
+      call.wake = undefined;
     }
   }
 
@@ -482,10 +544,8 @@ export class Service {
     ep.inFlight++;
     ep.requests++;
 
-    const ac = new AbortController();
-    call.controller = ac;
-    call.signal = ac.signal;
-    if (call.callerSignal?.aborted) ac.abort(call.callerSignal.reason);
+    call.beginAttempt();
+    if (call.callerAborted) call.abortAttempt(call.callerReason);
     const perTry = this.config.timeout.perTryMs;
     call.timedOut = NONE;
     call.timerKind = perTry !== undefined && perTry < remaining ? PER_TRY : DEADLINE;
@@ -503,21 +563,22 @@ export class Service {
       }
     } catch (err) {
       call.res = undefined;
-      if (call.callerSignal?.aborted) {
+      if (call.callerAborted) {
         counted = false;
-        call.err = call.callerSignal.reason;
+        call.err = call.callerReason;
       } else if (call.timedOut === DEADLINE) {
-        call.err = ac.signal.reason;
+        call.err = call.attemptReason;
       } else if (err instanceof BreakerRejectedError) {
         counted = false;
         call.err = new CircuitOpenError(this.name, ep.address);
         call.cls = 'retryable';
       } else {
-        call.err = call.timedOut === PER_TRY ? ac.signal.reason : err;
+        call.err = call.timedOut === PER_TRY ? call.attemptReason : err;
         call.cls = call.classifier.classifyError(call.err, call);
       }
     } finally {
       clearTimeout(call.timer);
+      call.endAttempt();
       ep.inFlight--;
     }
 
@@ -556,14 +617,14 @@ export class Service {
         call.protocol.attemptAttributes(call.req, call, ep, call.res, call.err),
       );
     }
-    if (!counted && call.callerSignal?.aborted) throw call.callerSignal.reason;
+    if (!counted && call.callerAborted) throw call.callerReason;
     if (call.timedOut === DEADLINE) {
       // A transport that ignored the abort and answered late still missed the deadline.
       if (call.res !== undefined) {
         call.protocol.discard(call.res);
         call.res = undefined;
       }
-      throw call.err ?? ac.signal.reason;
+      throw call.err ?? call.attemptReason;
     }
   }
 
@@ -590,7 +651,8 @@ export class Service {
       return false;
     }
     call.avoid = call.endpoint;
-    if (delay >= 1) await sleep(delay, call.callerSignal);
+    if (call.callerAborted) throw call.callerReason;
+    if (delay >= 1) await sleep(delay, call);
     return true;
   }
 
@@ -677,20 +739,16 @@ function same(a: unknown, b: unknown): boolean {
   return true;
 }
 
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+/** Backoff wait; the caller's abort rejects it through `call.wake`. */
+function sleep(ms: number, call: { wake: ((reason: unknown) => void) | undefined }): Promise<void> {
   return new Promise((resolve, reject) => {
-    if (signal === undefined) {
-      setTimeout(resolve, ms);
-      return;
-    }
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      reject(signal.reason);
-    };
     const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
+      call.wake = undefined;
       resolve();
     }, ms);
-    signal.addEventListener('abort', onAbort, { once: true });
+    call.wake = (reason) => {
+      clearTimeout(timer);
+      reject(reason);
+    };
   });
 }

@@ -21,8 +21,17 @@ export interface CallContext {
   attempt: number;
   /** Absolute deadline on the mesh clock (ms). */
   readonly deadline: number;
-  /** Aborts the current attempt: caller abort, request deadline or per-try timeout. */
-  signal: AbortSignal;
+  /**
+   * Aborted when the current attempt is cut (caller abort, request deadline, per-try
+   * timeout), with the reason. Created on first read; transports on the hot path should
+   * prefer `onAbort`, which costs no EventTarget.
+   */
+  readonly signal: AbortSignal;
+  /**
+   * Registers the current attempt's abort handler, called at most once with the reason
+   * the attempt is cut; at once if it already was. Cleared when the attempt ends.
+   */
+  onAbort(handler: (reason: unknown) => void): void;
   /** The endpoint picked for the current attempt. */
   endpoint: Endpoint | undefined;
   /** OpenTelemetry context holding the call's span, for trace-context injection; undefined when there is none. */
@@ -41,3 +50,9 @@ export interface Classifier<Res> {
 /** undici-style: a behaviour is a function over the next step. */
 export type Dispatch<Req, Res> = (req: Req, ctx: CallContext) => Promise<Res>;
 export type Middleware<Req, Res> = (next: Dispatch<Req, Res>) => Dispatch<Req, Res>;
+
+/** Lets a protocol abort a call whose caller cancels through a callback rather than an AbortSignal. */
+export interface CallHandle {
+  /** Aborts the call: the attempt in flight is cut and the call rejects with `reason`. */
+  abort(reason: unknown): void;
+}

@@ -18,6 +18,8 @@ export interface LegacyHandler {
   onUpgrade?(statusCode: number, rawHeaders: Buffer[], socket: unknown): void;
 }
 
+import type { CallContext } from '@meshlet/core';
+
 const HOLD_LIMIT = 64 * 1024;
 /** Bytes a discarded response may still drain before its connection is cut instead. */
 const DRAIN_LIMIT = 256 * 1024;
@@ -35,7 +37,6 @@ export class HttpAttempt {
   private phase = PENDING;
   private resolve: ((v: HttpAttempt) => void) | undefined;
   private reject: ((e: unknown) => void) | undefined;
-  private readonly signal: AbortSignal;
   private abortFn: ((err?: Error) => void) | undefined;
   private resumeFn: (() => void) | undefined;
   private held: Buffer[] | undefined;
@@ -47,20 +48,31 @@ export class HttpAttempt {
   private sink: LegacyHandler | undefined;
   private drained = 0;
 
-  constructor(resolve: (v: HttpAttempt) => void, reject: (e: unknown) => void, signal: AbortSignal) {
+  private pendingAbort: unknown = undefined;
+
+  constructor(resolve: (v: HttpAttempt) => void, reject: (e: unknown) => void, ctx: CallContext) {
     this.resolve = resolve;
     this.reject = reject;
-    this.signal = signal;
+    ctx.onAbort(this.onAbort);
   }
 
-  private readonly onAbort = (): void => {
-    if (this.phase < COMMITTED) this.abortFn?.(this.signal.reason);
+  /**
+   * The mesh cut this attempt (timeout, deadline, caller). The promise rejects at once,
+   * even while the request still waits in the pool's queue for a connection; the request
+   * itself is aborted as soon as undici hands us its abort function.
+   */
+  private readonly onAbort = (reason: unknown): void => {
+    if (this.phase !== PENDING) return;
+    this.pendingAbort = reason;
+    this.abortFn?.(reason as Error);
+    const reject = this.reject;
+    this.resolve = this.reject = undefined;
+    reject?.(reason);
   };
 
   onConnect(abort: (err?: Error) => void): void {
     this.abortFn = abort;
-    if (this.signal.aborted) abort(this.signal.reason);
-    else this.signal.addEventListener('abort', this.onAbort);
+    if (this.pendingAbort !== undefined) abort(this.pendingAbort as Error);
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
@@ -69,9 +81,9 @@ export class HttpAttempt {
     this.statusText = statusText;
     this.rawHeaders = rawHeaders;
     this.resumeFn = resume;
+    const resolve = this.resolve;
+    if (resolve === undefined) return false; // already rejected by an abort
     this.phase = HEADED;
-    this.signal.removeEventListener('abort', this.onAbort);
-    const resolve = this.resolve!;
     this.resolve = this.reject = undefined;
     resolve(this);
     return true;
@@ -104,11 +116,10 @@ export class HttpAttempt {
   }
 
   onError(err: Error): void {
-    this.signal.removeEventListener('abort', this.onAbort);
     if (this.phase === PENDING) {
-      const reject = this.reject!;
+      const reject = this.reject;
       this.resolve = this.reject = undefined;
-      reject(err);
+      reject?.(err);
       return;
     }
     this.ended = true;

@@ -10,7 +10,7 @@
  * never retried.
  */
 import { Agent, Dispatcher, errors, util, type Pool } from 'undici';
-import { MeshError, type Mesh, type Protocol } from '@meshlet/core';
+import { MeshError, type CallHandle, type Mesh, type Protocol } from '@meshlet/core';
 import type { HttpAttempt, LegacyHandler } from './attempt.js';
 import { findHeader, withHeaders, type HeaderInput } from './headers.js';
 import { PoolSet } from './pools.js';
@@ -87,15 +87,10 @@ export class MeshDispatcher extends Dispatcher {
   }
 
   private meshDispatch(service: string, opts: Dispatcher.DispatchOptions, handler: LegacyHandler): void {
-    const ac = new AbortController();
-    let committed: HttpAttempt | undefined;
-    handler.onConnect?.((reason?: Error) => {
-      const why = reason ?? new errors.RequestAbortedError();
-      if (committed !== undefined) committed.abort(why);
-      else ac.abort(why);
-    });
-    if (ac.signal.aborted) {
-      handler.onError?.(ac.signal.reason);
+    const state = new MeshCallState(handler);
+    handler.onConnect?.(state.abort);
+    if (state.abortReason !== undefined) {
+      handler.onError?.(state.abortReason);
       return;
     }
     if (this.closed) {
@@ -112,44 +107,54 @@ export class MeshDispatcher extends Dispatcher {
       );
       return;
     }
-    const authority = typeof opts.origin === 'string' ? opts.origin.slice(7) : (opts.origin as URL).host;
-    const userHeaders = opts.headers as HeaderInput;
-    const headers =
-      findHeader(userHeaders, 'host') === undefined ? withHeaders(userHeaders, ['host', authority]) : userHeaders;
-    const idempotencyKey = findHeader(userHeaders, 'idempotency-key') !== undefined;
-
-    const start = (body: unknown, replayable: boolean): void => {
-      // Pools ignore `origin`: each is bound to its endpoint.
-      const attemptOpts = { ...opts, headers, body } as Dispatcher.DispatchOptions;
-      const req = new HttpRequest(method, opts.path, userHeaders, attemptOpts, replayable, idempotencyKey);
-      this.mesh.call(service, req, this.protocol, ac.signal).then(
-        (res) => {
-          committed = res;
-          try {
-            res.commit(handler);
-          } catch (err) {
-            res.abort(err as Error);
-            handler.onError?.(err as Error);
-          }
-        },
-        (err) => handler.onError?.(err),
-      );
-    };
-
     const body = opts.body;
     if (body == null || typeof body === 'string' || body instanceof Uint8Array) {
-      start(body, true);
+      this.start(service, opts, body, true, state);
       return;
     }
-    const length = Number(findHeader(userHeaders, 'content-length'));
+    const length = Number(findHeader(opts.headers as HeaderInput, 'content-length'));
     if (isAsyncIterable(body) && Number.isInteger(length) && length <= REPLAY_BUFFER_LIMIT) {
       bufferBody(body).then(
-        ([buffered, whole]) => start(buffered, whole),
+        ([buffered, whole]) => this.start(service, opts, buffered, whole, state),
         (err) => handler.onError?.(err),
       );
       return;
     }
-    start(body, false);
+    this.start(service, opts, body, false, state);
+  }
+
+  private start(
+    service: string,
+    opts: Dispatcher.DispatchOptions,
+    body: unknown,
+    replayable: boolean,
+    state: MeshCallState,
+  ): void {
+    if (state.abortReason !== undefined) {
+      state.handler.onError?.(state.abortReason);
+      return;
+    }
+    const userHeaders = opts.headers as HeaderInput;
+    // The logical authority travels as Host, as Linkerd preserves it.
+    const headers =
+      findHeader(userHeaders, 'host') === undefined
+        ? withHeaders(userHeaders, [
+            'host',
+            typeof opts.origin === 'string' ? opts.origin.slice(7) : (opts.origin as URL).host,
+          ])
+        : userHeaders;
+    // Pools ignore `origin`: each is bound to its endpoint.
+    const attemptOpts = { ...opts, headers, body } as Dispatcher.DispatchOptions;
+    const req = new HttpRequest(
+      (opts.method ?? 'GET').toUpperCase(),
+      opts.path,
+      userHeaders,
+      attemptOpts,
+      replayable,
+      findHeader(userHeaders, 'idempotency-key') !== undefined,
+      state,
+    );
+    this.mesh.call(service, req, this.protocol).then(state.deliver, state.fail);
   }
 
   override close(): Promise<void>;
@@ -190,6 +195,46 @@ export class MeshDispatcher extends Dispatcher {
 /** Creates an undici Dispatcher that sends mesh-service origins through the mesh. */
 export function createMeshDispatcher(mesh: Mesh, options?: MeshDispatcherOptions): MeshDispatcher {
   return new MeshDispatcher(mesh, options);
+}
+
+/**
+ * One mesh call made through the dispatcher: relays the caller's abort to the mesh call
+ * (or, once committed, to the response), and delivers the outcome to the caller's handler.
+ */
+class MeshCallState {
+  abortReason: Error | undefined = undefined;
+  private call: CallHandle | undefined = undefined;
+  private committed: HttpAttempt | undefined = undefined;
+
+  constructor(readonly handler: LegacyHandler) {}
+
+  /** Given to the caller's `onConnect`. */
+  readonly abort = (reason?: Error): void => {
+    const why = reason ?? new errors.RequestAbortedError();
+    if (this.committed !== undefined) this.committed.abort(why);
+    else if (this.call !== undefined) this.call.abort(why);
+    else this.abortReason ??= why;
+  };
+
+  /** HttpRequest's bind hook: the mesh call started. */
+  bind(call: CallHandle): void {
+    this.call = call;
+    if (this.abortReason !== undefined) call.abort(this.abortReason);
+  }
+
+  readonly deliver = (res: HttpAttempt): void => {
+    this.committed = res;
+    try {
+      res.commit(this.handler);
+    } catch (err) {
+      res.abort(err as Error);
+      this.handler.onError?.(err as Error);
+    }
+  };
+
+  readonly fail = (err: unknown): void => {
+    this.handler.onError?.(err as Error);
+  };
 }
 
 function isAsyncIterable(body: unknown): body is AsyncIterable<unknown> {

@@ -29,7 +29,7 @@ export function createHttpProtocol(pools: PoolSet): Protocol<HttpRequest, HttpAt
         if (extra.length !== 0) opts = { ...opts, headers: withHeaders(opts.headers as never, extra) };
       }
       return new Promise((resolve, reject) => {
-        pool.dispatch(opts, new HttpAttempt(resolve, reject, ctx.signal) as never);
+        pool.dispatch(opts, new HttpAttempt(resolve, reject, ctx) as never);
       });
     },
     classifier: (retryOn) => new HttpClassifier(retryOn),
@@ -39,6 +39,7 @@ export function createHttpProtocol(pools: PoolSet): Protocol<HttpRequest, HttpAt
     replayable: (req, nonIdempotent) => req.replayable(nonIdempotent),
     discard: (res) => res.discard(),
     spanName: (req) => req.method,
+    bindCall: (req, call) => req.bind(call),
     attemptAttributes(req, _ctx, ep, res, err): Attributes {
       return res !== undefined
         ? {

@@ -1,4 +1,5 @@
 import type { Dispatcher } from 'undici';
+import type { CallHandle } from '@meshlet/core';
 import type { HeaderInput } from './headers.js';
 
 /** Methods that may be sent again without changing the outcome (RFC 9110 §9.2.2). */
@@ -16,7 +17,13 @@ export class HttpRequest {
     /** False when the body is a stream that was not (or could not be) buffered. */
     readonly bodyReplayable: boolean,
     readonly idempotencyKey: boolean,
+    /** Told the mesh call's handle when the call starts, so the caller's abort can reach it. */
+    private readonly owner?: { bind(call: CallHandle): void },
   ) {}
+
+  bind(call: CallHandle): void {
+    this.owner?.bind(call);
+  }
 
   /** May this request be sent again? Idempotent (or opted in) with a replayable body. */
   replayable(nonIdempotent: boolean): boolean {

@@ -3,7 +3,8 @@
  * SDK (globally or via `createMesh({ telemetry })`). Instruments are resolved lazily and
  * re-resolved when the global meter provider changes, so a mesh created before the SDK
  * starts still reports once it does. With no SDK, `metricsOn` is false and callers skip
- * building attribute objects: the cost is one provider comparison per call.
+ * building attribute objects: the cost is one clock comparison per call (a provider
+ * registered after the mesh was created is picked up within a second).
  *
  * Ordering: the service tier opens one span per logical call before the retry loop;
  * every attempt adds an event and records one duration point.
@@ -44,6 +45,7 @@ export class MeshTelemetry {
 
   private readonly explicitMeterProvider: MeterProvider | undefined;
   private provider: MeterProvider | undefined;
+  private checkedAt = Number.NEGATIVE_INFINITY;
   private meter: Meter | undefined;
   private readonly durations = new Map<string, Histogram>();
   private retriesCounter: Counter | undefined;
@@ -57,8 +59,13 @@ export class MeshTelemetry {
     this.refresh();
   }
 
-  /** Re-resolves instruments if the meter provider changed. Called once per logical call. */
-  refresh(): void {
+  /**
+   * Re-resolves instruments if the meter provider changed. Called once per logical call
+   * with the clock time; looks at the global provider at most once a second.
+   */
+  refresh(now = Number.POSITIVE_INFINITY): void {
+    if (now - this.checkedAt < 1000) return;
+    this.checkedAt = now === Number.POSITIVE_INFINITY ? Number.NEGATIVE_INFINITY : now;
     const provider = this.explicitMeterProvider ?? metrics.getMeterProvider();
     if (provider === this.provider) return;
     this.provider = provider;
