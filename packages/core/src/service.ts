@@ -24,7 +24,7 @@ import {
   CircuitOpenError,
 } from './errors.js';
 import { fullJitterBackoff } from './policy/backoff.js';
-import { BreakerRejectedError, BreakerShared, EndpointBreaker } from './policy/circuit-breaker.js';
+import { BreakerRejectedError, BreakerShared, EndpointBreaker, type BreakerTarget } from './policy/circuit-breaker.js';
 import { ConcurrencyLimiter } from './policy/concurrency-limiter.js';
 import { OutlierDetector } from './policy/outlier-detector.js';
 import { RetryBudget } from './policy/retry-budget.js';
@@ -87,7 +87,7 @@ const PER_TRY = 1;
 const DEADLINE = 2;
 
 /** Per-call state. It is the CallContext handed down the stack and the PickContext of every pick. */
-class Call<Req, Res> implements CallContext, PickContext, CallHandle {
+class Call<Req, Res> implements CallContext, PickContext, CallHandle, BreakerTarget<Res> {
   attempt = 0;
   endpoint: Endpoint | undefined = undefined;
   trace: ReturnType<typeof trace.setSpan> | undefined = undefined;
@@ -177,14 +177,19 @@ class Call<Req, Res> implements CallContext, PickContext, CallHandle {
     this.abortAttempt(this.callerReason);
   }
 
-  /** The breaker's action: one transport attempt. */
-  readonly send = (): Promise<Res> => this.protocol.transport(this.req, this, this.endpoint!);
-  readonly isFailureResult = (res: Res): boolean => {
+  // BreakerTarget: the breaker calls these on the call object itself, so no closures per call.
+  /** One transport attempt. */
+  send(): Promise<Res> {
+    return this.protocol.transport(this.req, this, this.endpoint!);
+  }
+  isFailureResult(res: Res): boolean {
     this.cls = this.classifier.classifyResult(res, this);
     return this.cls !== 'success';
-  };
+  }
   /** Caller aborts are not the endpoint's fault. */
-  readonly isFailureError = (): boolean => !this.callerAborted;
+  isFailureError(): boolean {
+    return !this.callerAborted;
+  }
 
   /** p-retry's attempt function (attempts 2..n). */
   async retryAttempt(): Promise<void> {
@@ -555,7 +560,7 @@ export class Service {
     try {
       const circuit = ep.circuit;
       if (circuit !== undefined) {
-        call.res = await circuit.run(call.send, call.isFailureResult, call.isFailureError);
+        call.res = await circuit.run(call);
       } else {
         const res = await call.protocol.transport(call.req, call, ep);
         call.res = res;

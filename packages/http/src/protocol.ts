@@ -6,7 +6,7 @@ import { propagation, type Attributes, type TextMapSetter } from '@opentelemetry
 import type { CallContext, Endpoint, Protocol } from '@meshlet/core';
 import { HttpAttempt } from './attempt.js';
 import { HttpClassifier, errorKind } from './classifier.js';
-import { findHeader, withHeaders } from './headers.js';
+import { findHeader } from './headers.js';
 import type { PoolSet } from './pools.js';
 import type { HttpRequest } from './request.js';
 
@@ -24,9 +24,10 @@ export function createHttpProtocol(pools: PoolSet): Protocol<HttpRequest, HttpAt
       const pool = pools.get(ep);
       let opts = req.opts;
       if (ctx.trace !== undefined) {
+        // The traceparent differs per call (span id), so this call's options get their own headers.
         const extra: string[] = [];
         propagation.inject(ctx.trace, extra, arraySetter);
-        if (extra.length !== 0) opts = { ...opts, headers: withHeaders(opts.headers as never, extra) };
+        if (extra.length !== 0) opts = req.withTraceHeaders(extra);
       }
       return new Promise((resolve, reject) => {
         pool.dispatch(opts, new HttpAttempt(resolve, reject, ctx) as never);
@@ -41,20 +42,22 @@ export function createHttpProtocol(pools: PoolSet): Protocol<HttpRequest, HttpAt
     spanName: (req) => req.method,
     bindCall: (req, call) => req.bind(call),
     attemptAttributes(req, _ctx, ep, res, err): Attributes {
-      return res !== undefined
-        ? {
-            'http.request.method': req.method,
-            'server.address': ep.host,
-            'server.port': ep.port,
-            'http.response.status_code': res.statusCode,
-            ...(res.statusCode >= 500 ? { 'error.type': String(res.statusCode) } : undefined),
-          }
-        : {
-            'http.request.method': req.method,
-            'server.address': ep.host,
-            'server.port': ep.port,
-            'error.type': errorType(err),
-          };
+      if (res === undefined) {
+        return {
+          'http.request.method': req.method,
+          'server.address': ep.host,
+          'server.port': ep.port,
+          'error.type': errorType(err),
+        };
+      }
+      const attributes: Attributes = {
+        'http.request.method': req.method,
+        'server.address': ep.host,
+        'server.port': ep.port,
+        'http.response.status_code': res.statusCode,
+      };
+      if (res.statusCode >= 500) attributes['error.type'] = String(res.statusCode);
+      return attributes;
     },
     attemptStatus: (res, err) => (res !== undefined ? res.statusCode : errorType(err)),
   };

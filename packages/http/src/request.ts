@@ -1,6 +1,6 @@
 import type { Dispatcher } from 'undici';
 import type { CallHandle } from '@meshlet/core';
-import type { HeaderInput } from './headers.js';
+import { withHeaders, type HeaderInput } from './headers.js';
 
 /** Methods that may be sent again without changing the outcome (RFC 9110 §9.2.2). */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
@@ -20,6 +20,14 @@ export class HttpRequest {
     /** Told the mesh call's handle when the call starts, so the caller's abort can reach it. */
     private readonly owner?: { bind(call: CallHandle): void },
   ) {}
+
+  /**
+   * Options with trace headers added: the base headers (with Host) plus `extra`. Built at
+   * most once per attempt, and only when there is a span context to propagate.
+   */
+  withTraceHeaders(extra: string[]): Dispatcher.DispatchOptions {
+    return { ...this.opts, headers: withHeaders(this.opts.headers as HeaderInput, extra) };
+  }
 
   bind(call: CallHandle): void {
     this.owner?.bind(call);

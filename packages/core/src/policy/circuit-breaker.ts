@@ -90,16 +90,32 @@ class FailedResult {
   constructor(readonly value: unknown) {}
 }
 
-type Attempt = () => Promise<unknown>;
-type IsFailure = (result: unknown) => boolean;
-type IsFailureError = (err: unknown) => boolean;
-type FireArgs = [attempt: Attempt, isFailure: IsFailure, isFailureError: IsFailureError];
+/** What one attempt looks like to the breaker: the call engine passes its per-call object, so no closure is made. */
+export interface BreakerTarget<T> {
+  /** Sends the attempt. */
+  send(): Promise<T>;
+  /** True when a result counts as a failure (it is still returned). */
+  isFailureResult(result: T): boolean;
+  /** False for errors that are not the endpoint's fault (e.g. the caller aborted). */
+  isFailureError(err: unknown): boolean;
+}
+
+type FireArgs = [target: BreakerTarget<unknown>];
 
 /** The fired function: one per process, so `run` allocates no closure of its own. */
-async function action(attempt: Attempt, isFailure: IsFailure): Promise<unknown> {
-  const result = await attempt();
-  if (isFailure(result)) throw new FailedResult(result);
+async function action(target: BreakerTarget<unknown>): Promise<unknown> {
+  const result = await target.send();
+  if (target.isFailureResult(result)) throw new FailedResult(result);
   return result;
+}
+
+/** Adapts the three-function form of `run` to a target. */
+class FunctionTarget<T> implements BreakerTarget<T> {
+  constructor(
+    readonly send: () => Promise<T>,
+    readonly isFailureResult: (result: T) => boolean,
+    readonly isFailureError: (err: unknown) => boolean,
+  ) {}
 }
 
 function unwrapRejection(err: unknown): unknown {
@@ -169,15 +185,20 @@ export class EndpointBreaker {
    * caller aborted) counts as neither. Rejects with `BreakerRejectedError` when refused.
    * After `shutdown()` the attempt runs unprotected (a stale picker may still pick a removed endpoint).
    */
+  run<T>(target: BreakerTarget<T>): Promise<T>;
   run<T>(
     attempt: () => Promise<T>,
     isFailure: (result: T) => boolean,
     isFailureError: (err: unknown) => boolean,
+  ): Promise<T>;
+  run<T>(
+    attempt: BreakerTarget<T> | (() => Promise<T>),
+    isFailure?: (result: T) => boolean,
+    isFailureError?: (err: unknown) => boolean,
   ): Promise<T> {
-    if (this.breaker.isShutdown) return attempt();
-    return this.breaker
-      .fire(attempt, isFailure as unknown as IsFailure, isFailureError)
-      .then(undefined, unwrapRejection) as Promise<T>;
+    const target = typeof attempt === 'function' ? new FunctionTarget(attempt, isFailure!, isFailureError!) : attempt;
+    if (this.breaker.isShutdown) return target.send();
+    return this.breaker.fire(target as BreakerTarget<unknown>).then(undefined, unwrapRejection) as Promise<T>;
   }
 
   /** Stops the breaker (its timers and its rotation listener). */
@@ -188,7 +209,7 @@ export class EndpointBreaker {
   // opossum calls errorFilter(err, ...fireArgs); true means "not a failure" (it then emits 'success').
   private readonly errorFilter = (err: unknown, ...args: unknown[]): boolean => {
     if (err instanceof FailedResult) return false;
-    if ((args[2] as IsFailureError)(err)) return false;
+    if ((args[0] as BreakerTarget<unknown>).isFailureError(err)) return false;
     this.neutral = true;
     return true;
   };
