@@ -6,7 +6,15 @@
  * Endpoint tier, per attempt: per-try timeout → circuit breaker → accounting
  * (in-flight, peak EWMA, outlier detector, stats) → protocol transport.
  */
-import { SpanKind, SpanStatusCode, context, isSpanContextValid, trace, type Span } from '@opentelemetry/api';
+import {
+  INVALID_SPAN_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  context,
+  isSpanContextValid,
+  trace,
+  type Span,
+} from '@opentelemetry/api';
 import pRetry from 'p-retry';
 import { buildPicker } from './balancer/index.js';
 import type { PickContext, Picker } from './balancer/types.js';
@@ -30,6 +38,7 @@ import { OutlierDetector } from './policy/outlier-detector.js';
 import { RetryBudget } from './policy/retry-budget.js';
 import type { Protocol } from './protocol.js';
 import { WindowedHistogram } from './stats/histogram.js';
+import { TimerQueue, type TimerEntry } from './timer-queue.js';
 import type { MeshTelemetry } from './telemetry/telemetry.js';
 import type { CallContext, CallHandle, Classification, Classifier } from './types.js';
 import { hashString } from './balancer/hash.js';
@@ -87,7 +96,7 @@ const PER_TRY = 1;
 const DEADLINE = 2;
 
 /** Per-call state. It is the CallContext handed down the stack and the PickContext of every pick. */
-class Call<Req, Res> implements CallContext, PickContext, CallHandle, BreakerTarget<Res> {
+class Call<Req, Res> implements CallContext, PickContext, CallHandle, BreakerTarget<Res>, TimerEntry {
   attempt = 0;
   endpoint: Endpoint | undefined = undefined;
   trace: ReturnType<typeof trace.setSpan> | undefined = undefined;
@@ -101,7 +110,11 @@ class Call<Req, Res> implements CallContext, PickContext, CallHandle, BreakerTar
   budgetRefused = false;
   /** Set when a retry could not be sent and the held response is the answer. */
   stop = false;
+  /** A dedicated timer when the service's TimerQueue refused the attempt's expiry. */
   timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  timerPrev: TimerEntry | undefined = undefined;
+  timerNext: TimerEntry | undefined = undefined;
+  timerAt = -1;
   timerKind = NONE;
   timedOut = NONE;
   span: Span | undefined = undefined;
@@ -141,6 +154,10 @@ class Call<Req, Res> implements CallContext, PickContext, CallHandle, BreakerTar
   onAbort(handler: (reason: unknown) => void): void {
     if (this.attemptReason !== undefined) handler(this.attemptReason);
     else this.abortHandler = handler;
+  }
+
+  onTimer(): void {
+    onAttemptTimer(this);
   }
 
   /** Starts a fresh attempt's cancellation state. */
@@ -238,11 +255,14 @@ export class Service {
   private breakerShared: BreakerShared | undefined;
   private readonly classifiers = new Map<Protocol<unknown, unknown>, Classifier<unknown>>();
   private closed = false;
+  /** Attempt timeouts (per-try or deadline) of this service, under one timer. */
+  private readonly timers: TimerQueue;
 
   constructor(config: ResolvedServiceConfig, deps: ServiceDeps) {
     this.name = config.name;
     this.deps = deps;
     this.latency = new WindowedHistogram(deps.clock, deps.statsWindowMs);
+    this.timers = new TimerQueue(deps.clock);
     this.apply(config);
   }
 
@@ -467,10 +487,14 @@ export class Service {
       if (requestedService !== this.name) span.setAttribute('meshlet.requested_service', requestedService);
       if (route !== undefined) span.setAttribute('meshlet.route', route);
     }
-    if (isSpanContextValid(span.spanContext())) call.trace = trace.setSpan(context.active(), span);
+    const spanContext = span.spanContext();
+    // Without an SDK and without a parent, the span context is the shared invalid one: skip the hex checks.
+    if (spanContext !== INVALID_SPAN_CONTEXT && isSpanContextValid(spanContext)) {
+      call.trace = trace.setSpan(context.active(), span);
+    }
 
     try {
-      await this.attempt(call);
+      await this.attempt(call, start);
       if (call.cls === 'retryable' && cfg.retry.maxAttempts > 1 && (await this.retryGate(call))) {
         try {
           await pRetry(() => call.retryAttempt(), {
@@ -492,7 +516,8 @@ export class Service {
     } finally {
       this.limiter.release();
       if (onCallerAbort) callerSignal!.removeEventListener('abort', onCallerAbort);
-      this.latency.record(clock.now() - start);
+      // call.now is the clock at the last attempt's end (or failed pick): the call's end, one read saved.
+      this.latency.record((call.now > 0 ? call.now : clock.now()) - start);
       span.end();
     }
   }
@@ -518,9 +543,9 @@ export class Service {
   }
 
   /** One attempt: pick, per-try timer, breaker, transport, classification, accounting. */
-  async attempt<Req, Res>(call: Call<Req, Res>): Promise<void> {
+  async attempt<Req, Res>(call: Call<Req, Res>, startedAt?: number): Promise<void> {
     const { clock, telemetry } = this.deps;
-    const now = clock.now();
+    const now = startedAt ?? clock.now();
     const remaining = call.deadline - now;
     call.now = now;
     const ep = remaining > 0 ? this.pick(call) : undefined;
@@ -554,7 +579,8 @@ export class Service {
     const perTry = this.config.timeout.perTryMs;
     call.timedOut = NONE;
     call.timerKind = perTry !== undefined && perTry < remaining ? PER_TRY : DEADLINE;
-    call.timer = setTimeout(onAttemptTimer, call.timerKind === PER_TRY ? perTry : remaining, call);
+    const timeout = call.timerKind === PER_TRY ? perTry! : remaining;
+    call.timer = this.timers.add(call, now + timeout, now) ? undefined : setTimeout(onAttemptTimer, timeout, call);
 
     let counted = true;
     try {
@@ -582,12 +608,14 @@ export class Service {
         call.cls = call.classifier.classifyError(call.err, call);
       }
     } finally {
-      clearTimeout(call.timer);
+      if (call.timer !== undefined) clearTimeout(call.timer);
+      else this.timers.remove(call);
       call.endAttempt();
       ep.inFlight--;
     }
 
     const end = clock.now();
+    call.now = end;
     const latency = end - now;
     const ok = call.cls === 'success' && call.err === undefined;
     if (counted) {
@@ -708,6 +736,7 @@ export class Service {
     if (this.closed) return;
     this.closed = true;
     this.outlier.close();
+    this.timers.clear();
     for (const ep of this.endpoints) this.dropBreaker(ep);
     this.breakerShared?.close();
     this.limiter.close(reason);

@@ -260,7 +260,8 @@ describe('EndpointBreaker', () => {
       { length: 20 },
       () => new EndpointBreaker(DEFAULTS, { onStateChange: () => {} }, shared),
     );
-    assert.equal(shared.rotateBucketController.listenerCount('rotate'), 20);
+    // Two listeners per breaker: its own accrual window and opossum's (probe) window.
+    assert.equal(shared.rotateBucketController.listenerCount('rotate'), 40);
     for (const b of breakers) b.shutdown();
     assert.equal(shared.rotateBucketController.listenerCount('rotate'), 0);
     shared.close();
