@@ -136,13 +136,13 @@ export class MeshDispatcher extends Dispatcher {
     }
     const userHeaders = opts.headers as HeaderInput;
     // The logical authority travels as Host, as Linkerd preserves it.
-    const headers =
-      findHeader(userHeaders, 'host') === undefined
-        ? withHeaders(userHeaders, [
-            'host',
-            typeof opts.origin === 'string' ? opts.origin.slice(7) : (opts.origin as URL).host,
-          ])
-        : userHeaders;
+    const ownsHeaders = findHeader(userHeaders, 'host') === undefined;
+    const headers = ownsHeaders
+      ? withHeaders(userHeaders, [
+          'host',
+          typeof opts.origin === 'string' ? opts.origin.slice(7) : (opts.origin as URL).host,
+        ])
+      : userHeaders;
     // Pools ignore `origin`: each is bound to its endpoint.
     const attemptOpts = { ...opts, headers, body } as Dispatcher.DispatchOptions;
     const req = new HttpRequest(
@@ -153,6 +153,7 @@ export class MeshDispatcher extends Dispatcher {
       replayable,
       findHeader(userHeaders, 'idempotency-key') !== undefined,
       state,
+      ownsHeaders,
     );
     this.mesh.call(service, req, this.protocol).then(state.deliver, state.fail);
   }

@@ -2,7 +2,7 @@
  * The HTTP protocol for the mesh: the transport leaf (one attempt on the endpoint's pool,
  * with W3C trace context injected), the classifier, and request facts for routing.
  */
-import { propagation, type Attributes, type TextMapSetter } from '@opentelemetry/api';
+import type { Attributes } from '@opentelemetry/api';
 import type { CallContext, Endpoint, Protocol } from '@meshlet/core';
 import { HttpAttempt } from './attempt.js';
 import { HttpClassifier, errorKind } from './classifier.js';
@@ -10,25 +10,13 @@ import { findHeader } from './headers.js';
 import type { PoolSet } from './pools.js';
 import type { HttpRequest } from './request.js';
 
-const arraySetter: TextMapSetter<string[]> = {
-  set(carrier, key, value) {
-    carrier.push(key, value);
-  },
-};
-
 export function createHttpProtocol(pools: PoolSet): Protocol<HttpRequest, HttpAttempt> {
   return {
     name: 'http',
     durationMetric: 'http.client.request.duration',
     transport(req: HttpRequest, ctx: CallContext, ep: Endpoint): Promise<HttpAttempt> {
       const pool = pools.get(ep);
-      let opts = req.opts;
-      if (ctx.trace !== undefined) {
-        // The traceparent differs per call (span id), so this call's options get their own headers.
-        const extra: string[] = [];
-        propagation.inject(ctx.trace, extra, arraySetter);
-        if (extra.length !== 0) opts = req.withTraceHeaders(extra);
-      }
+      const opts = ctx.trace === undefined ? req.opts : req.tracedOptions(ctx.trace);
       return new Promise((resolve, reject) => {
         pool.dispatch(opts, new HttpAttempt(resolve, reject, ctx) as never);
       });

@@ -1,6 +1,13 @@
 import type { Dispatcher } from 'undici';
+import { propagation, type Context, type TextMapSetter } from '@opentelemetry/api';
 import type { CallHandle } from '@meshlet/core';
 import { withHeaders, type HeaderInput } from './headers.js';
+
+const arraySetter: TextMapSetter<string[]> = {
+  set(carrier, key, value) {
+    carrier.push(key, value);
+  },
+};
 
 /** Methods that may be sent again without changing the outcome (RFC 9110 §9.2.2). */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
@@ -19,14 +26,32 @@ export class HttpRequest {
     readonly idempotencyKey: boolean,
     /** Told the mesh call's handle when the call starts, so the caller's abort can reach it. */
     private readonly owner?: { bind(call: CallHandle): void },
+    /** True when `opts.headers` is a flat array the dispatcher built for this call (safe to append to). */
+    private readonly ownsHeaders = false,
   ) {}
 
+  /** This call's options with its trace headers, built on its first attempt (every attempt shares the span). */
+  private traced: Dispatcher.DispatchOptions | undefined = undefined;
+
   /**
-   * Options with trace headers added: the base headers (with Host) plus `extra`. Built at
-   * most once per attempt, and only when there is a span context to propagate.
+   * Options carrying the call's trace context (W3C `traceparent`, through the registered
+   * propagator), built once per call: retries share the call's span. When the dispatcher
+   * built the header list itself (to add Host), the headers are appended to it in place;
+   * the caller's own headers are copied, never changed.
    */
-  withTraceHeaders(extra: string[]): Dispatcher.DispatchOptions {
-    return { ...this.opts, headers: withHeaders(this.opts.headers as HeaderInput, extra) };
+  tracedOptions(trace: Context): Dispatcher.DispatchOptions {
+    if (this.traced !== undefined) return this.traced;
+    const extra: string[] = [];
+    propagation.inject(trace, extra, arraySetter);
+    if (extra.length === 0) this.traced = this.opts;
+    else if (this.ownsHeaders) {
+      const headers = this.opts.headers as string[];
+      for (let i = 0; i < extra.length; i++) headers.push(extra[i]);
+      this.traced = this.opts;
+    } else {
+      this.traced = { ...this.opts, headers: withHeaders(this.opts.headers as HeaderInput, extra) };
+    }
+    return this.traced;
   }
 
   bind(call: CallHandle): void {
