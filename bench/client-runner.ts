@@ -16,6 +16,7 @@ import type {
   OpenLoopPoint,
   ParentMessage,
   PointResult,
+  RoundResult,
 } from './lib/types.ts';
 
 function send(message: ChildMessage): void {
@@ -65,13 +66,91 @@ function errorText(err: unknown): string {
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function runClosed(client: BenchClient, point: ClosedLoopPoint, id: number): Promise<PointResult> {
-  const histogram = newHistogram();
+/** What was measured in one round, or (merged) in every round of a load point. */
+interface Accumulator {
+  histogram: RecordableHistogram;
+  rounds: number;
+  seconds: number;
+  /** Successes whose latency was recorded (closed: completed in the window; open: intended in it). */
+  completed: number;
+  /** Successes completed inside the window, for throughput and CPU per request. */
+  completedByTime: number;
+  errors: number;
+  incomplete: number;
+  cpuMicros: number;
+  firstError: string | undefined;
+}
+
+function newAccumulator(): Accumulator {
+  return {
+    histogram: newHistogram(),
+    rounds: 0,
+    seconds: 0,
+    completed: 0,
+    completedByTime: 0,
+    errors: 0,
+    incomplete: 0,
+    cpuMicros: 0,
+    firstError: undefined,
+  };
+}
+
+/** Adds one round into the point's accumulator and remembers the round's own figures. */
+function merge(acc: Accumulator, round: Accumulator, perRound: RoundResult[]): void {
+  acc.histogram.add(round.histogram);
+  acc.rounds += round.rounds;
+  acc.seconds += round.seconds;
+  acc.completed += round.completed;
+  acc.completedByTime += round.completedByTime;
+  acc.errors += round.errors;
+  acc.incomplete += round.incomplete;
+  acc.cpuMicros += round.cpuMicros;
+  acc.firstError ??= round.firstError;
+  perRound.push({
+    throughput: round.seconds > 0 ? round.completedByTime / round.seconds : 0,
+    latencyUs: summarize(round.histogram),
+  });
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+function toResult(point: LoadPoint, acc: Accumulator, perRound: RoundResult[]): PointResult {
+  const lat = (key: keyof LatencySummary): number => median(perRound.map((r) => r.latencyUs[key]));
+  return {
+    point,
+    rounds: acc.rounds,
+    seconds: acc.seconds,
+    completed: acc.completed,
+    completedInWindows: acc.completedByTime,
+    errors: acc.errors,
+    incomplete: acc.incomplete,
+    throughput: median(perRound.map((r) => r.throughput)),
+    latencyUs: {
+      p50: lat('p50'),
+      p90: lat('p90'),
+      p99: lat('p99'),
+      p999: lat('p999'),
+      max: Math.max(...perRound.map((r) => r.latencyUs.max)),
+      mean: lat('mean'),
+    },
+    pooled: {
+      throughput: acc.seconds > 0 ? acc.completedByTime / acc.seconds : 0,
+      latencyUs: summarize(acc.histogram),
+    },
+    perRound,
+    cpuUsPerRequest: acc.completedByTime > 0 ? acc.cpuMicros / acc.completedByTime : 0,
+    rssMiB: process.memoryUsage.rss() / 2 ** 20,
+    firstError: acc.firstError,
+  };
+}
+
+async function runClosed(client: BenchClient, point: ClosedLoopPoint, id: number, acc: Accumulator): Promise<void> {
   let measuring = false;
   let stop = false;
-  let completed = 0;
-  let errors = 0;
-  let firstError: string | undefined;
 
   const worker = async (): Promise<void> => {
     while (!stop) {
@@ -79,13 +158,14 @@ async function runClosed(client: BenchClient, point: ClosedLoopPoint, id: number
       try {
         await client.send();
         if (measuring) {
-          recordNs(histogram, nowNs() - start);
-          completed++;
+          recordNs(acc.histogram, nowNs() - start);
+          acc.completed++;
+          acc.completedByTime++;
         }
       } catch (err) {
         if (measuring) {
-          errors++;
-          firstError ??= errorText(err);
+          acc.errors++;
+          acc.firstError ??= errorText(err);
         }
       }
     }
@@ -105,19 +185,9 @@ async function runClosed(client: BenchClient, point: ClosedLoopPoint, id: number
   stop = true;
   await Promise.all(workers);
 
-  const seconds = (t1 - t0) / 1e9;
-  return {
-    point,
-    seconds,
-    completed,
-    errors,
-    incomplete: 0,
-    throughput: completed / seconds,
-    latencyUs: summarize(histogram),
-    cpuUsPerRequest: completed > 0 ? (cpu1 - cpu0) / completed : 0,
-    rssMiB: process.memoryUsage.rss() / 2 ** 20,
-    firstError,
-  };
+  acc.rounds++;
+  acc.seconds += (t1 - t0) / 1e9;
+  acc.cpuMicros += cpu1 - cpu0;
 }
 
 /**
@@ -126,13 +196,12 @@ async function runClosed(client: BenchClient, point: ClosedLoopPoint, id: number
  * the intended time, so time spent waiting for the timer, for the event loop or in the
  * client-side queue is charged to the request, as a real caller would see it.
  */
-async function runOpen(client: BenchClient, point: OpenLoopPoint, id: number): Promise<PointResult> {
-  const histogram = newHistogram();
+async function runOpen(client: BenchClient, point: OpenLoopPoint, id: number, acc: Accumulator): Promise<void> {
   const intervalNs = 1e9 / point.rate;
   const start = nowNs() + 1e6;
   const windowStart = start + point.warmupMs * 1e6;
   const windowEnd = windowStart + point.durationMs * 1e6;
-  const total = Math.floor((point.warmupMs + point.durationMs) * 1e6 / intervalNs);
+  const total = Math.floor(((point.warmupMs + point.durationMs) * 1e6) / intervalNs);
 
   let next = 0;
   let inFlight = 0;
@@ -142,15 +211,12 @@ async function runOpen(client: BenchClient, point: OpenLoopPoint, id: number): P
   let queueHead = 0;
   // Requests intended inside the window that have not finished yet, for the drain.
   const pendingInWindow = new Set<number>();
-  let completed = 0;
-  let completedByTime = 0;
-  let errors = 0;
-  let firstError: string | undefined;
   let cpu0 = 0;
   let cpu1 = 0;
   let windowOpen = false;
   let windowClosed = false;
   let onIdle: (() => void) | undefined;
+  let onSettled: (() => void) | undefined;
 
   const checkWindow = (now: number): void => {
     if (!windowOpen && now >= windowStart) {
@@ -168,24 +234,26 @@ async function runOpen(client: BenchClient, point: OpenLoopPoint, id: number): P
   const fire = (intended: number): void => {
     inFlight++;
     const inWindow = intended >= windowStart && intended < windowEnd;
-    if (inWindow) pendingInWindow.add(intended);
     const done = (err: unknown): void => {
       inFlight--;
-      if (finished) return;
+      if (finished) {
+        if (inFlight === 0) onSettled?.();
+        return;
+      }
       const now = nowNs();
-      if (windowOpen && !windowClosed && err === undefined) completedByTime++;
+      if (windowOpen && !windowClosed && err === undefined) acc.completedByTime++;
       if (inWindow) {
         pendingInWindow.delete(intended);
         if (err === undefined) {
-          recordNs(histogram, now - intended);
-          completed++;
+          recordNs(acc.histogram, now - intended);
+          acc.completed++;
         } else {
-          errors++;
-          firstError ??= errorText(err);
+          acc.errors++;
+          acc.firstError ??= errorText(err);
         }
       }
       if (queueHead < queue.length && inFlight < point.maxInFlight) fire(queue[queueHead++]);
-      if (onIdle !== undefined && pendingInWindow.size === 0 && next >= total) onIdle();
+      if (onIdle !== undefined && pendingInWindow.size === 0) onIdle();
     };
     client.send().then(
       () => done(undefined),
@@ -201,10 +269,12 @@ async function runOpen(client: BenchClient, point: OpenLoopPoint, id: number): P
       while (next < due) {
         const intended = start + next * intervalNs;
         next++;
+        // Tracked from the moment it is due, so one still queued at the end counts as unfinished.
+        if (intended >= windowStart && intended < windowEnd) pendingInWindow.add(intended);
         if (inFlight < point.maxInFlight) fire(intended);
         else queue.push(intended);
       }
-      if (next >= total && now >= windowEnd) {
+      if (next >= total && windowClosed) {
         resolve();
         return;
       }
@@ -226,23 +296,24 @@ async function runOpen(client: BenchClient, point: OpenLoopPoint, id: number): P
   }
   finished = true;
   const end = nowNs();
-  const incomplete = pendingInWindow.size;
-  for (const intended of pendingInWindow) recordNs(histogram, end - intended);
+  acc.incomplete += pendingInWindow.size;
+  for (const intended of pendingInWindow) recordNs(acc.histogram, end - intended);
+  // Never sent: dropped. Sent: awaited (uncounted), so an overloaded setup's backlog does not
+  // load the upstreams while the next setup is measured.
   queue.length = 0;
+  if (inFlight > 0) {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, 30_000);
+      onSettled = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
 
-  const seconds = point.durationMs / 1e3;
-  return {
-    point,
-    seconds,
-    completed,
-    errors,
-    incomplete,
-    throughput: completedByTime / seconds,
-    latencyUs: summarize(histogram),
-    cpuUsPerRequest: completedByTime > 0 ? (cpu1 - cpu0) / completedByTime : 0,
-    rssMiB: process.memoryUsage.rss() / 2 ** 20,
-    firstError,
-  };
+  acc.rounds++;
+  acc.seconds += point.durationMs / 1e3;
+  acc.cpuMicros += cpu1 - cpu0;
 }
 
 async function main(): Promise<void> {
@@ -270,17 +341,24 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => void close());
   process.on('SIGTERM', () => void close());
 
+  const accumulators = new Map<string, { acc: Accumulator; perRound: RoundResult[] }>();
   let busy: Promise<void> = Promise.resolve();
   process.on('message', (message: ParentMessage) => {
     if (message.type === 'close') {
       void busy.then(close);
       return;
     }
-    const run = async (point: LoadPoint): Promise<void> => {
-      const result = point.mode === 'closed' ? await runClosed(client, point, message.id) : await runOpen(client, point, message.id);
-      send({ type: 'result', id: message.id, result });
+    const { id, key, point } = message;
+    const run = async (): Promise<void> => {
+      let entry = accumulators.get(key);
+      if (entry === undefined) accumulators.set(key, (entry = { acc: newAccumulator(), perRound: [] }));
+      const round = newAccumulator();
+      if (point.mode === 'closed') await runClosed(client, point, id, round);
+      else await runOpen(client, point, id, round);
+      merge(entry.acc, round, entry.perRound);
+      send({ type: 'result', id, result: toResult(point, entry.acc, entry.perRound) });
     };
-    busy = busy.then(() => run(message.point)).catch((err: unknown) => send({ type: 'fatal', message: errorText(err) }));
+    busy = busy.then(run).catch((err: unknown) => send({ type: 'fatal', message: errorText(err) }));
   });
   send({ type: 'ready' });
 }

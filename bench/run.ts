@@ -7,22 +7,38 @@
  * Flags:
  *   --quick              short smoke run (about a minute); does not rewrite RESULTS.md unless --write
  *   --only a,b           only these setups (the baseline always runs: rates and ratios need it)
- *   --duration <ms>      measurement window per load point (default 5000)
- *   --warmup <ms>        warm-up before each window (default 1000)
+ *   --duration <ms>      measured time per setup and load point, split over the rounds (default 4000)
+ *   --rounds <n>         rounds per load point, interleaved across setups (default 5)
+ *   --warmup <ms>        warm-up before each round's window (default 300)
  *   --no-micro           skip the microbenchmarks
  *   --no-haproxy         skip the sidecar setups
  *   --haproxy-threads n  nbthread of each HAProxy (default 1)
  *   --write / --no-write force or suppress rewriting RESULTS.md and chart.svg
+ *   --pin                pin the client processes (and client-side sidecars) to the last CPU, the upstreams
+ *                        (and server-side sidecars) to the others, so the client is not preempted by them
+ *   --from <file.json>   measure nothing: re-render the table (and with --write RESULTS.md and the chart) from
+ *                        a saved bench/results/<timestamp>.json
+ *   --profile a,b        run these setups' clients under `node --cpu-prof` (whole run) and print
+ *                        where their CPU goes; profiles in bench/results/profiles/
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureHaproxy, startSidecars, type HaproxyInfo, type Sidecars } from './lib/haproxy.ts';
-import { processCpuMicros, processRssMiB } from './lib/proc.ts';
+import { pinProcess, processCpuMicros, processRssMiB } from './lib/proc.ts';
 import type { ChildMessage, LoadPoint, MicroResults, ParentMessage, PointResult } from './lib/types.ts';
-import { collectEnvironment, evaluateTargets, renderMarkdown, renderTable, type BenchReport, type PointKey } from './report.ts';
+import {
+  collectEnvironment,
+  evaluateTargets,
+  renderMarkdown,
+  renderTable,
+  type BenchReport,
+  type PointKey,
+} from './report.ts';
 import { renderChart } from './chart.ts';
+import { renderProfileSummary, summarizeProfile } from './profile.ts';
 import { BASELINE, RUN_ORDER, SETUPS, type SetupDef } from './setups.ts';
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
@@ -35,12 +51,19 @@ const TSX = ['--import', 'tsx'];
 interface Options {
   quick: boolean;
   only: string[] | undefined;
+  /** Measured time per setup and load point, over all rounds. */
   durationMs: number;
+  rounds: number;
+  /** Warm-up before each round's window. */
   warmupMs: number;
+  /** JIT and connection warm-up of every client before the first point. */
+  initialWarmupMs: number;
   micro: boolean;
   haproxy: boolean;
   haproxyThreads: number;
   write: boolean;
+  profile: string[];
+  pin: boolean;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -56,23 +79,38 @@ function parseOptions(argv: string[]): Options {
     if (!Number.isFinite(n) || n <= 0) throw new Error(`${flag}: expected a positive number, got ${raw}`);
     return n;
   };
-  const only = value('--only')?.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const only = value('--only')
+    ?.split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   for (const name of only ?? []) {
     if (!SETUPS.some((s) => s.name === name)) {
       throw new Error(`--only: unknown setup ${name}; known: ${SETUPS.map((s) => s.name).join(', ')}`);
     }
   }
   const partial = quick || only !== undefined;
+  const profile =
+    value('--profile')
+      ?.split(',')
+      .map((s) => s.trim())
+      .filter((s) => s !== '') ?? [];
+  for (const name of profile) {
+    if (!SETUPS.some((s) => s.name === name)) throw new Error(`--profile: unknown setup ${name}`);
+  }
   return {
     quick,
     only,
-    durationMs: number('--duration', quick ? 800 : 5000),
-    warmupMs: number('--warmup', quick ? 250 : 1000),
+    durationMs: number('--duration', quick ? 600 : 4000),
+    rounds: Math.round(number('--rounds', quick ? 1 : 5)),
+    warmupMs: number('--warmup', quick ? 150 : 300),
+    initialWarmupMs: quick ? 500 : 2000,
     micro: !argv.includes('--no-micro'),
     haproxy: !argv.includes('--no-haproxy'),
     haproxyThreads: number('--haproxy-threads', 1),
     // RESULTS.md is committed: only a full run may overwrite it, unless asked.
     write: argv.includes('--write') || (!partial && !argv.includes('--no-write')),
+    profile,
+    pin: argv.includes('--pin'),
   };
 }
 
@@ -109,7 +147,10 @@ function log(line: string): void {
 // Upstreams
 
 async function startUpstream(): Promise<{ child: ChildProcess; address: string }> {
-  const child = fork(path.join(benchDir, 'upstream.ts'), [], { execArgv: TSX, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(path.join(benchDir, 'upstream.ts'), [], {
+    execArgv: TSX,
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
   track(child);
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('upstream did not start in 15 s')), 15_000);
@@ -129,7 +170,9 @@ class ClientHandle {
   private nextId = 1;
   private readonly waiting = new Map<number, { resolve: (r: PointResult) => void; reject: (e: Error) => void }>();
   private proxyCpuStart = 0;
-  private proxyCpuEnd = 0;
+  /** Sidecar CPU in the measurement windows, per point key, summed over rounds. */
+  private readonly proxyCpuByKey = new Map<string, number>();
+  private readonly keyById = new Map<number, string>();
   private readyPromise: Promise<void>;
   private fatal: Error | undefined;
 
@@ -148,9 +191,11 @@ class ClientHandle {
           case 'window-start':
             this.proxyCpuStart = this.proxyCpu();
             break;
-          case 'window-end':
-            this.proxyCpuEnd = this.proxyCpu();
+          case 'window-end': {
+            const key = this.keyById.get(message.id) ?? '';
+            this.proxyCpuByKey.set(key, (this.proxyCpuByKey.get(key) ?? 0) + this.proxyCpu() - this.proxyCpuStart);
             break;
+          }
           case 'result':
             this.settle(message.id, message.result);
             break;
@@ -183,9 +228,11 @@ class ClientHandle {
     const waiter = this.waiting.get(id);
     if (waiter === undefined) return;
     this.waiting.delete(id);
+    const key = this.keyById.get(id) ?? '';
+    this.keyById.delete(id);
     if (this.proxyPids.length > 0) {
-      const completedByTime = result.throughput * result.seconds;
-      result.proxyCpuUsPerRequest = completedByTime > 0 ? (this.proxyCpuEnd - this.proxyCpuStart) / completedByTime : 0;
+      const cpu = this.proxyCpuByKey.get(key) ?? 0;
+      result.proxyCpuUsPerRequest = result.completedInWindows > 0 ? cpu / result.completedInWindows : 0;
       result.proxyRssMiB = this.proxyPids.reduce((sum, pid) => sum + (processRssMiB(pid) ?? 0), 0);
     }
     waiter.resolve(result);
@@ -197,12 +244,14 @@ class ClientHandle {
     this.waiting.clear();
   }
 
-  run(point: LoadPoint): Promise<PointResult> {
+  /** Runs one round of `point`; the result accumulates every round run so far under `key`. */
+  run(key: string, point: LoadPoint): Promise<PointResult> {
     if (this.fatal !== undefined) return Promise.reject(this.fatal);
     const id = this.nextId++;
+    this.keyById.set(id, key);
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
-      const message: ParentMessage = { type: 'run', id, point };
+      const message: ParentMessage = { type: 'run', id, key, point };
       this.child.send(message);
     });
   }
@@ -224,9 +273,15 @@ class ClientHandle {
   }
 }
 
-function startClient(setup: SetupDef, targets: string[], proxyPids: number[]): ClientHandle {
+const profileDir = path.join(benchDir, 'results', 'profiles');
+
+function startClient(setup: SetupDef, targets: string[], proxyPids: number[], profile: boolean): ClientHandle {
+  // One directory per setup: every thread (tsx runs a loader thread) writes its own profile there.
+  const dir = path.join(profileDir, setup.name);
+  if (profile) rmSync(dir, { recursive: true, force: true });
+  const profiling = profile ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [];
   const child = fork(path.join(benchDir, 'client-runner.ts'), [setup.client, JSON.stringify(targets), '/'], {
-    execArgv: TSX,
+    execArgv: [...TSX, ...profiling],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     // The clients read nothing from the environment except what an application would (e.g. OTEL_*).
     env: { ...process.env, NODE_ENV: 'production' },
@@ -242,7 +297,7 @@ async function runMicro(options: Options, upstreams: string[]): Promise<MicroRes
   // --expose-gc to settle the heap around allocation measurements; a large young generation so
   // that no scavenge runs inside a measured batch (the heap delta is then the bytes allocated).
   const child = fork(path.join(benchDir, 'micro.ts'), [JSON.stringify({ quick: options.quick, upstreams })], {
-    execArgv: [...TSX, '--expose-gc', '--max-semi-space-size=128'],
+    execArgv: [...TSX, '--expose-gc', '--min-semi-space-size=64', '--max-semi-space-size=64'],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     env: { ...process.env, NODE_ENV: 'production' },
   });
@@ -259,12 +314,15 @@ async function runMicro(options: Options, upstreams: string[]): Promise<MicroRes
 // ---------------------------------------------------------------------------------------------
 
 function pointLabel(point: LoadPoint): string {
-  return point.mode === 'closed' ? `closed c=${point.concurrency}` : `open ${point.label} (${Math.round(point.rate)}/s)`;
+  return point.mode === 'closed'
+    ? `closed c=${point.concurrency}`
+    : `open ${point.label} (${Math.round(point.rate)}/s)`;
 }
 
 function progress(setup: SetupDef, point: LoadPoint, r: PointResult): void {
   const extra = r.proxyCpuUsPerRequest !== undefined ? ` proxy ${r.proxyCpuUsPerRequest.toFixed(1)} µs/req` : '';
-  const errors = r.errors + r.incomplete > 0 ? ` errors ${r.errors} incomplete ${r.incomplete} (${r.firstError ?? ''})` : '';
+  const errors =
+    r.errors + r.incomplete > 0 ? ` errors ${r.errors} incomplete ${r.incomplete} (${r.firstError ?? ''})` : '';
   log(
     `  ${setup.name.padEnd(20)} ${pointLabel(point).padEnd(22)} ${r.throughput.toFixed(0).padStart(7)} req/s  ` +
       `p50 ${r.latencyUs.p50.toFixed(0)} p99 ${r.latencyUs.p99.toFixed(0)} p99.9 ${r.latencyUs.p999.toFixed(0)} µs  ` +
@@ -272,15 +330,79 @@ function progress(setup: SetupDef, point: LoadPoint, r: PointResult): void {
   );
 }
 
+/**
+ * --pin: the clients and the client-side sidecars on the last CPU, the upstreams and the
+ * server-side sidecars on the others, as a client pod and server pods would have their own CPUs.
+ */
+function pinAll(
+  upstreams: Array<{ child: ChildProcess }>,
+  sidecars: Sidecars[],
+  clients: Map<string, ClientHandle>,
+): void {
+  const n = os.cpus().length;
+  if (n < 2) {
+    log('--pin: one CPU, nothing to pin');
+    return;
+  }
+  const clientCpus = [n - 1];
+  const serverCpus = Array.from({ length: n - 1 }, (_, i) => i);
+  const pin = (pid: number | undefined, cpus: number[]): void => {
+    const err = pid === undefined ? 'no pid' : pinProcess(pid, cpus);
+    if (err !== undefined) log(`--pin: could not pin ${pid}: ${err}`);
+  };
+  for (const u of upstreams) pin(u.child.pid, serverCpus);
+  for (const s of sidecars) {
+    pin(s.clientSidePid, clientCpus);
+    for (const pid of s.serverSidePids) pin(pid, serverCpus);
+  }
+  for (const c of clients.values()) pin(c.child.pid, clientCpus);
+  log(
+    `pinned: clients and client-side sidecars to CPU ${clientCpus.join(',')}, upstreams to CPU ${serverCpus.join(',')}`,
+  );
+}
+
+/** --from <results.json>: re-renders the table, RESULTS.md and the chart from a saved run, without measuring. */
+function rerender(file: string, write: boolean): void {
+  const report = JSON.parse(readFileSync(file, 'utf8')) as BenchReport;
+  report.targets = evaluateTargets(report);
+  process.stdout.write(renderTable(report));
+  if (write) {
+    writeFileSync(path.join(benchDir, 'chart.svg'), renderChart(report));
+    writeFileSync(path.join(benchDir, 'RESULTS.md'), renderMarkdown(report, path.basename(file)));
+    log('wrote bench/RESULTS.md and bench/chart.svg');
+  }
+}
+
 async function main(): Promise<void> {
-  const options = parseOptions(process.argv.slice(2));
+  const argv = process.argv.slice(2);
+  const from = argv.indexOf('--from');
+  if (from >= 0) {
+    const file = argv[from + 1];
+    if (file === undefined) throw new Error('--from: expected a bench/results/<timestamp>.json file');
+    rerender(file, argv.includes('--write'));
+    return;
+  }
+  const options = parseOptions(argv);
   const startedAt = new Date();
-  log(`meshlet bench: ${options.quick ? 'quick' : 'full'} run, ${options.warmupMs} ms warm-up + ${options.durationMs} ms per point`);
+  log(
+    `meshlet bench: ${options.quick ? 'quick' : 'full'} run, per setup and load point ${options.rounds} round(s) of ` +
+      `${options.warmupMs} ms warm-up + ${Math.round(options.durationMs / options.rounds)} ms measured`,
+  );
 
   const skipped = new Map<string, string>();
-  const meshletBuilt = existsSync(path.join(rootDir, 'packages/http/dist/index.js')) && existsSync(path.join(rootDir, 'packages/core/dist/index.js'));
+  const meshletBuilt =
+    existsSync(path.join(rootDir, 'packages/http/dist/index.js')) &&
+    existsSync(path.join(rootDir, 'packages/core/dist/index.js'));
   let haproxy: HaproxyInfo | undefined;
-  const wanted = SETUPS.filter((s) => options.only === undefined || s.name === BASELINE || options.only.includes(s.name));
+  // A setup needs the setups it is compared with and loaded relative to.
+  const names = new Set(options.only ?? SETUPS.map((s) => s.name));
+  names.add(BASELINE);
+  for (const s of SETUPS) {
+    if (!names.has(s.name)) continue;
+    if (s.baseline !== undefined) names.add(s.baseline);
+    names.add(s.loadBase);
+  }
+  const wanted = SETUPS.filter((s) => names.has(s.name));
   if (wanted.some((s) => s.route !== 'direct')) {
     if (!options.haproxy) {
       for (const s of wanted) if (s.route !== 'direct') skipped.set(s.name, '--no-haproxy');
@@ -295,7 +417,8 @@ async function main(): Promise<void> {
     }
   }
   if (!meshletBuilt) {
-    for (const s of wanted) if (s.meshlet) skipped.set(s.name, 'packages/*/dist missing: run `npm run build` (npm run bench does)');
+    for (const s of wanted)
+      if (s.meshlet) skipped.set(s.name, 'packages/*/dist missing: run `npm run build` (npm run bench does)');
   }
   const active = wanted.filter((s) => !skipped.has(s.name));
   const byRunOrder = [...active].sort((a, b) => RUN_ORDER.indexOf(a.name) - RUN_ORDER.indexOf(b.name));
@@ -314,46 +437,80 @@ async function main(): Promise<void> {
       let targets = upstreams;
       let proxyPids: number[] = [];
       if (setup.route !== 'direct' && haproxy !== undefined) {
-        const s = await startSidecars(haproxy, setup.route === 'haproxy-1hop' ? 1 : 2, upstreams, options.haproxyThreads, track);
+        const s = await startSidecars(
+          haproxy,
+          setup.route === 'haproxy-1hop' ? 1 : 2,
+          upstreams,
+          options.haproxyThreads,
+          track,
+        );
         sidecars.push(s);
         targets = [s.address];
         proxyPids = s.pids;
       }
-      clients.set(setup.name, startClient(setup, targets, proxyPids));
+      clients.set(setup.name, startClient(setup, targets, proxyPids, options.profile.includes(setup.name)));
     }
     await Promise.all([...clients.values()].map((c) => c.ready()));
     log(`clients ready: ${byRunOrder.map((s) => s.name).join(', ')}`);
+    if (options.pin) pinAll(upstreamProcs, sidecars, clients);
 
-    const measure = async (key: PointKey, point: LoadPoint): Promise<void> => {
-      log(`${pointLabel(point)}:`);
+    // JIT, connection pools and sidecars warm before anything is recorded (undici fetch in
+    // particular runs several times slower in its first second).
+    log(`warming up every client for ${options.initialWarmupMs} ms at concurrency 16`);
+    for (const setup of byRunOrder) {
+      await clients
+        .get(setup.name)
+        ?.run('warmup', { mode: 'closed', concurrency: 16, warmupMs: options.initialWarmupMs, durationMs: 1 });
+    }
+
+    // Rounds alternate the order of the setups (A B C, C B A, ...) so a linear drift in the
+    // machine's load falls evenly on every setup.
+    const measure = async (key: PointKey, pointFor: (setup: SetupDef) => LoadPoint): Promise<void> => {
+      log(`${key}:`);
+      for (let round = 0; round < options.rounds; round++) {
+        const order = round % 2 === 0 ? byRunOrder : [...byRunOrder].reverse();
+        for (const setup of order) {
+          const client = clients.get(setup.name);
+          if (client === undefined) continue;
+          (results[setup.name] ??= {})[key] = await client.run(key, pointFor(setup));
+        }
+      }
       for (const setup of byRunOrder) {
-        const client = clients.get(setup.name);
-        if (client === undefined) continue;
-        const result = await client.run(point);
-        (results[setup.name] ??= {})[key] = result;
-        progress(setup, point, result);
+        const result = results[setup.name]?.[key];
+        if (result !== undefined) progress(setup, result.point, result);
       }
     };
 
-    const closed = (concurrency: number): LoadPoint => ({ mode: 'closed', concurrency, warmupMs: options.warmupMs, durationMs: options.durationMs });
-    await measure('c1', closed(1));
-    await measure('c16', closed(16));
-    await measure('c64', closed(64));
+    const perRound = Math.max(1, Math.round(options.durationMs / options.rounds));
+    const closed = (concurrency: number): LoadPoint => ({
+      mode: 'closed',
+      concurrency,
+      warmupMs: options.warmupMs,
+      durationMs: perRound,
+    });
+    await measure('c1', () => closed(1));
+    await measure('c16', () => closed(16));
+    await measure('c64', () => closed(64));
 
-    const baselineMax = results[BASELINE]?.c64?.throughput ?? 0;
-    if (baselineMax <= 0) throw new Error('the baseline completed no request at concurrency 64');
-    rates = { baselineMax, open50: baselineMax * 0.5, open80: baselineMax * 0.8 };
+    rates = {};
+    for (const base of new Set(byRunOrder.map((s) => s.loadBase))) {
+      const max = results[base]?.c64?.throughput ?? 0;
+      if (max <= 0) throw new Error(`${base} completed no request at concurrency 64: no open-loop rate to derive`);
+      rates[base] = { baselineMax: max, open50: max * 0.5, open80: max * 0.8 };
+    }
+    const loadRates = rates;
     const open = (rate: number, label: string): LoadPoint => ({
       mode: 'open',
       rate,
       label,
       warmupMs: options.warmupMs,
-      durationMs: options.durationMs,
-      maxInFlight: 1024,
-      drainMs: 5000,
+      durationMs: perRound,
+      // Twice the highest closed-loop concurrency: every setup reaches its maximum below it.
+      maxInFlight: 128,
+      drainMs: options.quick ? 500 : 1000,
     });
-    await measure('open50', open(rates.open50, '50%'));
-    await measure('open80', open(rates.open80, '80%'));
+    await measure('open50', (s) => open(loadRates[s.loadBase].open50, '50%'));
+    await measure('open80', (s) => open(loadRates[s.loadBase].open80, '80%'));
 
     await Promise.all([...clients.values()].map((c) => c.close()));
     clients.clear();
@@ -382,6 +539,7 @@ async function main(): Promise<void> {
       quick: options.quick,
       only: options.only,
       durationMs: options.durationMs,
+      rounds: options.rounds,
       warmupMs: options.warmupMs,
       haproxyThreads: options.haproxyThreads,
     },
@@ -400,6 +558,16 @@ async function main(): Promise<void> {
   const jsonPath = path.join(resultsDir, `${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
   writeFileSync(jsonPath, JSON.stringify(report, null, 2) + '\n');
   log(`wrote ${path.relative(rootDir, jsonPath)}`);
+  for (const name of options.profile) {
+    // The main thread's profile is the biggest one (the loader thread is idle after start-up).
+    const dir = path.join(profileDir, name);
+    const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')) : [];
+    const main = files.map((f) => path.join(dir, f)).sort((a, b) => statSync(b).size - statSync(a).size)[0];
+    if (main !== undefined) {
+      process.stdout.write('\n' + renderProfileSummary(name, summarizeProfile(main)));
+      log(`profile: ${path.relative(rootDir, main)}`);
+    } else log(`no profile written for ${name}`);
+  }
   if (options.write) {
     writeFileSync(path.join(benchDir, 'chart.svg'), renderChart(report));
     writeFileSync(path.join(benchDir, 'RESULTS.md'), renderMarkdown(report, path.basename(jsonPath)));

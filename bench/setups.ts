@@ -15,6 +15,12 @@ export interface SetupDef {
   route: Route;
   /** The setup it is reported as a ratio to (same request API, no mesh). */
   baseline: string | undefined;
+  /**
+   * The setup whose maximum throughput (closed loop, c=64) sets this setup's open-loop rates, and
+   * its Δp99 reference. The fetch setups load at fetch's own capacity: at rates set by undici
+   * `request` (about three times faster) both would be saturated and compare nothing.
+   */
+  loadBase: string;
   /** Needs the built @meshlet packages. */
   meshlet: boolean;
 }
@@ -22,16 +28,88 @@ export interface SetupDef {
 export const BASELINE = 'undici-request';
 
 export const SETUPS: SetupDef[] = [
-  { name: 'undici-request', label: 'undici request (baseline)', client: 'undici-request', route: 'direct', baseline: undefined, meshlet: false },
-  { name: 'undici-fetch', label: 'undici fetch', client: 'undici-fetch', route: 'direct', baseline: 'undici-request', meshlet: false },
-  { name: 'meshlet-passthrough', label: 'meshlet dispatcher, passthrough', client: 'meshlet-passthrough', route: 'direct', baseline: 'undici-request', meshlet: true },
-  { name: 'meshlet-balancer', label: 'meshlet + balancer', client: 'meshlet-balancer', route: 'direct', baseline: 'undici-request', meshlet: true },
-  { name: 'meshlet-policies', label: 'meshlet + retry/budget/breaker/outlier', client: 'meshlet-policies', route: 'direct', baseline: 'undici-request', meshlet: true },
-  { name: 'meshlet-full', label: 'meshlet full (+ OTel SDK)', client: 'meshlet-full', route: 'direct', baseline: 'undici-request', meshlet: true },
-  { name: 'meshlet-fetch', label: 'meshlet fetch, full (+ OTel SDK)', client: 'meshlet-fetch', route: 'direct', baseline: 'undici-fetch', meshlet: true },
+  {
+    name: 'undici-request',
+    label: 'undici request (baseline)',
+    client: 'undici-request',
+    route: 'direct',
+    baseline: undefined,
+    loadBase: 'undici-request',
+    meshlet: false,
+  },
+  {
+    name: 'undici-fetch',
+    label: 'undici fetch',
+    client: 'undici-fetch',
+    route: 'direct',
+    baseline: 'undici-request',
+    loadBase: 'undici-fetch',
+    meshlet: false,
+  },
+  {
+    name: 'meshlet-passthrough',
+    label: 'meshlet dispatcher, passthrough',
+    client: 'meshlet-passthrough',
+    route: 'direct',
+    baseline: 'undici-request',
+    loadBase: 'undici-request',
+    meshlet: true,
+  },
+  {
+    name: 'meshlet-balancer',
+    label: 'meshlet + balancer',
+    client: 'meshlet-balancer',
+    route: 'direct',
+    baseline: 'undici-request',
+    loadBase: 'undici-request',
+    meshlet: true,
+  },
+  {
+    name: 'meshlet-policies',
+    label: 'meshlet + retry/budget/breaker/outlier',
+    client: 'meshlet-policies',
+    route: 'direct',
+    baseline: 'undici-request',
+    loadBase: 'undici-request',
+    meshlet: true,
+  },
+  {
+    name: 'meshlet-full',
+    label: 'meshlet full (+ OTel SDK)',
+    client: 'meshlet-full',
+    route: 'direct',
+    baseline: 'undici-request',
+    loadBase: 'undici-request',
+    meshlet: true,
+  },
+  {
+    name: 'meshlet-fetch',
+    label: 'meshlet fetch, full (+ OTel SDK)',
+    client: 'meshlet-fetch',
+    route: 'direct',
+    baseline: 'undici-fetch',
+    loadBase: 'undici-fetch',
+    meshlet: true,
+  },
   // The sidecar setups use the baseline client unchanged: the only difference is the proxy in the path.
-  { name: 'haproxy-1hop', label: 'undici request via HAProxy, 1 hop', client: 'undici-request', route: 'haproxy-1hop', baseline: 'undici-request', meshlet: false },
-  { name: 'haproxy-2hop', label: 'undici request via HAProxy, 2 hops', client: 'undici-request', route: 'haproxy-2hop', baseline: 'undici-request', meshlet: false },
+  {
+    name: 'haproxy-1hop',
+    label: 'undici request via HAProxy, 1 hop',
+    client: 'undici-request',
+    route: 'haproxy-1hop',
+    baseline: 'undici-request',
+    loadBase: 'undici-request',
+    meshlet: false,
+  },
+  {
+    name: 'haproxy-2hop',
+    label: 'undici request via HAProxy, 2 hops',
+    client: 'undici-request',
+    route: 'haproxy-2hop',
+    baseline: 'undici-request',
+    loadBase: 'undici-request',
+    meshlet: false,
+  },
 ];
 
 /**

@@ -20,6 +20,10 @@ export interface Sidecars {
   address: string;
   /** Every HAProxy process of the setup; their CPU is summed. */
   pids: number[];
+  /** The sidecar next to the client (the only one with one hop). */
+  clientSidePid: number;
+  /** The sidecars next to the upstreams (two hops). */
+  serverSidePids: number[];
   stop(): Promise<void>;
 }
 
@@ -46,7 +50,9 @@ export function ensureHaproxy(log: (line: string) => void): HaproxyInfo | { reas
       return { reason: 'haproxy is not installed and there is no apt-get to install it (install HAProxy and rerun)' };
     }
     if (process.getuid?.() !== 0) {
-      return { reason: 'haproxy is not installed and the benchmark is not root (run `sudo apt-get install -y haproxy`)' };
+      return {
+        reason: 'haproxy is not installed and the benchmark is not root (run `sudo apt-get install -y haproxy`)',
+      };
     }
     log('installing haproxy with apt-get (Debian package `haproxy`)...');
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
@@ -146,6 +152,8 @@ export async function startSidecars(
   track: (child: ChildProcess) => void,
 ): Promise<Sidecars> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'meshlet-bench-haproxy-'));
+  // Also on an interrupted run (the orchestrator kills the processes on exit).
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   const procs: HaproxyProcess[] = [];
   const stop = async (): Promise<void> => {
     await Promise.all(procs.map((p) => stopProcess(p.child)));
@@ -164,7 +172,13 @@ export async function startSidecars(
     }
     const client = await startOne(info, dir, hops === 2 ? 'client-sidecar' : 'sidecar', servers, threads, track);
     procs.push(client);
-    return { address: `127.0.0.1:${client.port}`, pids: procs.map((p) => p.child.pid ?? -1), stop };
+    return {
+      address: `127.0.0.1:${client.port}`,
+      pids: procs.map((p) => p.child.pid ?? -1),
+      clientSidePid: client.child.pid ?? -1,
+      serverSidePids: procs.filter((p) => p !== client).map((p) => p.child.pid ?? -1),
+      stop,
+    };
   } catch (err) {
     await stop();
     throw err;

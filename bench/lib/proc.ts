@@ -1,5 +1,5 @@
 /** Reading another process's CPU time and RSS from /proc (Linux), for the sidecar's cost. */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 
@@ -73,4 +73,14 @@ export async function waitForPort(port: number, timeoutMs: number, isAlive: () =
     if (Date.now() > deadline) throw new Error(`nothing listening on 127.0.0.1:${port} after ${timeoutMs} ms`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+}
+
+/**
+ * Pins every thread of a process to the given CPUs (`taskset -a`); threads it starts later inherit
+ * it. Returns an error message, or undefined on success.
+ */
+export function pinProcess(pid: number, cpus: number[]): string | undefined {
+  const result = spawnSync('taskset', ['-a', '-p', '-c', cpus.join(','), String(pid)], { encoding: 'utf8' });
+  if (result.error !== undefined) return result.error.message;
+  return result.status === 0 ? undefined : (result.stderr ?? '').trim() || `taskset exited with ${result.status}`;
 }

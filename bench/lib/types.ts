@@ -49,7 +49,11 @@ export interface OpenLoopPoint {
   label: string;
   warmupMs: number;
   durationMs: number;
-  /** Requests in flight beyond which new sends wait in a client-side queue (still timed from their intended time). */
+  /**
+   * Requests in flight beyond which new sends wait in a client-side queue (still timed from
+   * their intended time), as an application bounds its concurrency. Without it an overloaded
+   * client opens a connection per queued request and the run measures a connection storm.
+   */
   maxInFlight: number;
   /** How long to wait for stragglers after the window before counting them as incomplete. */
   drainMs: number;
@@ -67,20 +71,36 @@ export interface LatencySummary {
   mean: number;
 }
 
-/** What the client runner measured for one load point. */
+/** What one round measured. */
+export interface RoundResult {
+  throughput: number;
+  latencyUs: LatencySummary;
+}
+
+/** What the client runner measured for one load point, over all its rounds so far. */
 export interface PointResult {
   point: LoadPoint;
-  /** Measurement window actually used, seconds. */
+  /** Rounds accumulated into this result. */
+  rounds: number;
+  /** Measurement windows, summed over the rounds, seconds. */
   seconds: number;
-  /** Requests completed successfully inside the measurement window (open loop: requests intended in it). */
+  /** Successes whose latency was recorded (closed loop: completed in a window; open loop: intended in one). */
   completed: number;
+  /** Successes completed inside the windows (throughput and CPU per request are based on these). */
+  completedInWindows: number;
   errors: number;
   /** Open loop: requests still outstanding when the drain timed out (recorded at their lower-bound latency). */
   incomplete: number;
-  /** Completed requests per second. */
+  /**
+   * Headline throughput (req/s) and latency (µs): the median over the rounds of each round's
+   * figure. A stall caused by another tenant of the machine spoils one round, not the result.
+   */
   throughput: number;
   latencyUs: LatencySummary;
-  /** Client process CPU (user + system, every thread) per completed request, µs. */
+  /** The same figures over all rounds pooled into one histogram. */
+  pooled: RoundResult;
+  perRound: RoundResult[];
+  /** Client process CPU (user + system, every thread) per request completed in the windows, µs. */
   cpuUsPerRequest: number;
   /** Client process RSS at the end of the point, MiB. */
   rssMiB: number;
@@ -92,7 +112,13 @@ export interface PointResult {
 }
 
 /** Messages from the orchestrator to a client runner. */
-export type ParentMessage = { type: 'run'; id: number; point: LoadPoint } | { type: 'close' };
+export type ParentMessage =
+  /**
+   * Run one round of a load point. Rounds with the same `key` accumulate (histogram, counts,
+   * CPU) and each result is the total so far: a point is measured in several short rounds,
+   * interleaved with the other setups, so that a drift in the machine's load is shared.
+   */
+  { type: 'run'; id: number; key: string; point: LoadPoint } | { type: 'close' };
 
 /** Messages from a client runner to the orchestrator. */
 export type ChildMessage =
