@@ -1,6 +1,5 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Endpoint } from '../../src/endpoint.js';
 import {
   buildPicker,
   defaultBalancerOptions,
@@ -8,19 +7,7 @@ import {
   pickerFactories,
   type LoadBalancerName,
 } from '../../src/balancer/index.js';
-
-const clock = { now: () => 0 };
-
-function makeEndpoints(weights: readonly number[]): Endpoint[] {
-  return weights.map(
-    (weight, i) =>
-      new Endpoint(
-        { address: `10.0.0.${i + 1}:80`, host: `10.0.0.${i + 1}`, port: 80, weight, zone: undefined, metadata: {} },
-        clock,
-        10_000,
-      ),
-  );
-}
+import { makeEndpoints } from '../helpers/endpoints.js';
 
 const NAMES: LoadBalancerName[] = ['p2c-ewma', 'least-request', 'round-robin', 'random', 'ring-hash'];
 

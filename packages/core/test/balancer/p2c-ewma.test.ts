@@ -3,20 +3,9 @@ import assert from 'node:assert/strict';
 import { Endpoint } from '../../src/endpoint.js';
 import { createP2cEwmaPicker, p2cEwmaPickerFactory } from '../../src/balancer/p2c-ewma.js';
 import type { PickContext, Picker } from '../../src/balancer/types.js';
+import { makeEndpoints } from '../helpers/endpoints.js';
 
 const DECAY_MS = 10_000;
-const clock = { now: () => 0 };
-
-function makeEndpoints(weights: readonly number[]): Endpoint[] {
-  return weights.map(
-    (weight, i) =>
-      new Endpoint(
-        { address: `10.0.0.${i + 1}:80`, host: `10.0.0.${i + 1}`, port: 80, weight, zone: undefined, metadata: {} },
-        clock,
-        10_000,
-      ),
-  );
-}
 
 /** Deterministic PRNG (mulberry32) in [0, 1). */
 function seeded(seed: number): () => number {

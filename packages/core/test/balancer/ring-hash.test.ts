@@ -4,19 +4,7 @@ import { Endpoint } from '../../src/endpoint.js';
 import { hashString } from '../../src/balancer/hash.js';
 import { createRingHashPicker, ringHashPickerFactory } from '../../src/balancer/ring-hash.js';
 import type { PickContext, Picker } from '../../src/balancer/types.js';
-
-const clock = { now: () => 0 };
-
-function makeEndpoints(weights: readonly number[]): Endpoint[] {
-  return weights.map(
-    (weight, i) =>
-      new Endpoint(
-        { address: `10.0.0.${i + 1}:80`, host: `10.0.0.${i + 1}`, port: 80, weight, zone: undefined, metadata: {} },
-        clock,
-        10_000,
-      ),
-  );
-}
+import { makeEndpoints } from '../helpers/endpoints.js';
 
 /** Deterministic PRNG (mulberry32) in [0, 1). */
 function seeded(seed: number): () => number {

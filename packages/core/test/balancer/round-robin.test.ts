@@ -3,19 +3,7 @@ import assert from 'node:assert/strict';
 import { Endpoint } from '../../src/endpoint.js';
 import { createRoundRobinPicker, roundRobinPickerFactory } from '../../src/balancer/round-robin.js';
 import type { PickContext, Picker } from '../../src/balancer/types.js';
-
-const clock = { now: () => 0 };
-
-function makeEndpoints(weights: readonly number[]): Endpoint[] {
-  return weights.map(
-    (weight, i) =>
-      new Endpoint(
-        { address: `10.0.0.${i + 1}:80`, host: `10.0.0.${i + 1}`, port: 80, weight, zone: undefined, metadata: {} },
-        clock,
-        10_000,
-      ),
-  );
-}
+import { makeEndpoints } from '../helpers/endpoints.js';
 
 function options(random: () => number) {
   return { ewmaDecayMs: 10_000, random };
