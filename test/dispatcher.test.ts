@@ -122,3 +122,32 @@ async function expectNoEndpoints(mesh: Mesh): Promise<void> {
   assert.equal(viaDispatcher.code, 'MESHLET_ERR_NO_ENDPOINTS');
   assert.match(viaDispatcher.message, /ghost-svc/);
 }
+
+describe('a closed mesh', () => {
+  it('rejects dispatcher and fetch calls with MESHLET_ERR_CLOSED naming what is closed', async () => {
+    const servers = new ServerSet();
+    const backend = await servers.start('closed-');
+    const mesh = createMesh({ services: { svc: { endpoints: [backend.address] } } });
+    const dispatcher = createMeshDispatcher(mesh);
+    const fetch = createMeshFetch(mesh);
+    await mesh.close();
+    try {
+      const viaDispatcher = await request('http://svc/x', { dispatcher }).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      assert.ok(viaDispatcher instanceof MeshError, `got ${String(viaDispatcher)}`);
+      assert.equal(viaDispatcher.code, 'MESHLET_ERR_CLOSED');
+      const viaFetch = await fetch('http://svc/x').then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      assert.ok(viaFetch instanceof MeshError, `got ${String(viaFetch)}`);
+      assert.equal(viaFetch.code, 'MESHLET_ERR_CLOSED');
+      assert.match(viaFetch.message, /closed/);
+      assert.equal(backend.count, 0);
+    } finally {
+      await servers.closeAll();
+    }
+  });
+});

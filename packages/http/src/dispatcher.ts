@@ -10,7 +10,7 @@
  * never retried.
  */
 import { Agent, Dispatcher, errors, util, type Pool } from 'undici';
-import { MeshError, type CallHandle, type Mesh, type Protocol } from '@meshlet/core';
+import { MeshClosedError, MeshError, type CallHandle, type Mesh, type Protocol } from '@meshlet/core';
 import type { HttpAttempt, LegacyHandler } from './attempt.js';
 import { findHeader, withHeaders, type HeaderInput } from './headers.js';
 import { PoolSet } from './pools.js';
@@ -82,7 +82,12 @@ export class MeshDispatcher extends Dispatcher {
   }
 
   private passthrough(): Agent {
-    if (this.closed) throw new errors.ClientClosedError();
+    if (this.closed) {
+      throw new MeshError(
+        'MESHLET_ERR_CLOSED',
+        'the mesh dispatcher is closed (its mesh was closed, or close() was called); create a new one',
+      );
+    }
     return (this.agent ??= new Agent(this.passthroughOptions));
   }
 
@@ -94,7 +99,7 @@ export class MeshDispatcher extends Dispatcher {
       return;
     }
     if (this.closed) {
-      handler.onError?.(new errors.ClientClosedError());
+      handler.onError?.(new MeshClosedError(service));
       return;
     }
     const method = (opts.method ?? 'GET').toUpperCase();
