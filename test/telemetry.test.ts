@@ -137,4 +137,54 @@ describe('telemetry: metrics, spans and trace context', () => {
     for (const r of flaky.requests) assert.equal(traceIdOf(r), traceId);
     assert.equal(mesh.stats().services.flaky.retries, 1);
   });
+
+  it('counts retries, budget refusals, ejections and breaker transitions', async () => {
+    const down = await servers.start('down', { status: 503 });
+    const spare = await servers.start('spare');
+    const quiet = { circuitBreaker: { enabled: false }, outlierDetection: { enabled: false } };
+    mesh.update({
+      services: {
+        users: { endpoints: [plainServer.address] },
+        flaky: { endpoints: [flaky.address] },
+        // One failing endpoint, a budget of one retry: one retry sent, the next refused.
+        budget: { endpoints: [down.address], retry: { budget: { ratio: 0, minPerSecond: 1 } }, ...quiet },
+        // The failing endpoint's breaker opens on its first failure.
+        breaker: {
+          endpoints: [down.address, spare.address],
+          loadBalancer: 'round-robin',
+          circuitBreaker: { consecutiveFailures: 1 },
+          outlierDetection: { enabled: false },
+        },
+        // The failing endpoint is ejected on its first failure.
+        ejection: {
+          endpoints: [down.address, spare.address],
+          loadBalancer: 'round-robin',
+          circuitBreaker: { enabled: false },
+          outlierDetection: { consecutiveFailures: 1 },
+        },
+      },
+    });
+    await (await fetch('http://budget/x')).text();
+    // Round robin over two endpoints: two calls put a first attempt on the failing one.
+    for (let i = 0; i < 2; i++) await (await fetch('http://breaker/x')).text();
+    for (let i = 0; i < 2; i++) await (await fetch('http://ejection/x')).text();
+
+    const { resourceMetrics } = await reader.collect();
+    const metrics = resourceMetrics.scopeMetrics.flatMap((m) => m.metrics);
+    const total = (name: string, service: string, state?: string): number => {
+      const m = metrics.find((x) => x.descriptor.name === name);
+      assert.ok(m, `no ${name}; got ${metrics.map((x) => x.descriptor.name).join(', ')}`);
+      return (m.dataPoints as Array<{ value: number; attributes: Record<string, unknown> }>)
+        .filter((p) => p.attributes['meshlet.service'] === service)
+        .filter((p) => state === undefined || p.attributes['meshlet.state'] === state)
+        .reduce((sum, p) => sum + p.value, 0);
+    };
+    const stats = mesh.stats().services;
+    assert.equal(stats.budget.retries, 1);
+    assert.equal(total('meshlet.client.retries', 'budget'), 1);
+    assert.equal(stats.budget.retriesSkippedByBudget, 1);
+    assert.equal(total('meshlet.client.retry_budget.refusals', 'budget'), 1);
+    assert.equal(total('meshlet.circuit_breaker.transitions', 'breaker', 'open'), 1);
+    assert.equal(total('meshlet.outlier.ejections', 'ejection'), 1);
+  });
 });
