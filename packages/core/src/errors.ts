@@ -1,3 +1,5 @@
+import { closeMatches } from './util/suggest.js';
+
 /** Base class of every error meshlet throws. `code` is stable; match on it, not on messages. */
 export class MeshError extends Error {
   readonly code: string;
@@ -27,14 +29,48 @@ export class MeshConfigError extends MeshError {
   }
 }
 
-/** A call named a service the mesh has no config for. */
+/** A call named a service (or, in strict mode, a host) the mesh has no config for. */
 export class UnknownServiceError extends MeshError {
   readonly service: string;
-  constructor(service: string, known: readonly string[]) {
+  /** Configured services whose names are close to `service` (typos). */
+  readonly suggestions: readonly string[];
+  constructor(service: string, known: Iterable<string>, detail?: string) {
+    const list = [...known];
+    const close = closeMatches(service, list);
+    const hint = close.length > 0 ? `did you mean ${close.map((n) => `"${n}"`).join(' or ')}? ` : '';
     super(
       'MESHLET_ERR_UNKNOWN_SERVICE',
-      `unknown service "${service}": add it under services.${service} in the mesh config (known: ${known.join(', ') || 'none'})`,
+      `unknown service "${service}"${detail ? ` (${detail})` : ''}: ${hint}add it under services["${service}"] in the mesh config ` +
+        `(known: ${list.length > 20 ? `${list.slice(0, 20).join(', ')}, … ${list.length - 20} more` : list.join(', ') || 'none'})`,
     );
+    this.service = service;
+    this.suggestions = close;
+  }
+}
+
+/**
+ * The caller's own request is at fault (a header or path undici refuses, a request body
+ * stream that errored or stalled, a URL the mesh cannot route). Never counted against an
+ * endpoint. `cause` is the underlying error.
+ */
+export class InvalidRequestError extends MeshError {
+  readonly service: string;
+  constructor(service: string, what: string, cause?: unknown) {
+    super(
+      'MESHLET_ERR_INVALID_REQUEST',
+      `service "${service}": ${what}${cause !== undefined ? ` (${describe(cause)})` : ''}; ` +
+        `this is the request's fault, not the upstream's: fix the request`,
+      cause !== undefined ? { cause } : undefined,
+    );
+    this.service = service;
+  }
+}
+
+/** A request the mesh cannot carry (upgrade, CONNECT, https to a mesh service). */
+export class UnsupportedError extends MeshError {
+  readonly service: string;
+  constructor(service: string, what: string) {
+    super('MESHLET_ERR_UNSUPPORTED', `service "${service}": ${what}`);
     this.service = service;
   }
 }
@@ -144,7 +180,9 @@ export class UpstreamError extends MeshError {
   constructor(service: string, attempts: number, endpoint: string | undefined, cause: unknown) {
     super(
       'MESHLET_ERR_UPSTREAM',
-      `service "${service}": ${attempts} attempt(s) failed, the last on ${endpoint ?? 'no endpoint'}: ${describe(cause)}`,
+      `service "${service}": ${attempts} attempt(s) failed, the last on ${endpoint ?? 'no endpoint'}: ${describe(cause)}; ` +
+        `check that the upstream is up and reachable (mesh.stats().services["${service}"].endpoints shows each endpoint's failures), ` +
+        `or raise services["${service}"].retry.maxAttempts if failures are transient`,
       { cause },
     );
     this.service = service;
@@ -163,7 +201,11 @@ export class MeshClosedError extends MeshError {
 /** Abort reason of an attempt cut by `timeout.perTryMs`; classified retryable by protocols. */
 export class PerTryTimeoutError extends MeshError {
   constructor(service: string, endpoint: string, ms: number) {
-    super('MESHLET_ERR_PER_TRY_TIMEOUT', `service "${service}": attempt on ${endpoint} timed out after ${ms} ms`);
+    super(
+      'MESHLET_ERR_PER_TRY_TIMEOUT',
+      `service "${service}": attempt on ${endpoint} timed out after ${ms} ms; ` +
+        `raise services["${service}"].timeout.perTryMs if the upstream is legitimately slow`,
+    );
   }
 }
 

@@ -27,4 +27,7 @@ export {
   UpstreamError,
   MeshClosedError,
   PerTryTimeoutError,
+  InvalidRequestError,
+  UnsupportedError,
 } from './errors.js';
+export { closeMatches, didYouMean } from './util/suggest.js';

@@ -1,8 +1,12 @@
 import type { Context } from '@opentelemetry/api';
 import type { Endpoint } from './endpoint.js';
 
-/** Result of classifying one attempt. Policies see only this, never a status code. */
-export type Classification = 'success' | 'retryable' | 'failure';
+/**
+ * Result of classifying one attempt. Policies see only this, never a status code.
+ * `invalid-request`: the caller's own request is at fault (refused locally, its body stream
+ * failed or stalled); it never counts against the endpoint and is never retried.
+ */
+export type Classification = 'success' | 'retryable' | 'failure' | 'invalid-request';
 
 /**
  * Per-call state that flows down the stack. One object per logical call, mutated per

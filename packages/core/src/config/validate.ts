@@ -11,6 +11,7 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import type { LoadBalancerName } from '../balancer/types.js';
 import { MeshConfigError } from '../errors.js';
+import { didYouMean } from '../util/suggest.js';
 import type {
   ResolvedEndpoint,
   ResolvedHeaderMatch,
@@ -910,43 +911,6 @@ function isPlainObject(value: unknown): value is Obj {
   const proto: unknown = Object.getPrototypeOf(value);
   // The last test accepts plain objects from another realm (vm contexts, workers' structured clones).
   return proto === null || proto === Object.prototype || Object.getPrototypeOf(proto) === null;
-}
-
-/** ` (did you mean "retry"?)` when a candidate is close enough by edit distance, else ``. */
-function didYouMean(input: string, candidates: readonly string[]): string {
-  if (input.length > 64) return ''; // keeps the quadratic distance bounded
-  const lower = input.toLowerCase();
-  let best: string | undefined;
-  let bestDistance = Infinity;
-  for (const candidate of candidates) {
-    const distance = editDistance(lower, candidate.toLowerCase());
-    if (distance < bestDistance) {
-      best = candidate;
-      bestDistance = distance;
-    }
-  }
-  const threshold = Math.max(1, Math.min(3, Math.floor(input.length / 3)));
-  return best !== undefined && bestDistance <= threshold ? ` (did you mean "${best}"?)` : '';
-}
-
-/** Optimal string alignment distance: Levenshtein plus adjacent transpositions ("retyr" → "retry" is 1). */
-function editDistance(a: string, b: string): number {
-  const rows: number[][] = [];
-  for (let i = 0; i <= a.length; i++) {
-    const row = [i];
-    for (let j = 1; j <= b.length; j++) {
-      if (i === 0) {
-        row.push(j);
-        continue;
-      }
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      let d = Math.min(rows[i - 1]![j]! + 1, row[j - 1]! + 1, rows[i - 1]![j - 1]! + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d = Math.min(d, rows[i - 2]![j - 2]! + 1);
-      row.push(d);
-    }
-    rows.push(row);
-  }
-  return rows[a.length]![b.length]!;
 }
 
 type DeepReadonly<T> = T extends object ? { readonly [K in keyof T]: DeepReadonly<T[K]> } : T;
