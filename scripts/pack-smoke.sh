@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Packs every workspace package, installs the tarballs into a fresh app outside the
+# repository (from the npm registry for everything else, as a user would), adds the
+# current OpenTelemetry SDK next to them (an ERESOLVE on the @opentelemetry/api peer
+# fails the step), then runs an ESM and a CommonJS smoke test that each make a real call
+# through the mesh to a local server. Also checks what the tarballs hold (LICENSE,
+# README, no .tsbuildinfo, maps that resolve). The temp dir is removed on exit.
+#
+# Usage: scripts/pack-smoke.sh
+# The smoke tests also run on any Node binary that scripts/test-other-nodes.sh left in
+# its cache (MESHLET_NODE_CACHE), so CI checks require(esm) on Node 22 and 24 too.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo="$PWD"
+
+tmp="$(mktemp -d "${TMPDIR:-/tmp}/meshlet-pack-smoke.XXXXXX")"
+cleanup() { rm -rf "$tmp"; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+case "$tmp/" in
+  "$repo"/*)
+    echo "pack-smoke: the temp dir $tmp is inside the repository; set TMPDIR elsewhere" >&2
+    exit 1
+    ;;
+esac
+
+echo "== pack-smoke: build"
+npm run build --silent
+
+echo "== pack-smoke: pack"
+mkdir "$tmp/tarballs" "$tmp/extract" "$tmp/app"
+for ws in packages/core packages/http; do
+  npm pack --workspace "$ws" --pack-destination "$tmp/tarballs" --silent >/dev/null
+done
+shopt -s nullglob
+tarballs=("$tmp"/tarballs/*.tgz)
+shopt -u nullglob
+[ ${#tarballs[@]} -eq 2 ] || {
+  echo "pack-smoke: expected 2 tarballs, got ${#tarballs[@]}" >&2
+  exit 1
+}
+for t in "${tarballs[@]}"; do echo "packed $(basename "$t") ($(du -k "$t" | cut -f1) KiB)"; done
+node scripts/pack-smoke/check-tarballs.mjs "$repo" "$tmp/extract" "${tarballs[@]}"
+
+echo "== pack-smoke: install into a fresh app ($tmp/app)"
+cd "$tmp/app"
+cat >package.json <<'JSON'
+{ "name": "meshlet-pack-smoke-app", "version": "1.0.0", "private": true }
+JSON
+# As a user would: the packages and the API first, then the current SDK on top. No
+# --force / --legacy-peer-deps: a peer conflict must fail here, not in users' installs.
+npm install --no-audit --no-fund --loglevel=error "${tarballs[@]}" @opentelemetry/api
+npm install --no-audit --no-fund --loglevel=error @opentelemetry/sdk-node@latest
+node - <<'JS'
+// One copy of @meshlet/core (http's dependency deduped onto the tarball) and one of the
+// OpenTelemetry API (so the SDK and the mesh see the same global providers).
+const { execSync } = require('node:child_process');
+const { readFileSync } = require('node:fs');
+const found = (name) =>
+  execSync(`find ./node_modules -path '*/node_modules/${name}/package.json' -not -path '*/node_modules/${name}/*/*'`, {
+    encoding: 'utf8',
+  })
+    .split('\n')
+    .filter(Boolean)
+    .map((p) => `${JSON.parse(readFileSync(p, 'utf8')).version} at ${p.replace(/\/package\.json$/, '')}`);
+let ok = true;
+for (const name of ['@meshlet/core', '@meshlet/http', '@opentelemetry/api', '@opentelemetry/sdk-node']) {
+  const copies = found(name);
+  console.log(`installed ${name}: ${copies.join(', ') || 'MISSING'}`);
+  if (copies.length !== 1) ok = false;
+}
+const sdkPeer = JSON.parse(readFileSync('node_modules/@opentelemetry/sdk-node/package.json', 'utf8')).peerDependencies;
+console.log(`@opentelemetry/sdk-node wants @opentelemetry/api ${sdkPeer['@opentelemetry/api']}`);
+if (!ok) {
+  console.error('pack-smoke: FAIL expected exactly one copy of each package above');
+  process.exit(1);
+}
+JS
+
+echo "== pack-smoke: smoke tests"
+cp "$repo/scripts/pack-smoke/esm.mjs" "$repo/scripts/pack-smoke/cjs.cjs" .
+nodes=("$(command -v node)")
+cache="${MESHLET_NODE_CACHE:-${TMPDIR:-/tmp}/meshlet-nodes}"
+shopt -s nullglob
+for extra in "$cache"/node-linux-*/package/bin/node; do nodes+=("$extra"); done
+shopt -u nullglob
+for node_bin in "${nodes[@]}"; do
+  # A handle left open (socket, timer) keeps the process alive: the timeout fails it.
+  timeout 60 "$node_bin" esm.mjs
+  timeout 60 "$node_bin" cjs.cjs
+done
+echo "pack-smoke: OK (${#nodes[@]} Node binaries; temp dir removed on exit)"
