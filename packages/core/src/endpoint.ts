@@ -89,25 +89,63 @@ export class Endpoint {
     return !this.ejected && this.breaker === 'closed' && this.active;
   }
 
+  /** Service attempt count at the last EWMA update (see `ServiceLoad.seq`). */
+  ewmaSeq = 0;
+
   /**
-   * Peak-EWMA latency decayed to `now` (Finagle/Linkerd): an idle slow endpoint's cost
-   * falls back over time so it is probed again instead of being starved forever.
+   * How much of the last estimate still holds: it ages with wall time (`decayMs`, Linkerd's
+   * and Finagle's decay) and with the service's own traffic (`DECAY_ATTEMPTS_PER_ENDPOINT` ×
+   * endpoints attempts per e-fold), so at high request rates one slow sample (a cold
+   * connection, a GC pause) is forgotten within tens of requests instead of tens of seconds.
    */
-  decayedEwma(now: number, decayMs: number): number {
-    const td = now - this.ewmaStamp;
-    if (td <= 0 || this.ewmaMs === 0) return this.ewmaMs;
-    return this.ewmaMs * Math.exp(-td / decayMs);
+  private decayWeight(now: number, decayMs: number, load: ServiceLoad): number {
+    const dt = now - this.ewmaStamp;
+    const dn = load.seq - this.ewmaSeq;
+    const x =
+      (dt > 0 ? dt / decayMs : 0) + (dn > 0 ? dn / (DECAY_ATTEMPTS_PER_ENDPOINT * Math.max(1, load.endpoints)) : 0);
+    return Math.exp(-x);
   }
 
-  /** Records one attempt's latency into the peak EWMA. */
-  observeLatency(ms: number, now: number, decayMs: number): void {
-    const current = this.decayedEwma(now, decayMs);
-    if (ms > current) {
+  /**
+   * Peak-EWMA latency (ms) as of `now`: the estimate decays toward the service's neutral
+   * (typical) latency, so an idle endpoint, slow or fast, drifts back to "average" and is
+   * probed again instead of being starved or flooded. An endpoint with no sample yet is
+   * seeded with the neutral latency.
+   */
+  decayedEwma(now: number, decayMs: number, load: ServiceLoad = STATIC_LOAD): number {
+    if (this.ewmaMs === 0) return load.neutralMs;
+    const w = this.decayWeight(now, decayMs, load);
+    return this.ewmaMs * w + load.neutralMs * (1 - w);
+  }
+
+  /** Records one attempt's latency: a peak above the current estimate is taken at once, else it is averaged in. */
+  observeLatency(ms: number, now: number, decayMs: number, load: ServiceLoad = STATIC_LOAD): void {
+    if (this.ewmaMs === 0) {
+      this.ewmaMs = ms > 0 ? ms : Number.MIN_VALUE;
+    } else if (ms > this.decayedEwma(now, decayMs, load)) {
       this.ewmaMs = ms;
     } else {
-      const w = Math.exp(-(now - this.ewmaStamp) / decayMs);
-      this.ewmaMs = this.ewmaMs * w + ms * (1 - w);
+      const w = this.decayWeight(now, decayMs, load);
+      this.ewmaMs = Math.max(Number.MIN_VALUE, this.ewmaMs * w + ms * (1 - w));
     }
     this.ewmaStamp = now;
+    this.ewmaSeq = load.seq;
   }
+}
+
+/** Without a service (unit tests, standalone pickers): time decay only, toward 0. */
+const STATIC_LOAD: ServiceLoad = Object.freeze({ seq: 0, neutralMs: 0, endpoints: 1 });
+
+/** Attempts per endpoint over which an unrefreshed latency estimate loses 1/e of its weight. */
+export const DECAY_ATTEMPTS_PER_ENDPOINT = 5;
+
+/**
+ * Live traffic facts of one service that its balancer reads: the attempt count (the
+ * traffic clock of the EWMA decay), the neutral latency (an EWMA of every attempt's
+ * time on the wire) and the endpoint count.
+ */
+export interface ServiceLoad {
+  seq: number;
+  neutralMs: number;
+  endpoints: number;
 }

@@ -9,7 +9,7 @@ import { systemClock } from './clock.js';
 import type { MeshConfig, ResolvedMeshConfig } from './config/types.js';
 import { validateMeshConfig } from './config/validate.js';
 import type { Endpoint } from './endpoint.js';
-import { MeshClosedError, MeshConfigError, UnknownServiceError } from './errors.js';
+import { MeshClosedError, MeshConfigError, UnknownServiceError, UnsupportedError } from './errors.js';
 import type { Protocol } from './protocol.js';
 import { Service, type ServiceStats } from './service.js';
 import { MeshTelemetry, type TelemetryOptions } from './telemetry/telemetry.js';
@@ -48,6 +48,10 @@ export class Mesh {
   private readonly statsWindowMs: number;
   private closed = false;
   private closing: Promise<void> | undefined;
+  /** Services removed by an update whose calls are still in flight. */
+  private readonly draining = new Set<Service>();
+  /** How many services list each endpoint address: a transport's pool goes when it drops to 0. */
+  private readonly addressRefs = new Map<string, number>();
 
   constructor(options: MeshOptions) {
     if (typeof options !== 'object' || options === null) {
@@ -82,12 +86,9 @@ export class Mesh {
     return [...this.services.keys()];
   }
 
-  /** True when any service still lists this endpoint address. */
+  /** True when any service still lists this endpoint address. O(1). */
   hasEndpoint(address: string): boolean {
-    for (const svc of this.services.values()) {
-      for (const ep of svc.endpoints) if (ep.address === address) return true;
-    }
-    return false;
+    return this.addressRefs.has(address);
   }
 
   /**
@@ -108,10 +109,12 @@ export class Mesh {
 
   private install(resolved: ResolvedMeshConfig): void {
     const next = new Map<string, Service>();
+    const left: Array<[string, Endpoint]> = [];
     for (const [name, cfg] of resolved.services) {
       const existing = this.services.get(name);
       if (existing) {
-        existing.apply(cfg);
+        for (const ep of existing.endpoints) this.unref(ep.address);
+        for (const ep of existing.apply(cfg)) left.push([name, ep]);
         next.set(name, existing);
       } else {
         next.set(
@@ -121,22 +124,43 @@ export class Mesh {
             random: this.random,
             telemetry: this.telemetry,
             statsWindowMs: this.statsWindowMs,
-            onEndpointRemoved: (service, ep) => this.emitRemoved(service, ep),
           }),
         );
       }
+      for (const ep of next.get(name)!.endpoints)
+        this.addressRefs.set(ep.address, (this.addressRefs.get(ep.address) ?? 0) + 1);
     }
     const old = this.services;
     this.services = next;
     for (const [name, svc] of old) {
       if (next.has(name)) continue;
-      svc.close(new MeshClosedError(name));
-      for (const ep of svc.endpoints) this.emitRemoved(name, ep);
+      for (const ep of svc.endpoints) {
+        this.unref(ep.address);
+        left.push([name, ep]);
+      }
+      // Queued calls are refused; admitted ones finish under their deadlines, then it stops.
+      svc.retire(new UnknownServiceError(name, next.keys(), 'removed from the config while the call waited'));
+      this.draining.add(svc);
+      void svc.idle().then(() => {
+        svc.stop();
+        this.draining.delete(svc);
+      });
+    }
+    // Told once the new config is in place, and only for addresses no service lists any more.
+    const told = new Set<string>();
+    for (const [name, ep] of left) {
+      if (this.addressRefs.has(ep.address) || told.has(ep.address)) continue;
+      told.add(ep.address);
+      for (const l of this.listeners) l.endpointRemoved?.(name, ep);
     }
   }
 
-  private emitRemoved(service: string, ep: Endpoint): void {
-    for (const l of this.listeners) l.endpointRemoved?.(service, ep);
+  /** Drops one reference to an address (re-added by `install` for the services that keep it). */
+  private unref(address: string): void {
+    const n = this.addressRefs.get(address);
+    if (n === undefined) return;
+    if (n <= 1) this.addressRefs.delete(address);
+    else this.addressRefs.set(address, n - 1);
   }
 
   /** Registers a lifecycle listener; returns a function that removes it. */
@@ -152,12 +176,16 @@ export class Mesh {
   call<Req, Res>(service: string, req: Req, protocol: Protocol<Req, Res>, signal?: AbortSignal): Promise<Res> {
     if (this.closed) return Promise.reject(new MeshClosedError(service));
     const svc = this.services.get(service);
-    if (svc === undefined) return Promise.reject(new UnknownServiceError(service, [...this.services.keys()]));
+    if (svc === undefined) return Promise.reject(new UnknownServiceError(service, this.services.keys()));
     const route = svc.matchRoute(req, protocol);
-    if (route === undefined) return svc.call(req, protocol, service, undefined, signal);
+    if (route === undefined) {
+      if (!speaks(svc, protocol)) return Promise.reject(protocolMismatch(svc, protocol));
+      return svc.call(req, protocol, service, undefined, signal);
+    }
     const backend = pickBackend(route.backends, route.totalWeight, this.random);
     const target = this.services.get(backend);
-    if (target === undefined) return Promise.reject(new UnknownServiceError(backend, [...this.services.keys()]));
+    if (target === undefined) return Promise.reject(new UnknownServiceError(backend, this.services.keys()));
+    if (!speaks(target, protocol)) return Promise.reject(protocolMismatch(target, protocol));
     return target.call(req, protocol, service, route.name, signal);
   }
 
@@ -168,20 +196,78 @@ export class Mesh {
     return { services };
   }
 
-  /** Releases every timer, breaker and (through listeners) socket. Idempotent. */
-  close(): Promise<void> {
+  /**
+   * Closes the mesh. New calls fail at once with `MESHLET_ERR_CLOSED`, and so do calls
+   * still queued for a concurrency slot. Calls in flight run on under their own deadlines
+   * until they end or `graceMs` passes (default 10 000), whichever comes first; those left
+   * then are cut and fail with `MESHLET_ERR_CLOSED`. Then every timer, breaker and (through
+   * listeners) socket is released. So `close()` resolves within min(longest deadline in
+   * flight, `graceMs`) plus the time transports take to release their sockets. Idempotent.
+   */
+  close(options: { graceMs?: number } = {}): Promise<void> {
     if (this.closing) return this.closing;
+    const graceMs = options?.graceMs ?? DEFAULT_CLOSE_GRACE_MS;
+    if (typeof graceMs !== 'number' || !(graceMs >= 0) || graceMs > MAX_TIMER_MS) {
+      return Promise.reject(
+        new MeshConfigError([
+          { path: 'graceMs', message: `expected a number of ms from 0 to ${MAX_TIMER_MS}, got ${String(graceMs)}` },
+        ]),
+      );
+    }
     this.closed = true;
-    for (const [name, svc] of this.services) svc.close(new MeshClosedError(name));
-    this.closing = Promise.all([...this.listeners].map((l) => l.closed?.())).then(() => {
+    const all = [...this.services.values(), ...this.draining];
+    for (const svc of all) svc.retire(new MeshClosedError(svc.name));
+    this.closing = (async () => {
+      await idleWithin(all, graceMs);
+      for (const svc of all) svc.abortAll(new MeshClosedError(svc.name));
+      // Cut attempts reject at once through their transports' abort handlers.
+      await idleWithin(all, 1000);
+      for (const svc of all) svc.stop();
+      this.draining.clear();
+      await Promise.all([...this.listeners].map((l) => l.closed?.()));
       this.listeners.clear();
-    });
+    })();
     return this.closing;
   }
 
   get isClosed(): boolean {
     return this.closed;
   }
+}
+
+/**
+ * Whether a service's configured protocol (`protocol`, default `http`) is the caller's.
+ * Only the mesh's own protocols are checked; a custom protocol (tests, extensions) may call any service.
+ */
+function speaks(svc: Service, protocol: { readonly name: string }): boolean {
+  const name = protocol.name;
+  if (name !== 'http' && name !== 'grpc') return true;
+  return ((svc.config as { protocol?: string }).protocol ?? 'http') === name;
+}
+
+function protocolMismatch(svc: Service, protocol: { name: string }): UnsupportedError {
+  const configured = (svc.config as { protocol?: string }).protocol ?? 'http';
+  return new UnsupportedError(
+    svc.name,
+    `the service is configured with protocol "${configured}" but was called over ${protocol.name}; ` +
+      `call it with a ${configured} client or change services["${svc.name}"].protocol`,
+  );
+}
+
+const DEFAULT_CLOSE_GRACE_MS = 10_000;
+const MAX_TIMER_MS = 2_147_483_647;
+
+/** Resolves when every service is idle, or after `ms`. */
+function idleWithin(services: readonly Service[], ms: number): Promise<void> {
+  const busy = services.filter((s) => s.activeCalls > 0);
+  if (busy.length === 0) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    void Promise.all(busy.map((s) => s.idle())).then(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
 }
 
 function pickBackend(

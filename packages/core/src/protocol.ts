@@ -30,6 +30,16 @@ export interface Protocol<Req, Res> {
   spanName(req: Req, ctx: CallContext): string;
   /** Attributes of one attempt's duration point. Called only when metrics are on. */
   attemptAttributes(req: Req, ctx: CallContext, endpoint: Endpoint, res: Res | undefined, err: unknown): Attributes;
+  /**
+   * Optional one-off work before the first attempt, e.g. reading a small request body into
+   * memory so it can be replayed. Called once per call, after admission; return `undefined`
+   * when there is nothing to do (no promise on the hot path). It runs under the call's
+   * deadline and cancellation: `ctx.onAbort(handler)` and `ctx.signal` are cut with the reason
+   * (DeadlineExceededError, the caller's reason, MeshClosedError), and the engine stops
+   * waiting then even if the promise has not settled. A rejection ends the call: an
+   * `InvalidRequestError` passes through, any other error is wrapped in one.
+   */
+  prepare?(req: Req, ctx: CallContext): Promise<void> | undefined;
   /** Optional: receives a handle to abort the call, once, when the call starts. */
   bindCall?(req: Req, call: CallHandle): void;
   /** Status attribute of an attempt for its span event (e.g. the HTTP status). */

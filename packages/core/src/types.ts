@@ -38,6 +38,14 @@ export interface CallContext {
   onAbort(handler: (reason: unknown) => void): void;
   /** The endpoint picked for the current attempt. */
   endpoint: Endpoint | undefined;
+  /** Ms left until the call's deadline (<= 0 once it has passed); valid after the call settles too. */
+  remainingMs(): number;
+  /**
+   * Optional: the transport says the current attempt has been written to a connection. The
+   * endpoint's latency estimate then counts from here, leaving out pool queueing and
+   * connection set-up, which are not the endpoint's response time.
+   */
+  markSent(): void;
   /** OpenTelemetry context holding the call's span, for trace-context injection; undefined when there is none. */
   trace: Context | undefined;
 }

@@ -46,5 +46,6 @@ export function buildPicker(
   return pickerFactories[name](endpoints, {
     ewmaDecayMs: options.ewmaDecayMs ?? defaultBalancerOptions.ewmaDecayMs,
     random: options.random ?? defaultBalancerOptions.random,
+    load: options.load,
   });
 }

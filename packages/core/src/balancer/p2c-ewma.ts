@@ -4,6 +4,11 @@
  *
  *   cost = (decayed peak-EWMA latency + epsilon) × (inFlight / weight + 1).
  *
+ * The estimate decays toward the service's neutral latency with wall time and with the
+ * service's traffic (see `Endpoint.decayedEwma`), and a new endpoint is seeded with the
+ * neutral latency: at concurrency 1, where in-flight counts say nothing, one slow sample (a
+ * cold connection) no longer starves an endpoint for tens of seconds.
+ *
  * An endpoint of weight w counts as w replicas sharing its in-flight requests, so in-flight
  * counts settle proportional to weight, and equal costs (a cold start) tie; a tie goes to the
  * first draw, which is weight-distributed. The decay lets an idle slow endpoint's cost fall back
@@ -15,7 +20,7 @@
  * Ordering: a Picker snapshot over already-filtered (pickable) endpoints; reads the live
  * `inFlight` and EWMA that the endpoint tier's accounting writes, at `ctx.now`.
  */
-import type { Endpoint } from '../endpoint.js';
+import type { Endpoint, ServiceLoad } from '../endpoint.js';
 import { AliasTable, endpointWeight } from './random.js';
 import type { BalancerOptions, PickContext, Picker, PickerFactory } from './types.js';
 
@@ -32,11 +37,13 @@ class P2cEwmaPicker implements Picker {
   private readonly table: AliasTable;
   private readonly random: () => number;
   private readonly decayMs: number;
+  private readonly load: ServiceLoad;
 
   constructor(endpoints: readonly Endpoint[], options: BalancerOptions) {
     this.endpoints = endpoints;
     this.random = options.random;
     this.decayMs = options.ewmaDecayMs;
+    this.load = options.load ?? { seq: 0, neutralMs: 0, endpoints: endpoints.length };
     this.weights = new Float64Array(endpoints.length);
     for (let i = 0; i < endpoints.length; i++) this.weights[i] = endpointWeight(endpoints[i]);
     this.table = new AliasTable(this.weights);
@@ -46,7 +53,7 @@ class P2cEwmaPicker implements Picker {
     const e = this.endpoints[i];
     const load = e.inFlight / this.weights[i];
     if (e.ewmaMs === 0 && e.inFlight > 0) return PENALTY + load;
-    return (e.decayedEwma(now, this.decayMs) + EPSILON_MS) * (load + 1);
+    return (e.decayedEwma(now, this.decayMs, this.load) + EPSILON_MS) * (load + 1);
   }
 
   pick(ctx: PickContext): Endpoint | undefined {

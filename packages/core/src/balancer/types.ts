@@ -1,4 +1,4 @@
-import type { Endpoint } from '../endpoint.js';
+import type { Endpoint, ServiceLoad } from '../endpoint.js';
 
 /** Per-request inputs to a pick. One object is reused per call; pickers must not keep it. */
 export interface PickContext {
@@ -26,6 +26,11 @@ export interface BalancerOptions {
   ewmaDecayMs: number;
   /** Random source in [0, 1); injectable for tests. Default Math.random. */
   random: () => number;
+  /**
+   * The service's live traffic facts (attempt count, neutral latency, endpoint count) that
+   * `p2c-ewma` decays its estimates with. A picker built without one gets a private, static one.
+   */
+  load?: ServiceLoad;
 }
 
 /** Builds pickers for one load-balancing algorithm. */

@@ -60,15 +60,24 @@ export class BreakerShared {
   /** Uniform [0, 1) source for the open-time jitter. Default `Math.random`. */
   readonly random: () => number;
   readonly windowMs: number;
+  /** The breakers whose closed-state windows this rotates: a Set, so adding and removing one is O(1). */
+  readonly breakers = new Set<{ rotate(): void }>();
   private timer: ReturnType<typeof setInterval> | undefined;
 
   constructor(windowMs: number, random: () => number = Math.random) {
     this.windowMs = windowMs;
     this.random = random;
-    // One listener per endpoint breaker; a large service is not a leak.
+    // One listener per opossum circuit (only breakers that have tripped have one).
     this.rotateBucketController.setMaxListeners(0);
     const controller = this.rotateBucketController;
-    this.timer = setInterval(() => controller.emit('rotate'), Math.max(1, Math.floor(windowMs / ROLLING_BUCKETS)));
+    const breakers = this.breakers;
+    this.timer = setInterval(
+      () => {
+        for (const b of breakers) b.rotate();
+        controller.emit('rotate');
+      },
+      Math.max(1, Math.floor(windowMs / ROLLING_BUCKETS)),
+    );
     this.timer.unref();
   }
 
@@ -136,7 +145,12 @@ function unwrapRejection(err: unknown): unknown {
 
 /** One endpoint's circuit breaker. */
 export class EndpointBreaker {
-  private readonly breaker: CircuitBreaker<FireArgs, unknown>;
+  /**
+   * The opossum circuit, made the first time the breaker opens: a closed breaker only
+   * counts, so a service of 10,000 endpoints that never trip builds no circuits.
+   */
+  private circuit: CircuitBreaker<FireArgs, unknown> | undefined = undefined;
+  private isShutdown = false;
   /** The options object opossum keeps by reference: setting `resetTimeout` here sets the next open time. */
   private readonly options: CircuitBreaker.Options<FireArgs>;
   private readonly consecutiveThreshold: number;
@@ -181,22 +195,36 @@ export class EndpointBreaker {
       errorThresholdPercentage: Number.POSITIVE_INFINITY,
       errorFilter: this.errorFilter,
     };
-    this.breaker = new CircuitBreaker<FireArgs, unknown>(action, this.options);
-    // Prepended so they run before opossum's own listeners: onOpen must set resetTimeout
-    // before opossum's 'open' listener arms the half-open timer with it, and onSuccess must
-    // see a neutral outcome before opossum's 'success' listener closes a half-open breaker.
-    this.breaker.prependListener('open', this.onOpen);
-    this.breaker.prependListener('success', this.onSuccess);
-    this.breaker.on('halfOpen', this.onHalfOpen);
-    this.breaker.on('close', this.onClose);
-    shared.rotateBucketController.on('rotate', this.rotate);
+    shared.breakers.add(this);
+  }
+
+  /** The opossum circuit, created on first use. */
+  private get breaker(): CircuitBreaker<FireArgs, unknown> {
+    if (this.circuit === undefined) {
+      const breaker = new CircuitBreaker<FireArgs, unknown>(action, this.options);
+      // Prepended so they run before opossum's own listeners: onOpen must set resetTimeout
+      // before opossum's 'open' listener arms the half-open timer with it, and onSuccess must
+      // see a neutral outcome before opossum's 'success' listener closes a half-open breaker.
+      breaker.prependListener('open', this.onOpen);
+      breaker.prependListener('success', this.onSuccess);
+      breaker.on('halfOpen', this.onHalfOpen);
+      breaker.on('close', this.onClose);
+      this.circuit = breaker;
+    }
+    return this.circuit;
   }
 
   /** Current state. */
   get state(): BreakerState {
-    if (this.breaker.opened) return 'open';
-    if (this.breaker.halfOpen) return 'half-open';
-    return 'closed';
+    const c = this.circuit;
+    if (c === undefined || c.closed) return 'closed';
+    if (c.opened) return 'open';
+    return 'half-open';
+  }
+
+  /** True while the breaker only counts: the engine then sends the attempt itself and calls `record`. */
+  get closed(): boolean {
+    return this.isShutdown || this.circuit === undefined || this.circuit.closed;
   }
 
   /**
@@ -217,8 +245,8 @@ export class EndpointBreaker {
     isFailureError?: (err: unknown) => boolean,
   ): Promise<T> {
     const target = typeof attempt === 'function' ? new FunctionTarget(attempt, isFailure!, isFailureError!) : attempt;
-    if (this.breaker.isShutdown) return target.send();
-    if (this.breaker.closed) return this.runClosed(target);
+    if (this.isShutdown) return target.send();
+    if (this.closed) return this.runClosed(target);
     return this.breaker.fire(target as BreakerTarget<unknown>).then(undefined, unwrapRejection) as Promise<T>;
   }
 
@@ -236,7 +264,8 @@ export class EndpointBreaker {
   }
 
   /** Counts one closed-state outcome and opens the circuit when a rule trips. O(1). */
-  private record(ok: boolean): void {
+  record(ok: boolean): void {
+    if (this.isShutdown) return;
     this.fires[this.head]++;
     this.firesTotal++;
     if (ok) {
@@ -246,7 +275,7 @@ export class EndpointBreaker {
     this.fails[this.head]++;
     this.failsTotal++;
     this.consecutive++;
-    if (!this.breaker.closed) return; // an attempt that finished earlier already opened it
+    if (!this.closed) return; // an attempt that finished earlier already opened it
     if (this.consecutiveThreshold > 0 && this.consecutive >= this.consecutiveThreshold) {
       this.breaker.open();
     } else if (
@@ -258,7 +287,8 @@ export class EndpointBreaker {
     }
   }
 
-  private readonly rotate = (): void => {
+  /** Slides the closed-state window by one bucket (driven by `BreakerShared`). */
+  readonly rotate = (): void => {
     const next = this.head + 1 === ROLLING_BUCKETS ? 0 : this.head + 1;
     this.firesTotal -= this.fires[next];
     this.failsTotal -= this.fails[next];
@@ -269,8 +299,9 @@ export class EndpointBreaker {
 
   /** Stops the breaker (its timers and its rotation listener). */
   shutdown(): void {
-    this.shared.rotateBucketController.off('rotate', this.rotate);
-    this.breaker.shutdown();
+    this.isShutdown = true;
+    this.shared.breakers.delete(this);
+    this.circuit?.shutdown();
   }
 
   // opossum calls errorFilter(err, ...fireArgs); true means "not a failure" (it then emits 'success').

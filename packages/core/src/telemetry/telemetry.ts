@@ -10,6 +10,7 @@
  * every attempt adds an event and records one duration point.
  */
 import {
+  ProxyTracerProvider,
   createNoopMeter,
   metrics,
   trace,
@@ -31,6 +32,16 @@ const DURATION_BUCKETS = [
   0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10,
 ];
 
+/** The class of the API's no-op tracer provider, which a proxy provider delegates to until an SDK registers. */
+const NOOP_TRACER_PROVIDER = new ProxyTracerProvider().getDelegate().constructor;
+
+/** True when the global tracer provider delegates to something other than the API's no-op. */
+function globalTracingOn(): boolean {
+  const provider = trace.getTracerProvider();
+  const delegate = provider instanceof ProxyTracerProvider ? provider.getDelegate() : provider;
+  return !(delegate instanceof NOOP_TRACER_PROVIDER);
+}
+
 export interface TelemetryOptions {
   /** Meter provider to use instead of the global one. */
   meterProvider?: MeterProvider;
@@ -42,6 +53,12 @@ export class MeshTelemetry {
   readonly tracer: Tracer;
   /** True when a real meter provider is registered; gate attribute building on it. */
   metricsOn = false;
+  /**
+   * True when a real tracer provider is registered (or one was passed in). When false and the
+   * caller has no active span, the engine starts no span at all: no no-op span, no context.
+   */
+  tracingOn = false;
+  private readonly explicitTracerProvider: TracerProvider | undefined;
 
   private readonly explicitMeterProvider: MeterProvider | undefined;
   private provider: MeterProvider | undefined;
@@ -55,6 +72,7 @@ export class MeshTelemetry {
 
   constructor(options: TelemetryOptions = {}) {
     this.explicitMeterProvider = options.meterProvider;
+    this.explicitTracerProvider = options.tracerProvider;
     this.tracer = (options.tracerProvider ?? trace.getTracerProvider()).getTracer(SCOPE, VERSION);
     this.refresh();
   }
@@ -66,6 +84,7 @@ export class MeshTelemetry {
   refresh(now = Number.POSITIVE_INFINITY): void {
     if (now - this.checkedAt < 1000) return;
     this.checkedAt = now === Number.POSITIVE_INFINITY ? Number.NEGATIVE_INFINITY : now;
+    this.tracingOn = this.explicitTracerProvider !== undefined || globalTracingOn();
     const provider = this.explicitMeterProvider ?? metrics.getMeterProvider();
     if (provider === this.provider) return;
     this.provider = provider;

@@ -254,15 +254,21 @@ describe('EndpointBreaker', () => {
     assert.equal(h.breaker.state, 'closed', 'the failures before the opening no longer count');
   });
 
-  it('one shared rotation emitter serves many breakers', async () => {
+  it('one shared rotation timer serves many breakers; no opossum circuit until one trips', async () => {
     const shared = new BreakerShared(10_000);
     const breakers = Array.from(
       { length: 20 },
       () => new EndpointBreaker(DEFAULTS, { onStateChange: () => {} }, shared),
     );
-    // Two listeners per breaker: its own accrual window and opossum's (probe) window.
-    assert.equal(shared.rotateBucketController.listenerCount('rotate'), 40);
+    // Closed breakers only count: they sit in the shared set, with no opossum circuit listening.
+    assert.equal(shared.breakers.size, 20);
+    assert.equal(shared.rotateBucketController.listenerCount('rotate'), 0);
+    for (let i = 0; i < DEFAULTS.consecutiveFailures; i++) breakers[0].record(false);
+    assert.equal(breakers[0].state, 'open');
+    // The tripped one now has its opossum circuit (its probe window rotates too).
+    assert.equal(shared.rotateBucketController.listenerCount('rotate'), 1);
     for (const b of breakers) b.shutdown();
+    assert.equal(shared.breakers.size, 0);
     assert.equal(shared.rotateBucketController.listenerCount('rotate'), 0);
     shared.close();
   });

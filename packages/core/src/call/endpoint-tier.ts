@@ -1,0 +1,157 @@
+/**
+ * The endpoint tier: one attempt of a call on one endpoint.
+ *
+ * Order: pick (a pending half-open probe first, else the balancer, avoiding the endpoint
+ * the previous attempt failed on) → per-try timer (capped by the call's deadline) →
+ * circuit breaker (a closed breaker only counts, inline; opossum runs only the probe) →
+ * protocol transport → classification → accounting (in-flight, peak EWMA, outlier
+ * detector, breaker, stats) → telemetry (span event on sampled spans, duration point).
+ *
+ * Faults land on the right party: an attempt cut by the caller (or the mesh closing) or
+ * refused because of the caller's own request (`invalid-request`) never counts against
+ * the endpoint — no breaker, outlier, EWMA or failure count.
+ */
+import { DeadlineExceededError, InvalidRequestError, CircuitOpenError } from '../errors.js';
+import { BreakerRejectedError } from '../policy/circuit-breaker.js';
+import { armTimer, disarmTimer, DEADLINE, PER_TRY, type Call } from './call.js';
+
+/** A failed attempt weighs as this many typical latencies in the peak EWMA. */
+const FAILURE_PENALTY = 5;
+
+export async function runAttempt<Req, Res>(call: Call<Req, Res>, startedAt?: number): Promise<void> {
+  const svc = call.svc;
+  const { clock, telemetry } = svc.deps;
+  const now = startedAt ?? clock.now();
+  const remaining = call.deadline - now;
+  call.now = now;
+  const ep = remaining > 0 ? svc.pick(call) : undefined;
+  if (ep === undefined) {
+    // A retry that cannot be sent leaves the caller the response it already has.
+    if (call.res !== undefined) {
+      call.stop = true;
+      return;
+    }
+    if (remaining <= 0) {
+      throw new DeadlineExceededError(svc.name, svc.config.timeout.requestMs, call.attempt, call.endpoint?.address);
+    }
+    throw svc.noEndpointError();
+  }
+  if (call.res !== undefined) call.protocol.discard(call.res);
+
+  call.attempt++;
+  if (call.attempt > 1) {
+    svc.retries++;
+    telemetry.retry(svc.name);
+  }
+  call.endpoint = ep;
+  call.res = undefined;
+  call.err = undefined;
+  call.cls = 'success';
+  call.sentAt = 0;
+  ep.inFlight++;
+  ep.requests++;
+  svc.load.seq++;
+
+  call.beginAttempt();
+  armTimer(call, now, remaining, svc.config.timeout.perTryMs);
+
+  /** False when the outcome says nothing about the endpoint. */
+  let counted = true;
+  const circuit = ep.circuit;
+  const inline = circuit === undefined || circuit.closed;
+  try {
+    if (inline) {
+      const res = await call.protocol.transport(call.req, call, ep);
+      call.res = res;
+      call.isFailureResult(res);
+    } else {
+      call.res = await circuit.run(call);
+    }
+  } catch (err) {
+    call.res = undefined;
+    if (call.cancelled) {
+      counted = false;
+      call.err = call.cancelReason;
+    } else if (err instanceof BreakerRejectedError) {
+      counted = false;
+      call.err = new CircuitOpenError(svc.name, ep.address);
+      call.cls = 'retryable';
+    } else {
+      // The classifier's verdict on the transport's own error comes first: a transport cut
+      // while it waited on the caller's request body reports that, whatever timer fired.
+      const cls = call.classifier.classifyError(err, call);
+      if (cls === 'invalid-request') {
+        call.err = err;
+        call.cls = cls;
+      } else if (call.timedOut === DEADLINE) {
+        call.err = call.attemptReason;
+      } else if (call.timedOut === PER_TRY) {
+        call.err = call.attemptReason;
+        call.cls = call.classifier.classifyError(call.err, call);
+      } else {
+        call.err = err;
+        call.cls = cls;
+      }
+    }
+  } finally {
+    disarmTimer(call);
+    call.endAttempt();
+    ep.inFlight--;
+  }
+  if (call.cls === 'invalid-request') counted = false;
+
+  const end = clock.now();
+  call.now = end;
+  const latency = end - now;
+  const ok = call.cls === 'success' && call.err === undefined;
+  if (counted) {
+    // Time on the wire when the transport marked the send (pool queueing and connection
+    // set-up are not the endpoint's latency), else the whole attempt.
+    const rtt = call.sentAt > now ? end - call.sentAt : latency;
+    svc.load.neutralMs = svc.load.neutralMs === 0 ? rtt : svc.load.neutralMs * 0.9 + rtt * 0.1;
+    if (ok) {
+      ep.observeLatency(rtt, end, svc.config.ewmaDecayMs, svc.load);
+    } else {
+      // A failure must not look fast (a peer refusing connections answers quickest of all),
+      // so it counts as FAILURE_PENALTY × the service's typical latency, bounded so that
+      // repeated failures cannot grow the estimate without limit.
+      ep.failures++;
+      const penalty = Math.max(rtt, FAILURE_PENALTY * Math.max(1, svc.load.neutralMs));
+      ep.observeLatency(penalty, end, svc.config.ewmaDecayMs, svc.load);
+    }
+    ep.latency.record(latency);
+    svc.outlier.record(ep, ok);
+    if (inline && circuit !== undefined) circuit.record(ok);
+  }
+  const span = call.span;
+  if (span !== undefined && call.sampled) {
+    span.addEvent('attempt', {
+      'meshlet.attempt': call.attempt,
+      'meshlet.endpoint': ep.address,
+      'meshlet.outcome': call.err === undefined ? call.cls : 'error',
+      'meshlet.status': call.protocol.attemptStatus(call.res, call.err),
+      'meshlet.duration_ms': latency,
+    });
+  }
+  if (telemetry.metricsOn) {
+    telemetry.recordDuration(
+      call.protocol.durationMetric,
+      latency / 1000,
+      call.protocol.attemptAttributes(call.req, call, ep, call.res, call.err),
+    );
+  }
+  if (call.cancelled) throw call.cancelReason;
+  if (call.cls === 'invalid-request') {
+    throw call.err instanceof InvalidRequestError
+      ? call.err
+      : new InvalidRequestError(svc.name, `the request was refused before it reached ${ep.address}`, call.err);
+  }
+  if (call.timedOut === DEADLINE) {
+    // A transport that ignored the abort and answered late still missed the deadline.
+    if (call.res !== undefined) {
+      call.protocol.discard(call.res);
+      call.res = undefined;
+    }
+    throw call.err ?? call.attemptReason;
+  }
+}

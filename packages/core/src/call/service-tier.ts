@@ -1,0 +1,222 @@
+/**
+ * The service tier: one logical call, from its arrival to its answer.
+ *
+ * Order: caller-abort check → per-call state (`Call`, hash key) → admission (concurrency
+ * limit, queue bounded by the deadline) → span (only when a tracer is registered or a
+ * parent span exists) → prepare (the protocol's one-off work before the first attempt,
+ * e.g. buffering a small body for replay, under the deadline and the caller's abort) →
+ * first attempt inline (`endpoint-tier.ts`) → retries through p-retry, each behind the
+ * retry gate (`retry.ts`) → the answer, and the call's stats.
+ *
+ * Every call is linked into its service's list of calls in flight from the start, so
+ * `mesh.close()` can wait for them and cut the ones left after its grace period.
+ */
+import { INVALID_SPAN_CONTEXT, SpanKind, SpanStatusCode, context, isSpanContextValid, trace } from '@opentelemetry/api';
+import pRetry from 'p-retry';
+import { hashString } from '../balancer/hash.js';
+import {
+  DeadlineExceededError,
+  InvalidRequestError,
+  OverloadedError,
+  RetryBudgetExhaustedError,
+  UpstreamError,
+} from '../errors.js';
+import type { Protocol } from '../protocol.js';
+import type { Service } from '../service.js';
+import { Call, DEADLINE, armTimer, disarmTimer } from './call.js';
+import { runAttempt } from './endpoint-tier.js';
+import { retryGate } from './retry.js';
+
+const SPAN_OPTIONS = { kind: SpanKind.CLIENT };
+/** Thrown inside p-retry to ask for another attempt; stateless, so one instance serves all calls. */
+const RETRY = new Error('meshlet: retryable attempt');
+/** Carries a cancellation through p-retry, which refuses non-Error reasons. */
+const CANCELLED = new Error('meshlet: cancelled');
+
+export async function runCall<Req, Res>(
+  svc: Service,
+  req: Req,
+  protocol: Protocol<Req, Res>,
+  requestedService: string,
+  route: string | undefined,
+  callerSignal: AbortSignal | undefined,
+): Promise<Res> {
+  const { clock, telemetry } = svc.deps;
+  const start = clock.now();
+  const cfg = svc.config;
+  if (callerSignal?.aborted) {
+    svc.cancelled++;
+    throw callerSignal.reason;
+  }
+
+  const call = new Call<Req, Res>(
+    svc,
+    req,
+    protocol,
+    svc.classifierFor(protocol),
+    svc.name,
+    requestedService,
+    route,
+    protocol.method(req),
+    start + cfg.timeout.requestMs,
+  );
+  if (cfg.hashKey !== undefined) {
+    const key = 'header' in cfg.hashKey ? protocol.header(req, cfg.hashKey.header) : stripQuery(protocol.path(req));
+    if (key !== undefined) call.hash = hashString(key);
+  }
+  protocol.bindCall?.(req, call);
+  if (callerSignal !== undefined) {
+    call.callerSignal = callerSignal;
+    callerSignal.addEventListener('abort', call);
+  }
+  svc.track(call);
+  let admitted = false;
+  try {
+    if (!svc.limiter.tryAcquire()) await queueWait(call);
+    admitted = true;
+    svc.requests++;
+    svc.budget.deposit();
+    telemetry.refresh(start);
+    if (telemetry.tracingOn || trace.getSpan(context.active()) !== undefined) startSpan(call);
+    try {
+      let first = start;
+      const prepared = protocol.prepare?.(req, call);
+      if (prepared !== undefined) {
+        await runPrepare(call, prepared);
+        first = clock.now();
+      }
+      await runAttempt(call, first);
+      if (call.cls === 'retryable' && !call.stop && cfg.retry.maxAttempts > 1 && (await retryGate(call))) {
+        try {
+          await pRetry(() => retryAttempt(call), {
+            retries: cfg.retry.maxAttempts - 2,
+            minTimeout: 0,
+            maxTimeout: 0,
+            factor: 1,
+            shouldRetry: ({ error }) => (error === RETRY ? retryGate(call) : false),
+          });
+        } catch (err) {
+          if (err === CANCELLED) throw call.cancelReason;
+          if (err !== RETRY) throw err;
+        }
+      }
+      return finish(call);
+    } catch (err) {
+      if (call.cancelled) svc.cancelled++;
+      else if (err instanceof InvalidRequestError) svc.invalidRequests++;
+      else svc.failures++;
+      call.span?.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
+      throw err;
+    } finally {
+      // call.now is the clock at the last attempt's end (or failed pick): the call's end, one read saved.
+      svc.latency.record((call.now > 0 ? call.now : clock.now()) - start);
+      call.span?.end();
+    }
+  } catch (err) {
+    if (!admitted && call.cancelled) svc.cancelled++;
+    throw err;
+  } finally {
+    if (admitted) svc.limiter.release();
+    svc.untrack(call);
+    if (callerSignal !== undefined) callerSignal.removeEventListener('abort', call);
+  }
+}
+
+function startSpan<Req, Res>(call: Call<Req, Res>): void {
+  const svc = call.svc;
+  const span = svc.deps.telemetry.tracer.startSpan(call.protocol.spanName(call.req, call), SPAN_OPTIONS);
+  call.span = span;
+  if (span.isRecording()) {
+    call.sampled = (span.spanContext().traceFlags & 1) === 1;
+    span.setAttribute('meshlet.service', svc.name);
+    if (call.requestedService !== svc.name) span.setAttribute('meshlet.requested_service', call.requestedService);
+    if (call.route !== undefined) span.setAttribute('meshlet.route', call.route);
+  }
+  const spanContext = span.spanContext();
+  if (spanContext !== INVALID_SPAN_CONTEXT && isSpanContextValid(spanContext)) {
+    call.trace = trace.setSpan(context.active(), span);
+  }
+}
+
+/** Attempts 2..n under p-retry. */
+async function retryAttempt<Req, Res>(call: Call<Req, Res>): Promise<void> {
+  try {
+    await runAttempt(call);
+  } catch (err) {
+    if (call.cancelled) throw CANCELLED;
+    throw err;
+  }
+  if (call.cls === 'retryable' && !call.stop) throw RETRY;
+}
+
+/** Waits for a concurrency slot, bounded by the deadline and cancellation. */
+async function queueWait<Req, Res>(call: Call<Req, Res>): Promise<void> {
+  const svc = call.svc;
+  const cb = svc.config.circuitBreaker;
+  if (call.cancelled) throw call.cancelReason;
+  const ac = new AbortController();
+  call.wake = (reason) => ac.abort(reason);
+  const timer = setTimeout(
+    () => ac.abort(new DeadlineExceededError(svc.name, svc.config.timeout.requestMs, 0, undefined)),
+    Math.max(0, call.deadline - svc.deps.clock.now()),
+  );
+  try {
+    const waiting = svc.limiter.acquire(ac.signal);
+    if (waiting === false) throw new OverloadedError(svc.name, cb.maxRequests, cb.maxPending);
+    await waiting;
+  } finally {
+    clearTimeout(timer);
+    call.wake = undefined;
+  }
+}
+
+/**
+ * Runs the protocol's prepare step under the call's deadline and cancellation: whichever
+ * comes first ends it, even if the protocol ignores the abort.
+ */
+async function runPrepare<Req, Res>(call: Call<Req, Res>, prepared: Promise<void>): Promise<void> {
+  const svc = call.svc;
+  const now = svc.deps.clock.now();
+  call.beginAttempt();
+  armTimer(call, now, call.deadline - now, undefined);
+  const signal = call.signal;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => reject(signal.reason);
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort, { once: true });
+      prepared.then(resolve, reject);
+    });
+  } catch (err) {
+    if (call.cancelled) throw call.cancelReason;
+    if (call.timedOut === DEADLINE) throw call.attemptReason;
+    if (err instanceof InvalidRequestError) throw err;
+    throw new InvalidRequestError(svc.name, 'the request could not be prepared for sending', err);
+  } finally {
+    disarmTimer(call);
+    call.endAttempt();
+    // A late rejection of an abandoned prepare must not surface as unhandled.
+    prepared.catch(() => {});
+  }
+}
+
+function finish<Req, Res>(call: Call<Req, Res>): Res {
+  const svc = call.svc;
+  if (call.err === undefined) {
+    if (call.cls === 'success') svc.successes++;
+    else {
+      svc.failures++;
+      call.span?.setStatus({ code: SpanStatusCode.ERROR });
+    }
+    return call.res as Res;
+  }
+  // Counted by the caller's catch.
+  const address = call.endpoint?.address;
+  if (call.budgetRefused) throw new RetryBudgetExhaustedError(svc.name, call.attempt, address, call.err);
+  throw new UpstreamError(svc.name, call.attempt, address, call.err);
+}
+
+export function stripQuery(path: string): string {
+  const q = path.indexOf('?');
+  return q === -1 ? path : path.slice(0, q);
+}
