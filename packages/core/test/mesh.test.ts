@@ -3,63 +3,8 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createMesh, type Mesh } from '../src/mesh.js';
-import type { Protocol } from '../src/protocol.js';
-import type { Endpoint } from '../src/endpoint.js';
+import { codeOf, fakeProtocol, get, hang, ok, refused, type FakeRes } from './helpers/fake-protocol.js';
 import { MeshError } from '../src/errors.js';
-
-interface FakeReq {
-  method: string;
-  path: string;
-  headers: Record<string, string>;
-  replayable?: boolean;
-}
-interface FakeRes {
-  status: number;
-  endpoint: string;
-  discarded?: boolean;
-}
-type Behaviour = (ep: Endpoint, signal: AbortSignal) => Promise<FakeRes>;
-
-function fakeProtocol(behaviour: Behaviour, log: string[] = []): Protocol<FakeReq, FakeRes> {
-  return {
-    name: 'fake',
-    durationMetric: 'fake.duration',
-    transport: (_req, ctx, ep) => {
-      log.push(ep.address);
-      return behaviour(ep, ctx.signal);
-    },
-    classifier: () => ({
-      classifyResult: (res) => (res.status === 503 ? 'retryable' : res.status >= 500 ? 'failure' : 'success'),
-      classifyError: (err) => ((err as { code?: string }).code === 'ECONNREFUSED' ? 'retryable' : 'failure'),
-    }),
-    method: (r) => r.method,
-    path: (r) => r.path,
-    header: (r, name) => r.headers[name],
-    replayable: (r) => r.replayable ?? true,
-    discard: (res) => {
-      res.discarded = true;
-    },
-    spanName: (r) => r.method,
-    attemptAttributes: () => ({}),
-    attemptStatus: (res) => res?.status ?? 'error',
-  };
-}
-
-const get = (path = '/', headers: Record<string, string> = {}): FakeReq => ({ method: 'GET', path, headers });
-const ok = (ep: Endpoint): Promise<FakeRes> => Promise.resolve({ status: 200, endpoint: ep.address });
-const refused = (): Promise<FakeRes> =>
-  Promise.reject(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }));
-const hang = (_ep: Endpoint, signal: AbortSignal): Promise<FakeRes> =>
-  new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason)));
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'resolved';
-  } catch (err) {
-    return err instanceof MeshError ? err.code : `non-mesh: ${String(err)}`;
-  }
-}
 
 describe('mesh call engine', () => {
   const meshes: Mesh[] = [];

@@ -80,10 +80,15 @@ export async function runCall<Req, Res>(
     if (telemetry.tracingOn || trace.getSpan(context.active()) !== undefined) startSpan(call);
     try {
       let first = start;
-      const prepared = protocol.prepare?.(req, call);
-      if (prepared !== undefined) {
-        await runPrepare(call, prepared);
-        first = clock.now();
+      if (protocol.prepare !== undefined) {
+        // The prepare step gets the attempt's cancellation tools (onAbort, signal).
+        call.beginAttempt();
+        const prepared = protocol.prepare(req, call);
+        if (prepared === undefined) call.endAttempt();
+        else {
+          await runPrepare(call, prepared);
+          first = clock.now();
+        }
       }
       await runAttempt(call, first);
       if (call.cls === 'retryable' && !call.stop && cfg.retry.maxAttempts > 1 && (await retryGate(call))) {
@@ -171,13 +176,13 @@ async function queueWait<Req, Res>(call: Call<Req, Res>): Promise<void> {
 }
 
 /**
- * Runs the protocol's prepare step under the call's deadline and cancellation: whichever
- * comes first ends it, even if the protocol ignores the abort.
+ * Waits for the protocol's prepare step under the call's deadline and cancellation
+ * (the caller has begun the attempt state): whichever comes first ends it, even if the
+ * protocol ignores the abort.
  */
 async function runPrepare<Req, Res>(call: Call<Req, Res>, prepared: Promise<void>): Promise<void> {
   const svc = call.svc;
   const now = svc.deps.clock.now();
-  call.beginAttempt();
   armTimer(call, now, call.deadline - now, undefined);
   const signal = call.signal;
   try {
