@@ -1,9 +1,13 @@
 import type { LoadBalancerName } from '../balancer/types.js';
+import type { ServiceProtocol } from './retry-on.js';
+
+export type { ServiceProtocol };
 
 /**
  * Input config, as written by users, in files (JSON/YAML) and by the control server.
  * Every field is optional except where noted; `validateMeshConfig` fills the defaults
- * (listed on each field) and rejects unknown keys.
+ * (listed on each field) and rejects unknown keys. Every duration (`*Ms`) is a whole number of
+ * milliseconds, at most 2 147 483 647 (the longest delay a Node timer honours).
  */
 export interface MeshConfig {
   services: Record<string, ServiceConfig>;
@@ -14,7 +18,7 @@ export type EndpointConfig =
   | string
   | {
       address: string;
-      /** Relative weight, integer >= 1. Default 1. */
+      /** Relative weight, integer from 1 to 1 000 000. Default 1. */
       weight?: number;
       zone?: string;
       metadata?: Record<string, string>;
@@ -23,6 +27,11 @@ export type EndpointConfig =
 export interface ServiceConfig {
   /** Endpoints of this service. Default `[]` (a service that only routes elsewhere). */
   endpoints?: EndpointConfig[];
+  /**
+   * What the service speaks: decides which `retry.retryOn` tokens are valid, and a mesh refuses
+   * calls of the other protocol to it. Default `'http'`.
+   */
+  protocol?: ServiceProtocol;
   /** Default `'p2c-ewma'`. */
   loadBalancer?: LoadBalancerName;
   /** Request key hashed by `ring-hash`: one header's value, or the request path. */
@@ -130,7 +139,7 @@ export interface RouteConfig {
     /** Header name (any case) to matcher. */
     headers?: Record<string, HeaderMatch>;
   };
-  /** Weighted backend services (integer weights >= 0, at least one > 0). */
+  /** Weighted backend services (integer weights from 0 to 1 000 000, at least one > 0). */
   backends: Array<{ service: string; weight?: number }>;
 }
 
@@ -143,6 +152,7 @@ export interface ResolvedEndpoint {
   port: number;
   weight: number;
   zone: string | undefined;
+  /** A null-prototype object: a lookup of a missing key never reaches `Object.prototype`. */
   metadata: Readonly<Record<string, string>>;
 }
 
@@ -169,6 +179,7 @@ export interface ResolvedRoute {
 
 export interface ResolvedServiceConfig {
   name: string;
+  protocol: ServiceProtocol;
   endpoints: ResolvedEndpoint[];
   loadBalancer: LoadBalancerName;
   hashKey: { header: string } | { path: true } | undefined;

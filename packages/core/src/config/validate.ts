@@ -4,14 +4,23 @@
  * every issue at once, so a user fixes a config in one round instead of one error per run.
  *
  * Hand-written because core may not depend on a schema library. It runs on config change only,
- * so clarity wins over speed, but every pass stays linear in the size of the input.
- * The output never shares an object with the input: a caller mutating its config afterwards
- * cannot change a running mesh. Nothing is frozen, because the mesh may keep and extend it.
+ * so clarity wins over speed, but every pass stays linear in the size of the input: duplicates
+ * and route targets are found through Maps and Sets, and suggestions are only computed for keys
+ * or names that are wrong.
+ *
+ * The input is never read directly: `read.ts` copies it one level at a time into null-prototype
+ * objects and dense arrays, turning getters and Proxies that throw into issues, so nothing is read
+ * from `Object.prototype` and no `__proto__` key reaches a prototype setter. The output never
+ * shares an object with the input: a caller mutating its config afterwards cannot change a
+ * running mesh. Nothing is frozen, because the mesh may keep and extend it.
  */
 import { isIPv4, isIPv6 } from 'node:net';
 import type { LoadBalancerName } from '../balancer/types.js';
 import { MeshConfigError } from '../errors.js';
 import { didYouMean } from '../util/suggest.js';
+import { INVALID, type Issue, type Obj, kindOf, join, readArray, readObject, ROOT, show } from './read.js';
+import { MAX_REGEX_LENGTH, regexRisk } from './regex-safety.js';
+import { retryOnProblem, SERVICE_PROTOCOLS, type ServiceProtocol } from './retry-on.js';
 import type {
   ResolvedEndpoint,
   ResolvedHeaderMatch,
@@ -20,9 +29,22 @@ import type {
   ResolvedServiceConfig,
 } from './types.js';
 
+/**
+ * Longest duration a Node timer honours, ms (2^31 − 1, about 24.8 days). `setTimeout` turns a
+ * longer delay into 1 ms, so every duration in the config is capped here.
+ */
+export const MAX_DURATION_MS = 2_147_483_647;
+
+/**
+ * Largest endpoint or backend weight. Keeps the sum of the weights of a full list
+ * (100 000 × 1 000 000) an exact integer for the weighted pickers.
+ */
+export const MAX_WEIGHT = 1_000_000;
+
 /** Every default of the config format, in one place (also the source of the config reference). */
 export const DEFAULTS = deepFreeze({
   endpoint: { weight: 1 },
+  protocol: 'http' as ServiceProtocol,
   loadBalancer: 'p2c-ewma' as LoadBalancerName,
   ewmaDecayMs: 10_000,
   retry: {
@@ -56,32 +78,7 @@ export const DEFAULTS = deepFreeze({
   route: { backendWeight: 1 },
 });
 
-/** Path reported for issues about the config object itself. */
-const ROOT = '(root)';
-
 const LOAD_BALANCERS: readonly LoadBalancerName[] = ['p2c-ewma', 'least-request', 'round-robin', 'random', 'ring-hash'];
-
-const RETRY_ON_KEYWORDS = ['connect-failure', 'reset', 'timeout', 'gateway-error', '5xx'];
-const GRPC_STATUS_NAMES = [
-  'OK',
-  'CANCELLED',
-  'UNKNOWN',
-  'INVALID_ARGUMENT',
-  'DEADLINE_EXCEEDED',
-  'NOT_FOUND',
-  'ALREADY_EXISTS',
-  'PERMISSION_DENIED',
-  'RESOURCE_EXHAUSTED',
-  'FAILED_PRECONDITION',
-  'ABORTED',
-  'OUT_OF_RANGE',
-  'UNIMPLEMENTED',
-  'INTERNAL',
-  'UNAVAILABLE',
-  'DATA_LOSS',
-  'UNAUTHENTICATED',
-];
-const RETRY_ON_TOKENS = [...RETRY_ON_KEYWORDS, ...GRPC_STATUS_NAMES];
 
 const MESH_KEYS = ['services'];
 const SERVICE_KEYS = [
@@ -94,6 +91,7 @@ const SERVICE_KEYS = [
   'circuitBreaker',
   'outlierDetection',
   'routes',
+  'protocol',
 ];
 const ENDPOINT_KEYS = ['address', 'weight', 'zone', 'metadata'];
 const HASH_KEY_KEYS = ['header', 'path'];
@@ -132,8 +130,8 @@ const SERVICE_NAME = /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/;
 const HTTP_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const HOST_LABEL = /^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/;
 
-type Issue = { path: string; message: string };
-type Obj = Record<string, unknown>;
+/** Beyond this many issues, unknown names get no did-you-mean (each costs a scan of the candidates). */
+const MAX_SUGGESTED_ISSUES = 100;
 
 /**
  * Validates a whole mesh config and fills in every default.
@@ -141,27 +139,27 @@ type Obj = Record<string, unknown>;
  */
 export function validateMeshConfig(input: unknown): ResolvedMeshConfig {
   const issues: Issue[] = [];
-  const services = new Map<string, ResolvedServiceConfig>();
-  if (!isPlainObject(input)) {
-    issues.push({ path: ROOT, message: `expected an object like { services: { ... } }, got ${show(input)}` });
-    throw new MeshConfigError(issues);
-  }
-  checkKeys(issues, input, MESH_KEYS, '');
-  const raw = input.services;
-  if (!isPlainObject(raw)) {
-    issues.push({
-      path: 'services',
-      message: `expected an object mapping service names to service configs, got ${show(raw)}`,
-    });
-  } else {
-    // Every key counts as "defined" for route references; a badly named one is reported on its own.
-    const known = new Set(Object.keys(raw));
-    for (const name of known) {
-      services.set(name, resolveService(issues, name, raw[name], join('services', name), known));
-    }
-  }
+  const root = readObject(issues, input, ROOT, 'an object like { services: { ... } }', MESH_KEYS);
+  const services = root === INVALID ? new Map<string, ResolvedServiceConfig>() : resolveServices(issues, root.services);
   if (issues.length > 0) throw new MeshConfigError(issues);
   return { services };
+}
+
+/**
+ * Resolves the `services` map of a config, adding issues instead of throwing (for callers that
+ * validate more than services, such as `createMesh`'s options).
+ */
+export function resolveServices(issues: Issue[], input: unknown): Map<string, ResolvedServiceConfig> {
+  const services = new Map<string, ResolvedServiceConfig>();
+  const path = 'services';
+  const raw = readObject(issues, input, path, 'an object mapping service names to service configs');
+  if (raw === INVALID) return services;
+  // Every key counts as "defined" for route references; a badly named one is reported on its own.
+  const known = new Set(Object.keys(raw));
+  for (const name of known) {
+    services.set(name, resolveService(issues, name, raw[name], join(path, name), known));
+  }
+  return services;
 }
 
 /**
@@ -176,7 +174,11 @@ export function validateServiceConfig(
   knownServices?: ReadonlySet<string>,
 ): ResolvedServiceConfig {
   const issues: Issue[] = [];
-  const resolved = resolveService(issues, name, input, path, knownServices);
+  if (typeof name !== 'string') {
+    issues.push({ path: path || ROOT, message: `expected a service name, got ${show(name)}` });
+    throw new MeshConfigError(issues);
+  }
+  const resolved = resolveService(issues, name, input, path || ROOT, knownServices);
   if (issues.length > 0) throw new MeshConfigError(issues);
   return resolved;
 }
@@ -194,6 +196,7 @@ function resolveService(
   checkServiceName(issues, name, path);
   const obj = section(issues, input, path, SERVICE_KEYS, 'an object (the service config)');
 
+  const protocol = readEnum(issues, obj, 'protocol', path, SERVICE_PROTOCOLS, DEFAULTS.protocol);
   const loadBalancer = readEnum(issues, obj, 'loadBalancer', path, LOAD_BALANCERS, DEFAULTS.loadBalancer);
   const hashKey = resolveHashKey(issues, obj.hashKey, join(path, 'hashKey'));
   if (hashKey !== undefined && loadBalancer !== undefined && loadBalancer !== 'ring-hash') {
@@ -206,11 +209,13 @@ function resolveService(
 
   return {
     name,
+    protocol: protocol ?? DEFAULTS.protocol,
     endpoints: resolveEndpoints(issues, obj.endpoints, join(path, 'endpoints')),
     loadBalancer: loadBalancer ?? DEFAULTS.loadBalancer,
     hashKey,
-    ewmaDecayMs: readNumber(issues, obj, 'ewmaDecayMs', path, DEFAULTS.ewmaDecayMs, { min: 0, minExclusive: true }),
-    retry: resolveRetry(issues, obj.retry, join(path, 'retry')),
+    // Not a timer, but a duration all the same: one bound for every *Ms key keeps the rule simple.
+    ewmaDecayMs: readDuration(issues, obj, 'ewmaDecayMs', path, DEFAULTS.ewmaDecayMs, 1),
+    retry: resolveRetry(issues, obj.retry, join(path, 'retry'), protocol, name),
     timeout: resolveTimeout(issues, obj.timeout, join(path, 'timeout')),
     circuitBreaker: resolveCircuitBreaker(issues, obj.circuitBreaker, join(path, 'circuitBreaker')),
     outlierDetection: resolveOutlierDetection(issues, obj.outlierDetection, join(path, 'outlierDetection')),
@@ -222,10 +227,11 @@ function checkServiceName(issues: Issue[], name: string, path: string): void {
   const expected =
     'expected a service name of lower-case letters, digits, "." and "-", starting and ending with a letter or digit' +
     ' (it becomes the host in http://<name>/)';
-  if (!SERVICE_NAME.test(name)) {
-    issues.push({ path, message: `${expected}, got ${show(name)}` });
-  } else if (name.length > 253) {
+  // Length first: the pattern below is linear, but there is no reason to run it over megabytes.
+  if (name.length > 253) {
     issues.push({ path, message: `expected a service name of at most 253 characters, got ${name.length}` });
+  } else if (!SERVICE_NAME.test(name)) {
+    issues.push({ path, message: `${expected}, got ${show(name)}` });
   } else if (name.includes('..')) {
     issues.push({ path, message: `expected a service name without empty labels (".."), got ${show(name)}` });
   } else if (/^\d+$/.test(name.slice(name.lastIndexOf('.') + 1))) {
@@ -233,6 +239,15 @@ function checkServiceName(issues: Issue[], name: string, path: string): void {
     issues.push({
       path,
       message: `expected a service name whose last label is not all digits (URLs would read it as an IPv4 address), got ${show(name)}`,
+    });
+  } else if (name === 'localhost' || name.endsWith('.localhost')) {
+    // RFC 6761: *.localhost is the loopback host. The mesh fetch routes a URL to the service its
+    // host names, so this name would send every local call through the mesh instead.
+    issues.push({
+      path,
+      message:
+        `${show(name)} names the local host (RFC 6761), so http://${name}/ sent through the mesh fetch or dispatcher ` +
+        'would go to this service instead of this machine; choose another name',
     });
   }
 }
@@ -243,40 +258,46 @@ function checkServiceName(issues: Issue[], name: string, path: string): void {
 function resolveEndpoints(issues: Issue[], input: unknown, path: string): ResolvedEndpoint[] {
   const out: ResolvedEndpoint[] = [];
   if (input === undefined) return out;
-  if (!Array.isArray(input)) {
-    issues.push({ path, message: `expected an array of "host:port" strings or endpoint objects, got ${show(input)}` });
-    return out;
-  }
+  const items = readArray(issues, input, path, 'an array of "host:port" strings or endpoint objects');
+  if (items === INVALID) return out;
   const seen = new Map<string, number>();
-  input.forEach((item: unknown, i) => {
+  for (let i = 0; i < items.length; i++) {
+    const item = items[i];
     const itemPath = `${path}[${i}]`;
     let addressPath = itemPath;
     let address: unknown = item;
     let weight: number = DEFAULTS.endpoint.weight;
     let zone: string | undefined;
-    let metadata: Record<string, string> = {};
-    if (isPlainObject(item)) {
-      checkKeys(issues, item, ENDPOINT_KEYS, itemPath);
+    let metadata: Record<string, string> = Object.create(null) as Record<string, string>;
+    const kind = kindOf(issues, item, itemPath);
+    if (kind === INVALID) continue;
+    if (kind === 'object') {
+      const obj = readObject(issues, item, itemPath, 'an endpoint object', ENDPOINT_KEYS);
+      if (obj === INVALID) continue;
       addressPath = join(itemPath, 'address');
-      address = item.address;
-      weight = readNumber(issues, item, 'weight', itemPath, DEFAULTS.endpoint.weight, { integer: true, min: 1 });
-      zone = readOptionalString(issues, item, 'zone', itemPath);
-      metadata = resolveStringRecord(issues, item.metadata, join(itemPath, 'metadata'));
+      address = obj.address;
+      weight = readNumber(issues, obj, 'weight', itemPath, DEFAULTS.endpoint.weight, {
+        integer: true,
+        min: 1,
+        max: MAX_WEIGHT,
+      });
+      zone = readOptionalString(issues, obj, 'zone', itemPath);
+      metadata = resolveStringRecord(issues, obj.metadata, join(itemPath, 'metadata'));
     } else if (typeof item !== 'string') {
       issues.push({
         path: itemPath,
         message: `expected a "host:port" string or an object { address, weight?, zone?, metadata? }, got ${show(item)}`,
       });
-      return;
+      continue;
     }
     if (typeof address !== 'string') {
       issues.push({ path: addressPath, message: `expected a "host:port" string, got ${show(address)}` });
-      return;
+      continue;
     }
     const parsed = parseAddress(address);
     if (typeof parsed === 'string') {
       issues.push({ path: addressPath, message: parsed });
-      return;
+      continue;
     }
     const first = seen.get(parsed.address);
     if (first !== undefined) {
@@ -284,17 +305,19 @@ function resolveEndpoints(issues: Issue[], input: unknown, path: string): Resolv
         path: addressPath,
         message: `duplicate endpoint ${show(parsed.address)} (already ${path}[${first}]); list each address once and use weight instead`,
       });
-      return;
+      continue;
     }
     seen.set(parsed.address, i);
     out.push({ address: parsed.address, host: parsed.host, port: parsed.port, weight, zone, metadata });
-  });
+  }
   return out;
 }
 
 /** Parses `host:port` / `[v6]:port`; returns the error message when invalid. */
 function parseAddress(s: string): { address: string; host: string; port: number } | string {
   const got = `got ${show(s)}`;
+  // The longest valid address is a 253-character name, ":" and a 5-digit port (or a bracketed IPv6).
+  if (s.length > 300) return `expected "host:port" of at most 300 characters, got ${s.length} characters`;
   if (s.includes('/') || s.includes('@')) {
     return `expected "host:port" without scheme, credentials or path (e.g. "10.0.0.1:8080"), ${got}`;
   }
@@ -337,19 +360,17 @@ function isHost(host: string): boolean {
 function resolveHashKey(issues: Issue[], input: unknown, path: string): ResolvedServiceConfig['hashKey'] {
   if (input === undefined) return undefined;
   const expected = 'expected { header: "<name>" } or { path: true }';
-  if (!isPlainObject(input)) {
-    issues.push({ path, message: `${expected}, got ${show(input)}` });
-    return undefined;
-  }
-  checkKeys(issues, input, HASH_KEY_KEYS, path);
-  const hasHeader = input.header !== undefined;
-  const hasPath = input.path !== undefined;
+  const before = issues.length;
+  const obj = readObject(issues, input, path, expected.slice('expected '.length), HASH_KEY_KEYS);
+  if (obj === INVALID) return undefined;
+  const hasHeader = obj.header !== undefined;
+  const hasPath = obj.path !== undefined;
   if (hasHeader && hasPath) {
     issues.push({ path, message: `${expected}, not both` });
     return undefined;
   }
   if (hasHeader) {
-    const header = input.header;
+    const header = obj.header;
     if (typeof header !== 'string' || !HTTP_TOKEN.test(header)) {
       issues.push({ path: join(path, 'header'), message: `expected a header name, got ${show(header)}` });
       return undefined;
@@ -357,21 +378,27 @@ function resolveHashKey(issues: Issue[], input: unknown, path: string): Resolved
     return { header: header.toLowerCase() };
   }
   if (hasPath) {
-    if (input.path !== true) {
-      issues.push({ path: join(path, 'path'), message: `expected true, got ${show(input.path)}` });
+    if (obj.path !== true) {
+      issues.push({ path: join(path, 'path'), message: `expected true, got ${show(obj.path)}` });
       return undefined;
     }
     return { path: true };
   }
-  // An object with only unknown keys already has issues; an empty one needs its own.
-  if (Object.keys(input).length === 0) issues.push({ path, message: `${expected}, got an empty object` });
+  // An object with only unknown (or unreadable) keys already has issues; an empty one needs its own.
+  if (issues.length === before) issues.push({ path, message: `${expected}, got an empty object` });
   return undefined;
 }
 
 // ---------------------------------------------------------------------------
 // Retry and timeout
 
-function resolveRetry(issues: Issue[], input: unknown, path: string): ResolvedServiceConfig['retry'] {
+function resolveRetry(
+  issues: Issue[],
+  input: unknown,
+  path: string,
+  protocol: ServiceProtocol | undefined,
+  service: string,
+): ResolvedServiceConfig['retry'] {
   const d = DEFAULTS.retry;
   const obj = section(issues, input, path, RETRY_KEYS);
   const backoffPath = join(path, 'backoff');
@@ -380,20 +407,21 @@ function resolveRetry(issues: Issue[], input: unknown, path: string): ResolvedSe
   const budget = section(issues, obj.budget, budgetPath, BUDGET_KEYS);
   return {
     maxAttempts: readNumber(issues, obj, 'maxAttempts', path, d.maxAttempts, { integer: true, min: 1, max: 10 }),
-    backoff: readBackoff(issues, backoff, backoffPath, d.backoff, 0, false),
+    backoff: readBackoff(issues, backoff, backoffPath, d.backoff, 0),
     budget: {
       ratio: readNumber(issues, budget, 'ratio', budgetPath, d.budget.ratio, { min: 0, max: 1000 }),
       minPerSecond: readNumber(issues, budget, 'minPerSecond', budgetPath, d.budget.minPerSecond, { min: 0 }),
       ttlMs: readNumber(issues, budget, 'ttlMs', budgetPath, d.budget.ttlMs, { integer: true, min: 1000, max: 60_000 }),
     },
-    retryOn: resolveRetryOn(issues, obj.retryOn, join(path, 'retryOn')),
+    retryOn: resolveRetryOn(issues, obj.retryOn, join(path, 'retryOn'), protocol, service),
     nonIdempotent: readBoolean(issues, obj, 'nonIdempotent', path, d.nonIdempotent),
   };
 }
 
 /**
- * `maxMs >= baseMs`. When only baseMs is given and it exceeds the default maxMs, maxMs follows it
- * instead of failing on a value the user never wrote.
+ * Integer `baseMs` >= `min` and `maxMs` >= baseMs, both at most MAX_DURATION_MS. When only baseMs
+ * is given and it exceeds the default maxMs, maxMs follows it instead of failing on a value the
+ * user never wrote.
  */
 function readBackoff(
   issues: Issue[],
@@ -401,46 +429,55 @@ function readBackoff(
   path: string,
   d: { readonly baseMs: number; readonly maxMs: number },
   min: number,
-  integer: boolean,
 ): { baseMs: number; maxMs: number } {
-  const baseMs = readNumber(issues, obj, 'baseMs', path, d.baseMs, { integer, min });
-  const base = Number.isNaN(baseMs) ? min : baseMs;
-  const maxMs = readNumber(issues, obj, 'maxMs', path, Math.max(d.maxMs, base), {
-    integer,
-    min: base,
-    minLabel: Number.isNaN(baseMs) ? undefined : `baseMs (${baseMs})`,
-  });
+  const baseMs = readDuration(issues, obj, 'baseMs', path, d.baseMs, min);
+  const maxMs = readDuration(issues, obj, 'maxMs', path, d.maxMs, min, baseMs, 'baseMs');
   return { baseMs, maxMs };
 }
 
-function resolveRetryOn(issues: Issue[], input: unknown, path: string): string[] | undefined {
-  if (input === undefined) return undefined;
-  if (!Array.isArray(input)) {
-    issues.push({
-      path,
-      message: `expected an array of retry conditions (e.g. ["gateway-error", "reset"]), got ${show(input)}`,
-    });
-    return undefined;
+/**
+ * A duration in whole ms from `min` to MAX_DURATION_MS. With `base` (the value of the key named
+ * `baseKey`), the duration must be >= base, and its default rises to base when base is larger.
+ */
+function readDuration(
+  issues: Issue[],
+  obj: Obj,
+  key: string,
+  path: string,
+  def: number,
+  min: number,
+  base?: number,
+  baseKey?: string,
+): number {
+  if (base === undefined || Number.isNaN(base)) {
+    return readNumber(issues, obj, key, path, def, { integer: true, min, max: MAX_DURATION_MS });
   }
-  const out = new Set<string>(); // duplicates are harmless; drop them
-  input.forEach((token: unknown, i) => {
-    if (typeof token === 'string' && (RETRY_ON_TOKENS.includes(token) || /^[1-5]\d\d$/.test(token))) {
-      out.add(token);
-      return;
-    }
-    const hint =
-      typeof token === 'string'
-        ? didYouMean(token, RETRY_ON_TOKENS)
-        : typeof token === 'number'
-          ? ` (did you mean "${token}"?)`
-          : '';
-    issues.push({
-      path: `${path}[${i}]`,
-      message:
-        `expected ${RETRY_ON_KEYWORDS.join(', ')}, an HTTP status such as "503", or a gRPC status name such as ` +
-        `"UNAVAILABLE", got ${show(token)}${hint}`,
-    });
+  return readNumber(issues, obj, key, path, Math.max(def, base), {
+    integer: true,
+    min: base,
+    minLabel: `${baseKey} (${base})`,
+    floor: min,
+    max: MAX_DURATION_MS,
   });
+}
+
+function resolveRetryOn(
+  issues: Issue[],
+  input: unknown,
+  path: string,
+  protocol: ServiceProtocol | undefined,
+  service: string,
+): string[] | undefined {
+  if (input === undefined) return undefined;
+  const items = readArray(issues, input, path, 'an array of retry conditions (e.g. ["gateway-error", "reset"])');
+  if (items === INVALID) return undefined;
+  const out = new Set<string>(); // duplicates are harmless; drop them
+  for (let i = 0; i < items.length; i++) {
+    const token = items[i];
+    const problem = retryOnProblem(token, protocol, service, show(token));
+    if (problem === undefined) out.add(token as string);
+    else issues.push({ path: `${path}[${i}]`, message: problem });
+  }
   return [...out];
 }
 
@@ -477,8 +514,8 @@ function resolveCircuitBreaker(issues: Issue[], input: unknown, path: string): R
     }),
     errorRatePercent: readNumber(issues, obj, 'errorRatePercent', path, d.errorRatePercent, { min: 0, max: 100 }),
     minRequests: readNumber(issues, obj, 'minRequests', path, d.minRequests, { integer: true, min: 1 }),
-    windowMs: readNumber(issues, obj, 'windowMs', path, d.windowMs, { integer: true, min: 100 }),
-    backoff: readBackoff(issues, backoff, backoffPath, d.backoff, 1, false),
+    windowMs: readDuration(issues, obj, 'windowMs', path, d.windowMs, 100),
+    backoff: readBackoff(issues, backoff, backoffPath, d.backoff, 1),
     maxPending: readNumber(issues, obj, 'maxPending', path, d.maxPending, { integer: true, min: 0 }),
     maxRequests: readNumber(issues, obj, 'maxRequests', path, d.maxRequests, { integer: true, min: 1 }),
   };
@@ -491,22 +528,17 @@ function resolveOutlierDetection(
 ): ResolvedServiceConfig['outlierDetection'] {
   const d = DEFAULTS.outlierDetection;
   const obj = section(issues, input, path, OUTLIER_KEYS);
-  const baseEjectionMs = readNumber(issues, obj, 'baseEjectionMs', path, d.baseEjectionMs, { integer: true, min: 1 });
-  const base = Number.isNaN(baseEjectionMs) ? 1 : baseEjectionMs;
+  const baseEjectionMs = readDuration(issues, obj, 'baseEjectionMs', path, d.baseEjectionMs, 1);
   return {
     enabled: readBoolean(issues, obj, 'enabled', path, d.enabled),
     consecutiveFailures: readNumber(issues, obj, 'consecutiveFailures', path, d.consecutiveFailures, {
       integer: true,
       min: 1,
     }),
-    intervalMs: readNumber(issues, obj, 'intervalMs', path, d.intervalMs, { integer: true, min: 10 }),
+    intervalMs: readDuration(issues, obj, 'intervalMs', path, d.intervalMs, 10),
     baseEjectionMs,
     // Like backoff: a larger baseEjectionMs lifts the default cap rather than failing on it.
-    maxEjectionMs: readNumber(issues, obj, 'maxEjectionMs', path, Math.max(d.maxEjectionMs, base), {
-      integer: true,
-      min: base,
-      minLabel: Number.isNaN(baseEjectionMs) ? undefined : `baseEjectionMs (${baseEjectionMs})`,
-    }),
+    maxEjectionMs: readDuration(issues, obj, 'maxEjectionMs', path, d.maxEjectionMs, 1, baseEjectionMs, 'baseEjectionMs'),
     maxEjectionPercent: readNumber(issues, obj, 'maxEjectionPercent', path, d.maxEjectionPercent, { min: 0, max: 100 }),
     successRate: resolveSuccessRate(issues, obj.successRate, join(path, 'successRate')),
   };
@@ -518,11 +550,8 @@ function resolveSuccessRate(
   path: string,
 ): ResolvedServiceConfig['outlierDetection']['successRate'] {
   if (input === false) return false;
-  if (input !== undefined && !isPlainObject(input)) {
-    issues.push({ path, message: `expected false (disabled) or an object, got ${show(input)}` });
-  }
   const d = DEFAULTS.outlierDetection.successRate;
-  const obj = section(issues, isPlainObject(input) ? input : undefined, path, SUCCESS_RATE_KEYS);
+  const obj = section(issues, input, path, SUCCESS_RATE_KEYS, 'false (disabled) or an object');
   return {
     minimumHosts: readNumber(issues, obj, 'minimumHosts', path, d.minimumHosts, { integer: true, min: 1 }),
     requestVolume: readNumber(issues, obj, 'requestVolume', path, d.requestVolume, { integer: true, min: 1 }),
@@ -542,28 +571,20 @@ function resolveRoutes(
 ): ResolvedRoute[] {
   const out: ResolvedRoute[] = [];
   if (input === undefined) return out;
-  if (!Array.isArray(input)) {
-    issues.push({ path, message: `expected an array of routes, got ${show(input)}` });
-    return out;
-  }
+  const items = readArray(issues, input, path, 'an array of routes');
+  if (items === INVALID) return out;
   const names = new Map<string, number>();
-  input.forEach((item: unknown, i) => {
+  for (let i = 0; i < items.length; i++) {
     const routePath = `${path}[${i}]`;
-    if (!isPlainObject(item)) {
-      issues.push({
-        path: routePath,
-        message: `expected a route object { name?, match?, backends }, got ${show(item)}`,
-      });
-      return;
-    }
-    checkKeys(issues, item, ROUTE_KEYS, routePath);
+    const route = readObject(issues, items[i], routePath, 'a route object { name?, match?, backends }', ROUTE_KEYS);
+    if (route === INVALID) continue;
 
     let name = `route-${i}`;
     let namePath = routePath;
-    if (item.name !== undefined) {
+    if (route.name !== undefined) {
       namePath = join(routePath, 'name');
-      if (typeof item.name === 'string' && item.name !== '') name = item.name;
-      else issues.push({ path: namePath, message: `expected a non-empty string, got ${show(item.name)}` });
+      if (typeof route.name === 'string' && route.name !== '') name = route.name;
+      else issues.push({ path: namePath, message: `expected a non-empty string, got ${show(route.name)}` });
     }
     const first = names.get(name);
     if (first !== undefined) {
@@ -575,10 +596,10 @@ function resolveRoutes(
       names.set(name, i);
     }
 
-    const match = resolveMatch(issues, item.match, join(routePath, 'match'));
-    const { backends, totalWeight } = resolveBackends(issues, item.backends, join(routePath, 'backends'), known);
+    const match = resolveMatch(issues, route.match, join(routePath, 'match'));
+    const { backends, totalWeight } = resolveBackends(issues, route.backends, join(routePath, 'backends'), known);
     out.push({ name, ...match, backends, totalWeight });
-  });
+  }
   return out;
 }
 
@@ -619,18 +640,17 @@ function readUrlPath(issues: Issue[], obj: Obj, key: string, path: string): stri
 function resolveHeaders(issues: Issue[], input: unknown, path: string): ResolvedHeaderMatch[] {
   const out: ResolvedHeaderMatch[] = [];
   if (input === undefined) return out;
-  if (!isPlainObject(input)) {
-    issues.push({ path, message: `expected an object mapping header names to matchers, got ${show(input)}` });
-    return out;
-  }
+  const obj = readObject(issues, input, path, 'an object mapping header names to matchers');
+  if (obj === INVALID) return out;
   const seen = new Set<string>();
-  for (const [rawName, matcher] of Object.entries(input)) {
+  // Own keys of the copy only: a header named "constructor" or "__proto__" is an ordinary name.
+  for (const rawName of Object.keys(obj)) {
     const headerPath = join(path, rawName);
-    const name = rawName.toLowerCase();
     if (!HTTP_TOKEN.test(rawName)) {
       issues.push({ path: headerPath, message: `expected a header name, got ${show(rawName)}` });
       continue;
     }
+    const name = rawName.toLowerCase();
     if (seen.has(name)) {
       issues.push({
         path: headerPath,
@@ -639,7 +659,7 @@ function resolveHeaders(issues: Issue[], input: unknown, path: string): Resolved
       continue;
     }
     seen.add(name);
-    const resolved = resolveHeaderMatch(issues, name, matcher, headerPath);
+    const resolved = resolveHeaderMatch(issues, name, obj[rawName], headerPath);
     if (resolved !== undefined) out.push(resolved);
   }
   return out;
@@ -653,21 +673,19 @@ function resolveHeaderMatch(
 ): ResolvedHeaderMatch | undefined {
   if (typeof input === 'string') return { name, kind: 'exact', value: input, regex: undefined, present: true };
   const expected = 'expected a string (exact match) or one of { exact }, { prefix }, { regex }, { present }';
-  if (!isPlainObject(input)) {
-    issues.push({ path, message: `${expected}, got ${show(input)}` });
-    return undefined;
-  }
-  checkKeys(issues, input, HEADER_MATCH_KINDS, path);
-  const kinds = HEADER_MATCH_KINDS.filter((k) => input[k] !== undefined);
+  const before = issues.length;
+  const obj = readObject(issues, input, path, expected.slice('expected '.length), HEADER_MATCH_KINDS);
+  if (obj === INVALID) return undefined;
+  const kinds = HEADER_MATCH_KINDS.filter((k) => obj[k] !== undefined);
   if (kinds.length !== 1) {
-    // With only unknown keys, checkKeys has reported them already.
-    if (kinds.length > 1 || Object.keys(input).length === 0) {
+    // With only unknown keys, readObject has reported them already.
+    if (kinds.length > 1 || issues.length === before) {
       issues.push({ path, message: `${expected}, got ${kinds.length > 1 ? kinds.join(' and ') : 'an empty object'}` });
     }
     return undefined;
   }
   const kind = kinds[0]!;
-  const value = input[kind];
+  const value = obj[kind];
   const valuePath = join(path, kind);
   if (kind === 'present') {
     if (typeof value === 'boolean') return { name, kind, value: '', regex: undefined, present: value };
@@ -680,17 +698,37 @@ function resolveHeaderMatch(
   }
   let regex: RegExp | undefined;
   if (kind === 'regex') {
-    try {
-      regex = new RegExp(value);
-    } catch (err) {
-      issues.push({
-        path: valuePath,
-        message: `expected a valid regular expression, got ${show(value)} (${(err as Error).message})`,
-      });
-      return undefined;
-    }
+    regex = compileRegex(issues, value, valuePath);
+    if (regex === undefined) return undefined;
   }
   return { name, kind, value, regex, present: true };
+}
+
+/** Compiles a route regex, refusing long ones and ones that can backtrack catastrophically. */
+function compileRegex(issues: Issue[], source: string, path: string): RegExp | undefined {
+  if (source.length > MAX_REGEX_LENGTH) {
+    issues.push({
+      path,
+      message: `expected a regular expression of at most ${MAX_REGEX_LENGTH} characters, got ${source.length} characters`,
+    });
+    return undefined;
+  }
+  let regex: RegExp;
+  try {
+    regex = new RegExp(source);
+  } catch (err) {
+    issues.push({
+      path,
+      message: `expected a valid regular expression, got ${show(source)} (${(err as Error).message})`,
+    });
+    return undefined;
+  }
+  const risk = regexRisk(source);
+  if (risk !== undefined) {
+    issues.push({ path, message: `${show(source)} can backtrack catastrophically ${risk}` });
+    return undefined;
+  }
+  return regex;
 }
 
 function resolveBackends(
@@ -700,51 +738,70 @@ function resolveBackends(
   known: ReadonlySet<string> | undefined,
 ): { backends: ResolvedRoute['backends']; totalWeight: number } {
   const backends: ResolvedRoute['backends'] = [];
-  if (!Array.isArray(input) || input.length === 0) {
-    issues.push({ path, message: `expected a non-empty array of { service, weight? }, got ${show(input)}` });
+  const expected = 'a non-empty array of { service, weight? }';
+  const items = readArray(issues, input, path, expected);
+  if (items === INVALID) return { backends, totalWeight: 0 };
+  if (items.length === 0) {
+    issues.push({ path, message: `expected ${expected}, got ${show(input)}` });
     return { backends, totalWeight: 0 };
   }
   let totalWeight = 0;
   let valid = true;
-  input.forEach((item: unknown, i) => {
+  for (let i = 0; i < items.length; i++) {
     const itemPath = `${path}[${i}]`;
-    if (!isPlainObject(item)) {
-      issues.push({ path: itemPath, message: `expected an object { service, weight? }, got ${show(item)}` });
+    const item = readObject(issues, items[i], itemPath, 'an object { service, weight? }', BACKEND_KEYS);
+    if (item === INVALID) {
       valid = false;
-      return;
+      continue;
     }
-    checkKeys(issues, item, BACKEND_KEYS, itemPath);
     const service = item.service;
     const servicePath = join(itemPath, 'service');
     if (typeof service !== 'string') {
       issues.push({ path: servicePath, message: `expected a service name, got ${show(service)}` });
       valid = false;
     } else if (known === undefined ? !SERVICE_NAME.test(service) : !known.has(service)) {
-      const message =
-        known === undefined
-          ? `expected a service name, got ${show(service)}`
-          : `unknown service ${show(service)} (known: ${listKnown(known)})`;
+      let message: string;
+      if (known === undefined) {
+        message = `expected a service name, got ${show(service)}`;
+      } else {
+        const hint = issues.length < MAX_SUGGESTED_ISSUES ? didYouMean(service, [...known]) : '';
+        message = `unknown service ${show(service)} (known: ${listKnown(known)})${hint !== '' ? `; ${hint.slice(2, -1)}` : ''}`;
+      }
       issues.push({ path: servicePath, message });
       valid = false;
     }
     const weight = readNumber(issues, item, 'weight', itemPath, DEFAULTS.route.backendWeight, {
       integer: true,
       min: 0,
+      max: MAX_WEIGHT,
     });
     if (Number.isNaN(weight)) valid = false;
     else totalWeight += weight;
     backends.push({ service: typeof service === 'string' ? service : '', weight });
-  });
+  }
   if (valid && totalWeight <= 0) {
     issues.push({ path, message: 'expected at least one backend with weight > 0, got a total weight of 0' });
   }
   return { backends, totalWeight };
 }
 
+// Sorting the known names once per set, not once per bad backend, keeps a config full of bad
+// routes linear too.
+const listed = new WeakMap<ReadonlySet<string>, string>();
+
 function listKnown(known: ReadonlySet<string>): string {
-  const names = [...known].sort();
-  if (names.length === 0) return 'none';
-  return names.length > 20 ? `${names.slice(0, 20).join(', ')}, … ${names.length - 20} more` : names.join(', ');
+  let text = listed.get(known);
+  if (text === undefined) {
+    const names = [...known].sort();
+    text =
+      names.length === 0
+        ? 'none'
+        : names.length > 20
+          ? `${names.slice(0, 20).join(', ')}, … ${names.length - 20} more`
+          : names.join(', ');
+    listed.set(known, text);
+  }
+  return text;
 }
 
 // ---------------------------------------------------------------------------
@@ -757,6 +814,8 @@ interface NumberSpec {
   minExclusive?: boolean;
   /** Names the bound when it comes from another key, e.g. `baseMs (25)`. */
   minLabel?: string | undefined;
+  /** With `minLabel`: the key's own lower bound, shown when the value is above `max`. */
+  floor?: number;
   max?: number;
   maxLabel?: string | undefined;
 }
@@ -767,7 +826,11 @@ function readNumber(issues: Issue[], obj: Obj, key: string, path: string, def: n
   return checkNumber(issues, value, join(path, key), spec);
 }
 
-function checkNumber(issues: Issue[], value: unknown, path: string, spec: NumberSpec): number {
+/**
+ * Messages: too low says `>= min` (`expected an integer >= 1, got 0`); too high gives the whole
+ * range (`expected an integer from 1 to 2147483647, got 3000000000`); not a number gives both.
+ */
+export function checkNumber(issues: Issue[], value: unknown, path: string, spec: NumberSpec): number {
   const kind = spec.integer === true ? 'an integer' : 'a number';
   const lo =
     spec.min === undefined ? undefined : `${spec.minExclusive === true ? '>' : '>='} ${spec.minLabel ?? spec.min}`;
@@ -789,13 +852,17 @@ function checkNumber(issues: Issue[], value: unknown, path: string, spec: Number
   } else if (spec.min !== undefined && (spec.minExclusive === true ? n <= spec.min : n < spec.min)) {
     message = `expected ${kind} ${lo}, got ${show(value)}`;
   } else if (spec.max !== undefined && n > spec.max) {
-    message = `expected ${kind} ${hi}, got ${show(value)}`;
+    const floor = spec.minLabel !== undefined ? (spec.floor ?? spec.minLabel) : spec.min;
+    message =
+      floor !== undefined && spec.minExclusive !== true
+        ? `expected ${kind} from ${floor} to ${spec.maxLabel ?? spec.max}, got ${show(value)}`
+        : `expected ${kind} ${hi}, got ${show(value)}`;
   }
   if (message !== undefined) {
     issues.push({ path, message });
     return NaN;
   }
-  return n;
+  return n === 0 ? 0 : n; // -0 becomes 0: it prints as 0 and divides like 0 everywhere after
 }
 
 function readBoolean(issues: Issue[], obj: Obj, key: string, path: string, def: boolean): boolean {
@@ -833,85 +900,34 @@ function readEnum<T extends string>(
   return undefined;
 }
 
+/** A record of strings, as a null-prototype object (a `__proto__` key is data, and lookups never inherit). */
 function resolveStringRecord(issues: Issue[], input: unknown, path: string): Record<string, string> {
-  if (input === undefined) return {};
-  if (!isPlainObject(input)) {
-    issues.push({ path, message: `expected an object of string values, got ${show(input)}` });
-    return {};
-  }
-  const entries: Array<[string, string]> = [];
-  for (const [k, v] of Object.entries(input)) {
-    if (typeof v === 'string') entries.push([k, v]);
+  const out = Object.create(null) as Record<string, string>;
+  if (input === undefined) return out;
+  const obj = readObject(issues, input, path, 'an object of string values');
+  if (obj === INVALID) return out;
+  for (const k of Object.keys(obj)) {
+    const v = obj[k];
+    if (typeof v === 'string') out[k] = v;
     else issues.push({ path: join(path, k), message: `expected a string, got ${show(v)}` });
   }
-  // fromEntries defines own properties, so a "__proto__" key stays data, not a prototype.
-  return Object.fromEntries(entries);
+  return out;
 }
 
 /**
- * An optional nested object: absent gives `{}` (all defaults); a non-object is an issue and also
- * gives `{}`, so the rest of the config is still checked. Unknown keys are reported here.
+ * An optional nested object: absent gives an empty copy (all defaults); a non-object is an issue
+ * and also gives an empty copy, so the rest of the config is still checked. Unknown keys are
+ * reported here.
  */
 function section(issues: Issue[], input: unknown, path: string, known: readonly string[], what = 'an object'): Obj {
-  if (input === undefined) return {};
-  if (!isPlainObject(input)) {
-    issues.push({ path, message: `expected ${what}, got ${show(input)}` });
-    return {};
+  if (input !== undefined) {
+    const obj = readObject(issues, input, path, what, known);
+    if (obj !== INVALID) return obj;
   }
-  checkKeys(issues, input, known, path);
-  return input;
-}
-
-function checkKeys(issues: Issue[], obj: Obj, known: readonly string[], path: string): void {
-  for (const key of Object.keys(obj)) {
-    if (known.includes(key)) continue;
-    const hint = didYouMean(key, known);
-    issues.push({
-      path: path === '' ? join('', key) : join(path, key),
-      message: hint !== '' ? `unknown key${hint}` : `unknown key (known keys: ${known.join(', ')})`,
-    });
-  }
+  return Object.create(null) as Obj;
 }
 
 // ---------------------------------------------------------------------------
-// Formatting
-
-/** `services.users`, `services["users.v2"]`: dotted when unambiguous, JSON-quoted otherwise. */
-function join(path: string, key: string): string {
-  if (/^[A-Za-z0-9_$-]+$/.test(key)) return path === '' ? key : `${path}.${key}`;
-  return `${path}[${JSON.stringify(key)}]`;
-}
-
-/** Renders a got-value briefly: numbers and booleans as is, strings JSON-quoted, containers by kind. */
-function show(value: unknown): string {
-  switch (typeof value) {
-    case 'undefined':
-      return 'nothing';
-    case 'number':
-    case 'boolean':
-      return String(value);
-    case 'bigint':
-      return `${value}n (a bigint)`;
-    case 'string':
-      return JSON.stringify(value.length > 80 ? `${value.slice(0, 77)}...` : value);
-    case 'function':
-      return 'a function';
-    case 'symbol':
-      return 'a symbol';
-    default:
-      if (value === null) return 'null';
-      if (Array.isArray(value)) return value.length === 0 ? 'an empty array' : 'an array';
-      if (isPlainObject(value)) return 'an object';
-      return `an instance of ${(value as object).constructor?.name ?? 'an unknown class'}`;
-  }
-}
-
-function isPlainObject(value: unknown): value is Obj {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
-  const proto: unknown = Object.getPrototypeOf(value);
-  // The last test accepts plain objects from another realm (vm contexts, workers' structured clones).
-  return proto === null || proto === Object.prototype || Object.getPrototypeOf(proto) === null;
-}
 
 type DeepReadonly<T> = T extends object ? { readonly [K in keyof T]: DeepReadonly<T[K]> } : T;
 

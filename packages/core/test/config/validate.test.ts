@@ -19,6 +19,11 @@ function configError(fn: () => unknown): MeshConfigError {
   assert.fail('expected a MeshConfigError, nothing was thrown');
 }
 
+/** A null-prototype record, as the resolved config holds endpoint metadata. */
+function record(entries: Record<string, string> = {}): Record<string, string> {
+  return Object.assign(Object.create(null) as Record<string, string>, entries);
+}
+
 /** A mesh with one valid service `users`, extended with `extra`. */
 function users(extra: Record<string, unknown>): unknown {
   return { services: { users: { endpoints: ['10.0.0.1:8080'], ...extra } } };
@@ -35,6 +40,7 @@ describe('validateMeshConfig defaults', () => {
     assert.deepEqual([...resolved.services.keys()], ['users']);
     assert.deepStrictEqual(resolved.services.get('users'), {
       name: 'users',
+      protocol: 'http',
       endpoints: [],
       loadBalancer: 'p2c-ewma',
       hashKey: undefined,
@@ -78,7 +84,7 @@ describe('validateMeshConfig defaults', () => {
       },
     });
     assert.deepStrictEqual(resolved.services.get('users')!.endpoints, [
-      { address: '10.0.0.1:8080', host: '10.0.0.1', port: 8080, weight: 1, zone: undefined, metadata: {} },
+      { address: '10.0.0.1:8080', host: '10.0.0.1', port: 8080, weight: 1, zone: undefined, metadata: record() },
     ]);
     assert.deepStrictEqual(resolved.services.get('web')!.routes, [
       {
@@ -218,7 +224,7 @@ describe('validateMeshConfig rejects invalid configs', () => {
       name: 'maxAttempts 11',
       input: users({ retry: { maxAttempts: 11 } }),
       path: 'services.users.retry.maxAttempts',
-      fragment: 'expected an integer <= 10, got 11',
+      fragment: 'expected an integer from 1 to 10, got 11',
     },
     {
       name: 'string number',
@@ -236,19 +242,19 @@ describe('validateMeshConfig rejects invalid configs', () => {
       name: 'NaN',
       input: users({ ewmaDecayMs: NaN }),
       path: 'services.users.ewmaDecayMs',
-      fragment: 'expected a number > 0, got NaN',
+      fragment: 'expected an integer from 1 to 2147483647, got NaN',
     },
     {
       name: 'zero decay',
       input: users({ ewmaDecayMs: 0 }),
       path: 'services.users.ewmaDecayMs',
-      fragment: 'expected a number > 0, got 0',
+      fragment: 'expected an integer >= 1, got 0',
     },
     {
       name: 'Infinity',
       input: users({ outlierDetection: { intervalMs: Infinity } }),
       path: 'services.users.outlierDetection.intervalMs',
-      fragment: 'expected an integer >= 10, got Infinity',
+      fragment: 'expected an integer from 10 to 2147483647, got Infinity',
     },
     {
       name: 'null number',
@@ -425,19 +431,19 @@ describe('validateMeshConfig rejects invalid configs', () => {
       name: 'backoff max below base',
       input: users({ retry: { backoff: { baseMs: 100, maxMs: 50 } } }),
       path: 'services.users.retry.backoff.maxMs',
-      fragment: 'expected a number >= baseMs (100), got 50',
+      fragment: 'expected an integer >= baseMs (100), got 50',
     },
     {
       name: 'negative backoff base',
       input: users({ retry: { backoff: { baseMs: -1 } } }),
       path: 'services.users.retry.backoff.baseMs',
-      fragment: 'expected a number >= 0, got -1',
+      fragment: 'expected an integer >= 0, got -1',
     },
     {
       name: 'budget ratio too high',
       input: users({ retry: { budget: { ratio: 1001 } } }),
       path: 'services.users.retry.budget.ratio',
-      fragment: 'expected a number <= 1000, got 1001',
+      fragment: 'expected a number from 0 to 1000, got 1001',
     },
     {
       name: 'budget ttl too short',
@@ -455,13 +461,13 @@ describe('validateMeshConfig rejects invalid configs', () => {
       name: 'retryOn bad token',
       input: users({ retry: { retryOn: ['5xx', 'flaky'] } }),
       path: 'services.users.retry.retryOn[1]',
-      fragment: 'an HTTP status such as "503", or a gRPC status name such as "UNAVAILABLE", got "flaky"',
+      fragment: 'expected connect-failure, reset, timeout, gateway-error, 5xx, or an HTTP status such as "503" (service "users" has protocol "http"), got "flaky"',
     },
     {
       name: 'retryOn lower-case gRPC name',
       input: users({ retry: { retryOn: ['unavailable'] } }),
       path: 'services.users.retry.retryOn[0]',
-      fragment: 'got "unavailable" (did you mean "UNAVAILABLE"?)',
+      fragment: '"unavailable" is a gRPC status, but service "users" has protocol "http"',
     },
     {
       name: 'retryOn status out of range',
@@ -492,7 +498,7 @@ describe('validateMeshConfig rejects invalid configs', () => {
       name: 'perTry above request',
       input: users({ timeout: { requestMs: 1000, perTryMs: 2000 } }),
       path: 'services.users.timeout.perTryMs',
-      fragment: 'expected an integer <= requestMs (1000), got 2000',
+      fragment: 'expected an integer from 1 to requestMs (1000), got 2000',
     },
     {
       name: 'perTry above default request',
@@ -510,7 +516,7 @@ describe('validateMeshConfig rejects invalid configs', () => {
       name: 'request above one hour',
       input: users({ timeout: { requestMs: 3_600_001 } }),
       path: 'services.users.timeout.requestMs',
-      fragment: 'expected an integer <= 3600000, got 3600001',
+      fragment: 'expected an integer from 1 to 3600000, got 3600001',
     },
     {
       name: 'timeout is a number',
@@ -523,7 +529,7 @@ describe('validateMeshConfig rejects invalid configs', () => {
       name: 'error rate above 100',
       input: users({ circuitBreaker: { errorRatePercent: 150 } }),
       path: 'services.users.circuitBreaker.errorRatePercent',
-      fragment: 'expected a number <= 100, got 150',
+      fragment: 'expected a number from 0 to 100, got 150',
     },
     {
       name: 'window too short',
@@ -810,8 +816,6 @@ describe('validateMeshConfig accepts a full config', () => {
               'gateway-error',
               '5xx',
               '429',
-              'UNAVAILABLE',
-              'RESOURCE_EXHAUSTED',
             ],
             nonIdempotent: true,
           },
@@ -842,6 +846,11 @@ describe('validateMeshConfig accepts a full config', () => {
           hashKey: { path: true },
           outlierDetection: { successRate: false },
         },
+        orders: {
+          protocol: 'grpc',
+          endpoints: ['10.0.2.1:50051'],
+          retry: { retryOn: ['UNAVAILABLE', 'RESOURCE_EXHAUSTED'] },
+        },
         web: {
           loadBalancer: 'least-request',
           routes: [
@@ -870,7 +879,7 @@ describe('validateMeshConfig accepts a full config', () => {
       },
     });
 
-    assert.deepEqual([...resolved.services.keys()], ['users', 'users.v2', 'web']);
+    assert.deepEqual([...resolved.services.keys()], ['users', 'users.v2', 'orders', 'web']);
     const u = resolved.services.get('users')!;
     assert.deepStrictEqual(u, {
       name: 'users',
@@ -881,18 +890,26 @@ describe('validateMeshConfig accepts a full config', () => {
           port: 8080,
           weight: 1,
           zone: undefined,
-          metadata: {},
+          metadata: record(),
         },
-        { address: '[2001:db8::1]:9090', host: '2001:db8::1', port: 9090, weight: 1, zone: undefined, metadata: {} },
+        {
+          address: '[2001:db8::1]:9090',
+          host: '2001:db8::1',
+          port: 9090,
+          weight: 1,
+          zone: undefined,
+          metadata: record(),
+        },
         {
           address: '10.0.0.3:8080',
           host: '10.0.0.3',
           port: 8080,
           weight: 5,
           zone: 'eu-west-1a',
-          metadata: { version: 'v2', canary: 'true' },
+          metadata: record({ version: 'v2', canary: 'true' }),
         },
       ],
+      protocol: 'http',
       loadBalancer: 'ring-hash',
       hashKey: { header: 'x-user-id' },
       ewmaDecayMs: 5000,
@@ -907,8 +924,6 @@ describe('validateMeshConfig accepts a full config', () => {
           'gateway-error',
           '5xx',
           '429',
-          'UNAVAILABLE',
-          'RESOURCE_EXHAUSTED',
         ],
         nonIdempotent: true,
       },
@@ -938,6 +953,10 @@ describe('validateMeshConfig accepts a full config', () => {
     const v2 = resolved.services.get('users.v2')!;
     assert.deepStrictEqual(v2.hashKey, { path: true });
     assert.equal(v2.outlierDetection.successRate, false);
+
+    const orders = resolved.services.get('orders')!;
+    assert.equal(orders.protocol, 'grpc');
+    assert.deepStrictEqual(orders.retry.retryOn, ['UNAVAILABLE', 'RESOURCE_EXHAUSTED']);
 
     const w = resolved.services.get('web')!;
     assert.equal(w.loadBalancer, 'least-request');

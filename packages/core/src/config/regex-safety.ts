@@ -1,0 +1,115 @@
+/**
+ * Refuses route regexes that can backtrack catastrophically (ReDoS), at config time.
+ *
+ * A header regex runs on every request against a value the caller controls, so one pattern such
+ * as `(a+)+$` lets a long header stall the event loop for minutes. Three checks, over the AST of
+ * `@eslint-community/regexpp` (ESLint's own parser, exact for JS syntax) with the character-set
+ * analysis of `regexp-ast-analysis`:
+ *
+ * 1. nested quantifier: a repeated group holding an unbounded repetition that can consume the
+ *    group's first character (`(a+)+`, `([a-z]+)*`, `(.*a){20}`), the classic exponential shape
+ *    that `safe-regex` looks for, minus its false alarms where the repetitions cannot meet
+ *    (`^v\d+(\.\d+)*$`, `(-[A-Z]{2})?`);
+ * 2. overlapping alternatives inside a repetition (`(a|a)*`, `(a|ab)+`), which star-height
+ *    checkers such as `safe-regex2` miss;
+ * 3. `scslre` (the analysis behind eslint-plugin-regexp's `no-super-linear-backtracking`), which
+ *    finds polynomial backtracking between adjacent repetitions (`.*.*=`, `\s*#?\s*$`) and the
+ *    self-trading cases the first check does not see.
+ *
+ * The checks err on the side of refusing: a refused pattern can always be rewritten (the message
+ * says how), while an accepted bad one is an outage. Patterns are also capped in length, which
+ * bounds the cost of the analysis itself.
+ */
+import { RegExpParser, visitRegExpAST, type AST } from '@eslint-community/regexpp';
+import { getConsumedChars, getFirstConsumedChar, type ReadonlyFlags } from 'regexp-ast-analysis';
+import { analyse } from 'scslre';
+
+/** Longest route regex accepted, in UTF-16 code units. */
+export const MAX_REGEX_LENGTH = 1024;
+
+let parser: RegExpParser | undefined;
+
+/**
+ * Why `pattern` (already known to compile with `new RegExp(pattern)`) can backtrack
+ * catastrophically, as `(reason); what to do`, or undefined when it is safe.
+ */
+export function regexRisk(pattern: string): string | undefined {
+  parser ??= new RegExpParser({ strict: false });
+  let parsed: { pattern: AST.Pattern; flags: AST.Flags };
+  try {
+    parsed = { pattern: parser.parsePattern(pattern, 0, pattern.length, { unicode: false }), flags: parser.parseFlags('') };
+  } catch {
+    // V8 accepted it but the analyser cannot read it: refuse rather than run it unchecked.
+    return '(it could not be analysed for backtracking); rewrite it with simpler syntax';
+  }
+  const flags: ReadonlyFlags = parsed.flags;
+  let risk: string | undefined;
+  visitRegExpAST(parsed.pattern, {
+    onQuantifierEnter(q) {
+      if (risk === undefined && q.max > 1) risk = nestedQuantifier(q, flags);
+    },
+    onGroupEnter(g) {
+      if (risk === undefined) risk = overlappingAlternatives(g, flags);
+    },
+    onCapturingGroupEnter(g) {
+      if (risk === undefined) risk = overlappingAlternatives(g, flags);
+    },
+  });
+  if (risk !== undefined) return risk;
+
+  // Move reports (an unanchored pattern retried at every position) are linear per position; skip them.
+  const report = analyse(parsed, { maxReports: 1, reportTypes: { Move: false } }).reports[0];
+  if (report === undefined) return undefined;
+  const how = report.exponential ? 'exponential' : 'polynomial';
+  if (report.type === 'Self') {
+    return `(nested quantifier: "${report.quant.raw}" inside "${report.parentQuant.raw}", ${how} backtracking); rewrite it without nested repetition`;
+  }
+  if (report.type === 'Trade') {
+    return (
+      `(the repetitions "${report.startQuant.raw}" and "${report.endQuant.raw}" can match the same characters, ${how} backtracking); ` +
+      'make them match different characters or merge them into one'
+    );
+  }
+  return undefined;
+}
+
+/** Rule 1: `q` repeats an element that holds an unbounded repetition able to eat the element's first character. */
+function nestedQuantifier(q: AST.Quantifier, flags: ReadonlyFlags): string | undefined {
+  let first: ReturnType<typeof getFirstConsumedChar> | undefined;
+  let found: string | undefined;
+  visitRegExpAST(q.element, {
+    onQuantifierEnter(inner) {
+      if (found !== undefined || inner.max <= 1) return;
+      if (q.max !== Infinity && inner.max !== Infinity) return; // both bounded: a small fixed product
+      first ??= getFirstConsumedChar(q.element, 'ltr', flags);
+      const chars = getConsumedChars(inner.element, flags).chars;
+      if (first.empty || !chars.isDisjointWith(first.char)) found = inner.raw;
+    },
+  });
+  if (found === undefined) return undefined;
+  return `(nested quantifier: "${found}" inside "${q.raw}"); rewrite it without nested repetition`;
+}
+
+/** Rule 2: a group inside a repetition whose alternatives can start with the same character (or match nothing). */
+function overlappingAlternatives(g: AST.Group | AST.CapturingGroup, flags: ReadonlyFlags): string | undefined {
+  if (g.alternatives.length < 2 || !insideRepetition(g)) return undefined;
+  let seen: ReturnType<typeof getFirstConsumedChar>['char'] | undefined;
+  for (const alt of g.alternatives) {
+    const first = getFirstConsumedChar(alt, 'ltr', flags);
+    if (first.empty || (seen !== undefined && !seen.isDisjointWith(first.char))) {
+      return (
+        `(alternatives of "${g.raw}" can match the same characters inside a repetition); ` +
+        'make each alternative start with a different character, or move the common part out of the group'
+      );
+    }
+    seen = seen === undefined ? first.char : seen.union(first.char);
+  }
+  return undefined;
+}
+
+function insideRepetition(node: AST.Node): boolean {
+  for (let n: AST.Node | null = node.parent; n !== null; n = n.parent) {
+    if (n.type === 'Quantifier' && n.max > 1) return true;
+  }
+  return false;
+}
