@@ -4,7 +4,17 @@
  * (retry or deliver) are held, and flow control pauses the socket past 64 KiB. Once
  * `commit` hands the response to the caller's handler, bytes stream straight through and
  * the response is never retried. `discard` drains a response that will be retried, so
- * the keep-alive connection survives.
+ * the keep-alive connection survives. 1xx informational heads are skipped (not forwarded).
+ *
+ * Faults land on the right party: an error undici raises locally (invalid header, path,
+ * method), a request body stream of the caller's that errors, or an attempt cut while it
+ * waits on that stream (a stalled body) rejects with an `InvalidRequestError`, which the
+ * classifier reads as the caller's fault, never the endpoint's.
+ *
+ * Body deadline: the call's deadline also bounds the response body. At commit, unless the
+ * body has already ended (small responses cost nothing), a timer is armed for what is
+ * left of the deadline; if it fires before the body ends, the response is aborted with a
+ * `DeadlineExceededError` (MESHLET_ERR_DEADLINE), so no call outlives its deadline.
  */
 
 /** The caller-side handler, in undici's dispatch-handler form used by `request` and `fetch`. */
@@ -18,9 +28,23 @@ export interface LegacyHandler {
   onUpgrade?(statusCode: number, rawHeaders: Buffer[], socket: unknown): void;
 }
 
-import type { CallContext } from '@meshlet/core';
+import { DeadlineExceededError, InvalidRequestError, type CallContext } from '@meshlet/core';
+import { isInvalidRequest } from './classifier.js';
+import type { HttpRequest } from './request.js';
+
+/** The call's deadline passed while the response body was still arriving; the response was cut. */
+export class ResponseBodyDeadlineError extends DeadlineExceededError {
+  constructor(service: string, attempts: number, endpoint: string | undefined) {
+    super(service, NaN, attempts, endpoint);
+    this.message =
+      `service "${service}": deadline exceeded while the response body${endpoint ? ` from ${endpoint}` : ''} was still ` +
+      `arriving (the head came in time, attempt ${attempts}); the response was cut. Raise ` +
+      `services["${service}"].timeout.requestMs if the upstream legitimately streams this long`;
+  }
+}
 
 const HOLD_LIMIT = 64 * 1024;
+const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Bytes a discarded response may still drain before its connection is cut instead. */
 const DRAIN_LIMIT = 256 * 1024;
 
@@ -49,11 +73,29 @@ export class HttpAttempt {
   private drained = 0;
 
   private pendingAbort: unknown = undefined;
+  private readonly ctx: CallContext;
+  private readonly req: HttpRequest;
+  private bodyTimer: ReturnType<typeof setTimeout> | undefined = undefined;
 
-  constructor(resolve: (v: HttpAttempt) => void, reject: (e: unknown) => void, ctx: CallContext) {
+  constructor(resolve: (v: HttpAttempt) => void, reject: (e: unknown) => void, ctx: CallContext, req: HttpRequest) {
     this.resolve = resolve;
     this.reject = reject;
+    this.ctx = ctx;
+    this.req = req;
     ctx.onAbort(this.onAbort);
+  }
+
+  /** Rejects the pending attempt with `err`, as the caller's fault when it is one. */
+  private fail(err: unknown): void {
+    const reject = this.reject;
+    this.resolve = this.reject = undefined;
+    if (reject === undefined) return;
+    const body = this.req.callerBody;
+    if (body !== undefined && body.failed) {
+      reject(new InvalidRequestError(this.ctx.service, 'the request body stream failed', body.sourceError));
+    } else if (isInvalidRequest(err) && !(err instanceof InvalidRequestError)) {
+      reject(new InvalidRequestError(this.ctx.service, 'undici refused the request before sending it', err));
+    } else reject(err);
   }
 
   /**
@@ -64,7 +106,23 @@ export class HttpAttempt {
   private readonly onAbort = (reason: unknown): void => {
     if (this.phase !== PENDING) return;
     this.pendingAbort = reason;
+    const body = this.req.callerBody;
+    if (body !== undefined && body.waiting && this.reject !== undefined) {
+      // Cut while waiting on the caller's own body stream: the caller's fault, not the endpoint's.
+      const err = new InvalidRequestError(
+        this.ctx.service,
+        'the request body stream stalled (the attempt was cut while waiting for its next chunk)',
+        reason,
+      );
+      body.cancel(err);
+      this.abortFn?.(reason as Error);
+      const reject = this.reject;
+      this.resolve = this.reject = undefined;
+      reject(err);
+      return;
+    }
     this.abortFn?.(reason as Error);
+    body?.cancel(reason);
     const reject = this.reject;
     this.resolve = this.reject = undefined;
     reject?.(reason);
@@ -73,10 +131,11 @@ export class HttpAttempt {
   onConnect(abort: (err?: Error) => void): void {
     this.abortFn = abort;
     if (this.pendingAbort !== undefined) abort(this.pendingAbort as Error);
+    else this.ctx.markSent();
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
-    if (statusCode < 200) return true; // 1xx informational: not the response
+    if (statusCode < 200) return true; // 1xx informational (100 Continue, 103 Early Hints): not the response
     this.statusCode = statusCode;
     this.statusText = statusText;
     this.rawHeaders = rawHeaders;
@@ -112,19 +171,23 @@ export class HttpAttempt {
   onComplete(trailers: Buffer[] | null): void {
     this.ended = true;
     this.trailers = trailers;
-    if (this.phase === COMMITTED) this.sink!.onComplete?.(trailers);
+    if (this.phase === COMMITTED) {
+      this.clearBodyTimer();
+      this.sink!.onComplete?.(trailers);
+    }
   }
 
   onError(err: Error): void {
     if (this.phase === PENDING) {
-      const reject = this.reject;
-      this.resolve = this.reject = undefined;
-      reject?.(err);
+      this.fail(err);
       return;
     }
     this.ended = true;
     this.error = err;
-    if (this.phase === COMMITTED) this.sink!.onError?.(err);
+    if (this.phase === COMMITTED) {
+      this.clearBodyTimer();
+      this.sink!.onError?.(err);
+    }
   }
 
   onUpgrade(): void {
@@ -148,6 +211,9 @@ export class HttpAttempt {
       else sink.onComplete?.(this.trailers);
       return;
     }
+    // The body is still coming: bound it by what is left of the call's deadline.
+    const left = this.ctx.remainingMs();
+    this.bodyTimer = setTimeout(onBodyDeadline, left > 0 ? Math.min(left, MAX_TIMER_MS) : 0, this);
     if (!paused && this.paused) {
       this.paused = false;
       this.resumeFn?.();
@@ -163,7 +229,23 @@ export class HttpAttempt {
 
   /** Aborts a committed response (the caller gave up). */
   abort(reason?: Error): void {
+    this.clearBodyTimer();
     this.abortFn?.(reason);
+  }
+
+  /** The deadline passed with the body still arriving: cut it (the sink gets the error through onError). */
+  bodyDeadline(): void {
+    this.bodyTimer = undefined;
+    if (this.ended || this.phase !== COMMITTED) return;
+    const ctx = this.ctx;
+    this.abortFn?.(new ResponseBodyDeadlineError(ctx.service, ctx.attempt, ctx.endpoint?.address));
+  }
+
+  private clearBodyTimer(): void {
+    if (this.bodyTimer !== undefined) {
+      clearTimeout(this.bodyTimer);
+      this.bodyTimer = undefined;
+    }
   }
 
   /** Drops a response that will not reach the caller; small bodies drain to keep the connection. */
@@ -181,4 +263,8 @@ export class HttpAttempt {
       this.resumeFn?.();
     }
   }
+}
+
+function onBodyDeadline(attempt: HttpAttempt): void {
+  attempt.bodyDeadline();
 }

@@ -4,6 +4,13 @@
  * detection and the breaker); 1xx–4xx are successes for health purposes. `retry.retryOn`
  * replaces the retryable set: tokens `connect-failure`, `reset`, `timeout`,
  * `gateway-error` (502/503/504), `5xx`, or a status code (`'409'`).
+ *
+ * Errors that are the caller's own fault are `'invalid-request'`, which core never counts
+ * against the endpoint and never retries: what undici refuses locally (an invalid header,
+ * path or method, an unsupported option, a body whose length differs from its
+ * Content-Length) and the `InvalidRequestError`s the attempt raises for a request body
+ * stream that failed or stalled. That verdict is checked before any other, so it holds
+ * even when the attempt was also cut by a timeout.
  */
 import type { CallContext, Classification, Classifier } from '@meshlet/core';
 import type { HttpAttempt } from './attempt.js';
@@ -20,6 +27,19 @@ const CONNECT_CODES = new Set([
 ]);
 const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'ECONNABORTED']);
 const TIMEOUT_CODES = new Set(['MESHLET_ERR_PER_TRY_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'ETIMEDOUT']);
+/** Refused before anything reached the endpoint, or the request's own body is inconsistent. */
+const INVALID_REQUEST_CODES = new Set([
+  'MESHLET_ERR_INVALID_REQUEST',
+  'UND_ERR_INVALID_ARG',
+  'UND_ERR_NOT_SUPPORTED',
+  'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH',
+]);
+
+/** True when the error (not its causes: a reset may wrap anything) is the caller's own request's fault. */
+export function isInvalidRequest(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null | undefined)?.code;
+  return typeof code === 'string' && INVALID_REQUEST_CODES.has(code);
+}
 
 /** What went wrong with an attempt that produced no response, as an `error.type`-style token. */
 export function errorKind(err: unknown): 'connect-failure' | 'reset' | 'timeout' | 'other' {
@@ -56,6 +76,7 @@ export class HttpClassifier implements Classifier<HttpAttempt> {
   }
 
   classifyError(err: unknown, _ctx: CallContext): Classification {
+    if (isInvalidRequest(err)) return 'invalid-request';
     const kind = errorKind(err);
     return kind !== 'other' && this.errors.has(kind) ? 'retryable' : 'failure';
   }

@@ -1,30 +1,93 @@
 /**
- * `createMeshDispatcher(mesh)`: an undici Dispatcher. Requests to `http://<service>/…`
- * where `<service>` is configured in the mesh go through the mesh (routing, retries,
- * balancing, breakers, telemetry) to one keep-alive Pool per endpoint; every other
- * origin goes to a plain undici Agent, untouched.
+ * `createMeshDispatcher(mesh)`: an undici Dispatcher. Which origins go through the mesh is
+ * decided by `url.ts` (the WHATWG reading of the origin: `http://<service>` for a
+ * configured service, in any spelling the URL parser accepts); they get routing, retries,
+ * balancing, breakers and telemetry, on one keep-alive Pool per (service, endpoint). Every
+ * other origin goes to a plain undici Agent untouched, or, with `unknownHosts: 'reject'`,
+ * fails with `MESHLET_ERR_UNKNOWN_SERVICE`.
  *
- * Bodies: strings and buffers are replayable. A streamed body (an iterable, a Readable,
- * or what `fetch` hands a dispatcher) whose `content-length` is at most 64 KiB is read
- * into memory first so it can be replayed; a larger or unsized stream is sent once and
- * never retried.
+ * Bodies follow one replay rule (see body.ts): at most 64 KiB is held and replayable, in
+ * any form; larger or unsized bodies are sent once. Streams within the limit are read
+ * inside the call (the protocol's prepare step), under its deadline and abort.
+ *
+ * The caller's handler may be of either undici style (legacy `onConnect/onHeaders/…` or
+ * controller-based `onRequestStart/onResponseStart/…`); `toLegacy` adapts the latter.
  */
 import { Agent, Dispatcher, errors, util, type Pool } from 'undici';
-import { MeshClosedError, MeshError, type CallHandle, type Mesh, type Protocol } from '@meshlet/core';
+import {
+  MeshClosedError,
+  MeshConfigError,
+  MeshError,
+  UnsupportedError,
+  type CallHandle,
+  type Mesh,
+  type Protocol,
+} from '@meshlet/core';
 import type { HttpAttempt, LegacyHandler } from './attempt.js';
-import { findHeader, withHeaders, type HeaderInput } from './headers.js';
-import { PoolSet } from './pools.js';
+import { REPLAY_BUFFER_LIMIT } from './body.js';
+import { DEFAULT_CLOSE_GRACE_MS, DEFAULT_DRAIN_GRACE_MS, PoolSet } from './pools.js';
 import { createHttpProtocol } from './protocol.js';
 import { HttpRequest } from './request.js';
+import { MeshUrlResolver, type UnknownHosts, type UrlVerdict } from './url.js';
 
 /** Largest body buffered for replay on retry. */
-export const REPLAY_BUFFER_LIMIT = 64 * 1024;
+export { REPLAY_BUFFER_LIMIT };
 
 export interface MeshDispatcherOptions {
-  /** Options of each endpoint's undici Pool (connections, keepAliveTimeout, …). */
+  /** Options of each (service, endpoint) undici Pool (connections, keepAliveTimeout, …). Its `connect` may be an object or a function. */
   pool?: Pool.Options;
   /** Options of the Agent used for origins that are not mesh services. */
   passthrough?: Agent.Options;
+  /** What to do with a host that is not a configured service: `'passthrough'` (default) to plain undici, or `'reject'` with MESHLET_ERR_UNKNOWN_SERVICE. */
+  unknownHosts?: UnknownHosts;
+  /** Ms a retired endpoint's pool may take to finish its requests before its sockets are destroyed. Default 10 000. */
+  drainGraceMs?: number;
+  /** Ms pools still busy when the mesh closes may take before their sockets are destroyed. Default 1000. */
+  closeGraceMs?: number;
+}
+
+const OPTION_KEYS = ['pool', 'passthrough', 'unknownHosts', 'drainGraceMs', 'closeGraceMs'];
+
+/** Validates dispatcher (and fetch) options; throws MeshConfigError naming the option. */
+export function validateDispatcherOptions(options: unknown, api: string): MeshDispatcherOptions {
+  if (options === undefined) return {};
+  const issues: { path: string; message: string }[] = [];
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    issues.push({ path: `${api} options`, message: `expected an object, got ${show(options)}` });
+    throw new MeshConfigError(issues);
+  }
+  const o = options as Record<string, unknown>;
+  for (const key of Object.keys(o)) {
+    if (!OPTION_KEYS.includes(key)) {
+      issues.push({ path: `${api} options.${key}`, message: `unknown option (known: ${OPTION_KEYS.join(', ')})` });
+    }
+  }
+  if (o.unknownHosts !== undefined && o.unknownHosts !== 'passthrough' && o.unknownHosts !== 'reject') {
+    issues.push({
+      path: `${api} options.unknownHosts`,
+      message: `expected "passthrough" or "reject", got ${show(o.unknownHosts)}`,
+    });
+  }
+  for (const key of ['pool', 'passthrough']) {
+    const v = o[key];
+    if (v !== undefined && (typeof v !== 'object' || v === null || Array.isArray(v))) {
+      issues.push({ path: `${api} options.${key}`, message: `expected an object of undici options, got ${show(v)}` });
+    }
+  }
+  for (const key of ['drainGraceMs', 'closeGraceMs']) {
+    const v = o[key];
+    if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 0)) {
+      issues.push({ path: `${api} options.${key}`, message: `expected an integer >= 0 (ms), got ${show(v)}` });
+    }
+  }
+  if (issues.length > 0) throw new MeshConfigError(issues);
+  return o as MeshDispatcherOptions;
+}
+
+function show(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (Array.isArray(v)) return 'an array';
+  return v === null ? 'null' : typeof v === 'object' ? 'an object' : String(v);
 }
 
 type AnyHandler = LegacyHandler & {
@@ -40,44 +103,52 @@ export class MeshDispatcher extends Dispatcher {
   private readonly pools: PoolSet;
   private readonly protocol: Protocol<HttpRequest, HttpAttempt>;
   private readonly passthroughOptions: Agent.Options | undefined;
+  /** The one place that decides what a URL or an origin means (url.ts). */
+  readonly urls: MeshUrlResolver;
   private agent: Agent | undefined;
   private closed = false;
   private readonly unsubscribe: () => void;
 
-  constructor(mesh: Mesh, options: MeshDispatcherOptions = {}) {
+  constructor(mesh: Mesh, options?: MeshDispatcherOptions, api = 'createMeshDispatcher') {
     super();
+    const o = validateDispatcherOptions(options, api);
     this.mesh = mesh;
-    this.pools = new PoolSet(mesh, options.pool ?? {});
+    this.pools = new PoolSet(mesh, {
+      pool: o.pool ?? {},
+      drainGraceMs: o.drainGraceMs ?? DEFAULT_DRAIN_GRACE_MS,
+      closeGraceMs: o.closeGraceMs ?? DEFAULT_CLOSE_GRACE_MS,
+    });
     this.protocol = createHttpProtocol(this.pools);
-    this.passthroughOptions = options.passthrough;
+    this.passthroughOptions = o.passthrough;
+    this.urls = new MeshUrlResolver(mesh, o.unknownHosts ?? 'passthrough');
     this.unsubscribe = mesh.subscribe({ closed: () => this.close() });
   }
 
-  /** The logical service an origin names, or undefined when it is not a mesh service. */
+  /** Undici pools open to mesh endpoints (one per service and endpoint), retiring ones included. */
+  get poolCount(): number {
+    return this.pools.poolCount;
+  }
+
+  /** The verdict on an origin: a service name, a MeshError to fail with, or undefined (pass through). */
+  resolve(origin: unknown): UrlVerdict {
+    return this.urls.resolve(origin);
+  }
+
+  /** The logical service an origin names, or undefined when it is not (or cannot be) a mesh call. */
   serviceOf(origin: unknown): string | undefined {
-    let host: string;
-    if (typeof origin === 'string') {
-      if (!origin.startsWith('http://')) return undefined;
-      let end = origin.length;
-      for (let i = 7; i < origin.length; i++) {
-        const c = origin.charCodeAt(i);
-        if (c === 58 /* : */ || c === 47 /* / */) {
-          end = i;
-          break;
-        }
-      }
-      host = origin.slice(7, end);
-    } else if (origin instanceof URL) {
-      if (origin.protocol !== 'http:') return undefined;
-      host = origin.hostname;
-    } else return undefined;
-    return this.mesh.hasService(host) ? host : undefined;
+    const v = this.urls.resolve(origin);
+    return typeof v === 'string' ? v : undefined;
   }
 
   override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
-    const service = this.serviceOf(opts.origin);
-    if (service === undefined) return this.passthrough().dispatch(opts, handler);
-    this.meshDispatch(service, opts, toLegacy(handler as AnyHandler));
+    const verdict = this.urls.resolve(opts.origin);
+    if (verdict === undefined) return this.passthrough().dispatch(opts, handler);
+    const legacy = toLegacy(handler as AnyHandler);
+    if (typeof verdict !== 'string') {
+      refuse(legacy, verdict);
+      return true;
+    }
+    this.meshDispatch(verdict, opts, legacy);
     return true;
   }
 
@@ -102,64 +173,17 @@ export class MeshDispatcher extends Dispatcher {
       handler.onError?.(new MeshClosedError(service));
       return;
     }
-    const method = (opts.method ?? 'GET').toUpperCase();
-    if (opts.upgrade || method === 'CONNECT') {
+    const method = opts.method;
+    if (opts.upgrade || method === 'CONNECT' || (typeof method === 'string' && method.toUpperCase() === 'CONNECT')) {
       handler.onError?.(
-        new MeshError(
-          'MESHLET_ERR_UNSUPPORTED',
-          `service "${service}": upgrade and CONNECT requests are not supported through the mesh; call an endpoint directly`,
+        new UnsupportedError(
+          service,
+          'upgrade and CONNECT requests are not supported through the mesh; call an endpoint directly',
         ),
       );
       return;
     }
-    const body = opts.body;
-    if (body == null || typeof body === 'string' || body instanceof Uint8Array) {
-      this.start(service, opts, body, true, state);
-      return;
-    }
-    const length = Number(findHeader(opts.headers as HeaderInput, 'content-length'));
-    if (isAsyncIterable(body) && Number.isInteger(length) && length <= REPLAY_BUFFER_LIMIT) {
-      bufferBody(body).then(
-        ([buffered, whole]) => this.start(service, opts, buffered, whole, state),
-        (err) => handler.onError?.(err),
-      );
-      return;
-    }
-    this.start(service, opts, body, false, state);
-  }
-
-  private start(
-    service: string,
-    opts: Dispatcher.DispatchOptions,
-    body: unknown,
-    replayable: boolean,
-    state: MeshCallState,
-  ): void {
-    if (state.abortReason !== undefined) {
-      state.handler.onError?.(state.abortReason);
-      return;
-    }
-    const userHeaders = opts.headers as HeaderInput;
-    // The logical authority travels as Host, as Linkerd preserves it.
-    const ownsHeaders = findHeader(userHeaders, 'host') === undefined;
-    const headers = ownsHeaders
-      ? withHeaders(userHeaders, [
-          'host',
-          typeof opts.origin === 'string' ? opts.origin.slice(7) : (opts.origin as URL).host,
-        ])
-      : userHeaders;
-    // Pools ignore `origin`: each is bound to its endpoint.
-    const attemptOpts = { ...opts, headers, body } as Dispatcher.DispatchOptions;
-    const req = new HttpRequest(
-      (opts.method ?? 'GET').toUpperCase(),
-      opts.path,
-      userHeaders,
-      attemptOpts,
-      replayable,
-      findHeader(userHeaders, 'idempotency-key') !== undefined,
-      state,
-      ownsHeaders,
-    );
+    const req = new HttpRequest(service, opts, state);
     this.mesh.call(service, req, this.protocol).then(state.deliver, state.fail);
   }
 
@@ -243,95 +267,80 @@ class MeshCallState {
   };
 }
 
-function isAsyncIterable(body: unknown): body is AsyncIterable<unknown> {
-  return typeof (body as AsyncIterable<unknown>)?.[Symbol.asyncIterator] === 'function';
+/** Fails a request the URL rules refused, in the order undici's callers expect (connect, then error). */
+function refuse(handler: LegacyHandler, err: Error): void {
+  handler.onConnect?.(noop);
+  handler.onError?.(err);
 }
 
-/**
- * Reads a streamed body of at most the replay limit into one Buffer. If the stream turns
- * out longer than announced, what was read is sent followed by the rest, unreplayable.
- */
-async function bufferBody(body: AsyncIterable<unknown>): Promise<[unknown, boolean]> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  const it = body[Symbol.asyncIterator]();
-  for (;;) {
-    const { value, done } = await it.next();
-    if (done) return [Buffer.concat(chunks, size), true];
-    const chunk = typeof value === 'string' ? Buffer.from(value) : Buffer.from(value as Uint8Array);
-    chunks.push(chunk);
-    size += chunk.length;
-    if (size > REPLAY_BUFFER_LIMIT) {
-      const rest = (async function* () {
-        yield* chunks;
-        for (;;) {
-          const next = await it.next();
-          if (next.done) return;
-          yield next.value;
-        }
-      })();
-      return [rest, false];
-    }
-  }
-}
+function noop(): void {}
 
 /** Adapts a controller-style (new) undici handler to the callback form the mesh drives. */
 function toLegacy(handler: AnyHandler): LegacyHandler {
-  if (typeof handler.onRequestStart !== 'function') return handler;
-  let abortFn: (err?: Error) => void = () => {};
-  let resumeFn: (() => void) | undefined;
-  let paused = false;
-  let aborted = false;
-  let reason: Error | null = null;
-  const controller = {
-    abort(err?: Error) {
-      if (aborted) return;
-      aborted = true;
-      reason = err ?? null;
-      abortFn(err);
-    },
-    pause() {
-      paused = true;
-    },
-    resume() {
-      if (paused) {
-        paused = false;
-        resumeFn?.();
-      }
-    },
-    get paused() {
-      return paused;
-    },
-    get aborted() {
-      return aborted;
-    },
-    get reason() {
-      return reason;
-    },
-    rawHeaders: null as Buffer[] | null,
-    rawTrailers: null as Buffer[] | null,
-  };
-  return {
-    onConnect(abort) {
-      abortFn = abort;
-      handler.onRequestStart!(controller, {});
-    },
-    onHeaders(statusCode, rawHeaders, resume, statusText) {
-      resumeFn = resume;
-      controller.rawHeaders = rawHeaders;
-      handler.onResponseStart?.(controller, statusCode, util.parseHeaders(rawHeaders), statusText);
-      return !paused;
-    },
-    onData(chunk) {
-      handler.onResponseData?.(controller, chunk);
-      return !paused;
-    },
-    onComplete(trailers) {
-      controller.rawTrailers = trailers;
-      handler.onResponseEnd?.(controller, util.parseHeaders(trailers ?? []));
-    },
-    onError(err) {
-      handler.onResponseError?.(controller, err);
-    },
-  };
+  return typeof handler.onRequestStart === 'function' ? new ControllerAdapter(handler) : handler;
+}
+
+/**
+ * A controller-style handler seen as a callback-style one. The adapter is at once the
+ * handler the mesh drives and the controller the caller's handler receives (one object, one
+ * fixed shape per request). Once the caller aborts, or the response has ended or failed,
+ * nothing more is delivered and a late abort is ignored.
+ */
+class ControllerAdapter implements LegacyHandler {
+  paused = false;
+  aborted = false;
+  reason: Error | null = null;
+  rawHeaders: Buffer[] | null = null;
+  rawTrailers: Buffer[] | null = null;
+  private done = false;
+  private abortFn: ((err?: Error) => void) | undefined = undefined;
+  private resumeFn: (() => void) | undefined = undefined;
+
+  constructor(private readonly handler: AnyHandler) {}
+
+  // The controller.
+  abort(err?: Error): void {
+    if (this.aborted || this.done) return;
+    this.aborted = true;
+    this.reason = err ?? null;
+    this.abortFn?.(err);
+  }
+  pause(): void {
+    this.paused = true;
+  }
+  resume(): void {
+    if (this.paused) {
+      this.paused = false;
+      this.resumeFn?.();
+    }
+  }
+
+  // The callback-style handler.
+  onConnect(abort: (err?: Error) => void): void {
+    this.abortFn = abort;
+    this.handler.onRequestStart!(this, {});
+  }
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+    if (this.done) return false;
+    this.resumeFn = resume;
+    this.rawHeaders = rawHeaders;
+    this.handler.onResponseStart?.(this, statusCode, util.parseHeaders(rawHeaders), statusText);
+    return !this.paused;
+  }
+  onData(chunk: Buffer): boolean {
+    if (this.done) return false;
+    this.handler.onResponseData?.(this, chunk);
+    return !this.paused;
+  }
+  onComplete(trailers: Buffer[] | null): void {
+    if (this.done) return;
+    this.done = true;
+    this.rawTrailers = trailers;
+    this.handler.onResponseEnd?.(this, util.parseHeaders(trailers ?? []));
+  }
+  onError(err: Error): void {
+    if (this.done) return;
+    this.done = true;
+    this.handler.onResponseError?.(this, err);
+  }
 }

@@ -1,9 +1,18 @@
 /**
- * `createMeshFetch(mesh)`: a function with the WHATWG fetch signature (undici's fetch).
- * `http://<service>/…` for a configured service goes through the mesh dispatcher; any
- * other URL is handed to undici's fetch unchanged. A mesh failure rejects with the
- * `MeshError` itself (not fetch's generic `TypeError: fetch failed`), so callers can
- * switch on `err.code`. Redirects and content decoding are undici fetch's own.
+ * `createMeshFetch(mesh, options?)`: a function with the WHATWG fetch signature (undici's
+ * fetch). Whether a URL goes through the mesh is decided by the same resolver the
+ * dispatcher uses (url.ts), on the URL the caller passed: `http://<service>/…` for a
+ * configured service, in any spelling the WHATWG parser reads that way, goes through the
+ * mesh dispatcher; other URLs go to undici's fetch unchanged (or, with
+ * `unknownHosts: 'reject'`, fail with MESHLET_ERR_UNKNOWN_SERVICE). A URL the rules refuse
+ * (a port on a mesh service, `https://<service>`) rejects with that MeshError before
+ * anything is sent. A mesh failure rejects with the `MeshError` itself (not fetch's generic
+ * `TypeError: fetch failed`), so callers can switch on `err.code`. Redirects and content
+ * decoding are undici fetch's own.
+ *
+ * Replay: fetch hands the dispatcher every body as a stream; one of at most 64 KiB (by its
+ * Content-Length) is read into memory inside the call and may be replayed, the same rule as
+ * for `undici.request` (see body.ts).
  */
 import { fetch as undiciFetch, type RequestInfo, type RequestInit, type Response } from 'undici';
 import { MeshError, type Mesh } from '@meshlet/core';
@@ -15,24 +24,20 @@ export type MeshFetch = ((input: RequestInfo | URL, init?: RequestInit) => Promi
 };
 
 export function createMeshFetch(mesh: Mesh, options?: MeshDispatcherOptions): MeshFetch {
-  const dispatcher = new MeshDispatcher(mesh, options);
+  const dispatcher = new MeshDispatcher(mesh, options, 'createMeshFetch');
+  const urls = dispatcher.urls;
+  // The init used when the caller passes none: one object for every such call.
+  const meshInit: RequestInit = Object.freeze({ dispatcher }) as RequestInit;
   const meshFetch = (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
-    const url = typeof input === 'string' ? input : input instanceof URL ? input.href : (input as { url: string }).url;
-    if (dispatcher.serviceOf(originOf(url)) === undefined) return undiciFetch(input, init);
-    return undiciFetch(input, init === undefined ? { dispatcher } : { ...init, dispatcher }).catch(unwrap);
+    const verdict = urls.resolveUrl(
+      typeof input === 'string' || input instanceof URL ? input : String((input as { url: string }).url),
+    );
+    if (verdict === undefined) return undiciFetch(input, init);
+    if (typeof verdict !== 'string') return Promise.reject(verdict);
+    return undiciFetch(input, init === undefined ? meshInit : { ...init, dispatcher }).catch(unwrap);
   };
   Object.defineProperty(meshFetch, 'dispatcher', { value: dispatcher, enumerable: true });
   return meshFetch as MeshFetch;
-}
-
-/** `http://host[:port]` of an absolute URL, cheaply; the dispatcher decides whether it is a service. */
-function originOf(url: string): string {
-  if (!url.startsWith('http://')) return '';
-  const slash = url.indexOf('/', 7);
-  const q = url.indexOf('?', 7);
-  let end = slash === -1 ? url.length : slash;
-  if (q !== -1 && q < end) end = q;
-  return url.slice(0, end).toLowerCase();
 }
 
 function unwrap(err: unknown): never {

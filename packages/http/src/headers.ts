@@ -1,4 +1,8 @@
-/** Header helpers over undici's accepted forms (object, flat array, iterable of pairs, null). */
+/**
+ * Header helpers over the forms undici accepts (a plain object, a flat array, an iterable of
+ * pairs, null). Only a header object's own properties are headers: nothing inherited
+ * (`constructor`, `toString`, a polluted prototype) is ever read as one.
+ */
 
 export type HeaderInput =
   | Record<string, string | string[] | number | undefined | null>
@@ -7,26 +11,33 @@ export type HeaderInput =
   | null
   | undefined;
 
+const hasOwn = Object.prototype.hasOwnProperty;
+
 /** Finds a header (name lower-case) in any form undici accepts; first value wins. */
 export function findHeader(headers: HeaderInput, name: string): string | undefined {
   if (headers == null) return undefined;
   if (Array.isArray(headers)) {
     for (let i = 0; i + 1 < headers.length; i += 2) {
-      if (String(headers[i]).toLowerCase() === name) return String(headers[i + 1]);
+      const k = headers[i];
+      if (k.length === name.length && String(k).toLowerCase() === name) return String(headers[i + 1]);
     }
     return undefined;
   }
   if (typeof (headers as Iterable<unknown>)[Symbol.iterator] === 'function') {
     for (const [k, v] of headers as Iterable<[string, string | string[] | undefined]>) {
-      if (k.toLowerCase() === name) return v === undefined ? undefined : Array.isArray(v) ? v[0] : String(v);
+      if (k.length === name.length && k.toLowerCase() === name) {
+        return v === undefined ? undefined : Array.isArray(v) ? v[0] : String(v);
+      }
     }
     return undefined;
   }
   const obj = headers as Record<string, unknown>;
-  const direct = obj[name];
-  if (direct !== undefined && direct !== null) return Array.isArray(direct) ? String(direct[0]) : String(direct);
+  if (hasOwn.call(obj, name)) {
+    const direct = obj[name];
+    if (direct !== undefined && direct !== null) return Array.isArray(direct) ? String(direct[0]) : String(direct);
+  }
   for (const k in obj) {
-    if (k.length === name.length && k.toLowerCase() === name) {
+    if (k.length === name.length && hasOwn.call(obj, k) && k.toLowerCase() === name) {
       const v = obj[k];
       if (v === undefined || v === null) return undefined;
       return Array.isArray(v) ? String(v[0]) : String(v);
@@ -35,25 +46,67 @@ export function findHeader(headers: HeaderInput, name: string): string | undefin
   return undefined;
 }
 
-/** Returns headers as a fresh flat array with `extra` name/value pairs appended. */
-export function withHeaders(headers: HeaderInput, extra: string[]): string[] {
+/** What the dispatcher needs to know about a request's headers, gathered in one pass. */
+export interface HeaderFacts {
+  /** The caller set a Host header (the mesh replaces it with the service name). */
+  hasHost: boolean;
+  /** Content-Length as a number; NaN when absent or not a number. */
+  contentLength: number;
+  /** An Idempotency-Key header is present (the request may be retried whatever its method). */
+  idempotencyKey: boolean;
+}
+
+/** Fills `facts` from the headers in a single pass; names are compared only when their length matches. */
+export function scanHeaders(headers: HeaderInput, facts: HeaderFacts): void {
+  facts.hasHost = false;
+  facts.contentLength = NaN;
+  facts.idempotencyKey = false;
+  if (headers == null) return;
+  if (Array.isArray(headers)) {
+    for (let i = 0; i + 1 < headers.length; i += 2) note(facts, headers[i], headers[i + 1]);
+  } else if (typeof (headers as Iterable<unknown>)[Symbol.iterator] === 'function') {
+    for (const [k, v] of headers as Iterable<[string, unknown]>) note(facts, k, v);
+  } else {
+    const obj = headers as Record<string, unknown>;
+    for (const k in obj) if (hasOwn.call(obj, k)) note(facts, k, obj[k]);
+  }
+}
+
+function note(facts: HeaderFacts, key: string | Buffer, value: unknown): void {
+  const n = key.length;
+  if (n !== 4 && n !== 14 && n !== 15) return;
+  const k = String(key).toLowerCase();
+  if (k === 'host') facts.hasHost = true;
+  else if (k === 'content-length') {
+    if (Number.isNaN(facts.contentLength) && value != null) {
+      facts.contentLength = Number(Array.isArray(value) ? value[0] : value);
+    }
+  } else if (k === 'idempotency-key') facts.idempotencyKey = value != null;
+}
+
+/**
+ * Returns the headers as a fresh flat array, leaving out `drop` (a lower-case name) and
+ * appending `extra` name/value pairs.
+ */
+export function withHeaders(headers: HeaderInput, extra: readonly string[], drop?: string): string[] {
   const out: string[] = [];
   if (headers != null) {
     if (Array.isArray(headers)) {
-      for (let i = 0; i < headers.length; i++) out.push(String(headers[i]));
+      for (let i = 0; i + 1 < headers.length; i += 2) pushValue(out, String(headers[i]), headers[i + 1], drop);
     } else if (typeof (headers as Iterable<unknown>)[Symbol.iterator] === 'function') {
-      for (const [k, v] of headers as Iterable<[string, string | string[] | undefined]>) pushValue(out, k, v);
+      for (const [k, v] of headers as Iterable<[string, string | string[] | undefined]>) pushValue(out, k, v, drop);
     } else {
-      const obj = headers as Record<string, string | string[] | number | undefined | null>;
-      for (const k in obj) pushValue(out, k, obj[k]);
+      const obj = headers as Record<string, unknown>;
+      for (const k in obj) if (hasOwn.call(obj, k)) pushValue(out, k, obj[k], drop);
     }
   }
   for (let i = 0; i < extra.length; i++) out.push(extra[i]);
   return out;
 }
 
-function pushValue(out: string[], k: string, v: string | string[] | number | undefined | null): void {
+function pushValue(out: string[], k: string, v: unknown, drop: string | undefined): void {
   if (v === undefined || v === null) return;
+  if (drop !== undefined && k.length === drop.length && k.toLowerCase() === drop) return;
   if (Array.isArray(v)) for (const x of v) out.push(k, String(x));
   else out.push(k, String(v));
 }

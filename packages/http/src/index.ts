@@ -1,6 +1,13 @@
-export { createMeshDispatcher, MeshDispatcher, REPLAY_BUFFER_LIMIT, type MeshDispatcherOptions } from './dispatcher.js';
+export {
+  createMeshDispatcher,
+  MeshDispatcher,
+  REPLAY_BUFFER_LIMIT,
+  validateDispatcherOptions,
+  type MeshDispatcherOptions,
+} from './dispatcher.js';
 export { createMeshFetch, type MeshFetch } from './fetch.js';
 export { createHttpProtocol } from './protocol.js';
 export { HttpClassifier, DEFAULT_RETRY_ON } from './classifier.js';
 export { HttpRequest } from './request.js';
-export { HttpAttempt } from './attempt.js';
+export { HttpAttempt, ResponseBodyDeadlineError } from './attempt.js';
+export { MeshUrlResolver, type UnknownHosts, type UrlVerdict } from './url.js';
