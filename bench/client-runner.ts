@@ -6,6 +6,7 @@
  * argv: <client module name> <targets as JSON array> <path>
  */
 import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
+import v8 from 'node:v8';
 import type {
   BenchClient,
   ChildMessage,
@@ -56,6 +57,45 @@ function cpuMicros(): number {
   return usage.user + usage.system;
 }
 
+/**
+ * JS heap bytes allocated between `start()` and `stop()`: the heap's growth plus what every GC in
+ * between freed. node:v8's GCProfiler (Node >= 18.15) records the heap statistics before and after
+ * each GC; `v8.getHeapStatistics()` has no allocation counter on Node 20, and a bare heap delta
+ * is wrong as soon as one scavenge runs (several per second under load).
+ */
+class AllocationMeter {
+  private profiler: v8.GCProfiler | undefined;
+  private used0 = 0;
+
+  start(): void {
+    try {
+      this.profiler = new v8.GCProfiler();
+      this.profiler.start();
+    } catch {
+      this.profiler = undefined;
+    }
+    this.used0 = v8.getHeapStatistics().used_heap_size;
+  }
+
+  /** Bytes allocated since `start()`, or undefined when the GC profiler is unavailable. */
+  stop(): number | undefined {
+    const used1 = v8.getHeapStatistics().used_heap_size;
+    const profiler = this.profiler;
+    this.profiler = undefined;
+    if (profiler === undefined) return undefined;
+    const profile = profiler.stop() as { statistics?: Array<{ beforeGC: GcHeap; afterGC: GcHeap }> } | undefined;
+    let freed = 0;
+    for (const gc of profile?.statistics ?? []) {
+      freed += gc.beforeGC.heapStatistics.usedHeapSize - gc.afterGC.heapStatistics.usedHeapSize;
+    }
+    return Math.max(0, used1 - this.used0 + freed);
+  }
+}
+
+interface GcHeap {
+  heapStatistics: { usedHeapSize: number };
+}
+
 function errorText(err: unknown): string {
   if (err instanceof Error) {
     const code = (err as { code?: unknown }).code;
@@ -78,6 +118,8 @@ interface Accumulator {
   errors: number;
   incomplete: number;
   cpuMicros: number;
+  /** JS heap bytes allocated in the windows; undefined once one window could not be measured. */
+  allocatedBytes: number | undefined;
   firstError: string | undefined;
 }
 
@@ -91,6 +133,7 @@ function newAccumulator(): Accumulator {
     errors: 0,
     incomplete: 0,
     cpuMicros: 0,
+    allocatedBytes: 0,
     firstError: undefined,
   };
 }
@@ -105,10 +148,17 @@ function merge(acc: Accumulator, round: Accumulator, perRound: RoundResult[]): v
   acc.errors += round.errors;
   acc.incomplete += round.incomplete;
   acc.cpuMicros += round.cpuMicros;
+  acc.allocatedBytes =
+    acc.allocatedBytes === undefined || round.allocatedBytes === undefined
+      ? undefined
+      : acc.allocatedBytes + round.allocatedBytes;
   acc.firstError ??= round.firstError;
+  const n = round.completedByTime;
   perRound.push({
-    throughput: round.seconds > 0 ? round.completedByTime / round.seconds : 0,
+    throughput: round.seconds > 0 ? n / round.seconds : 0,
     latencyUs: summarize(round.histogram),
+    cpuUsPerRequest: n > 0 ? round.cpuMicros / n : 0,
+    ...(round.allocatedBytes === undefined || n === 0 ? {} : { bytesPerRequest: round.allocatedBytes / n }),
   });
 }
 
@@ -143,6 +193,9 @@ function toResult(point: LoadPoint, acc: Accumulator, perRound: RoundResult[]): 
     },
     perRound,
     cpuUsPerRequest: acc.completedByTime > 0 ? acc.cpuMicros / acc.completedByTime : 0,
+    ...(acc.allocatedBytes === undefined || acc.completedByTime === 0
+      ? {}
+      : { bytesPerRequest: acc.allocatedBytes / acc.completedByTime }),
     rssMiB: process.memoryUsage.rss() / 2 ** 20,
     firstError: acc.firstError,
   };
@@ -175,11 +228,14 @@ async function runClosed(client: BenchClient, point: ClosedLoopPoint, id: number
   await sleep(point.warmupMs);
   measuring = true;
   send({ type: 'window-start', id });
+  const alloc = new AllocationMeter();
+  alloc.start();
   const cpu0 = cpuMicros();
   const t0 = nowNs();
   await sleep(point.durationMs);
   const t1 = nowNs();
   const cpu1 = cpuMicros();
+  const allocated = alloc.stop();
   measuring = false;
   send({ type: 'window-end', id });
   stop = true;
@@ -188,6 +244,7 @@ async function runClosed(client: BenchClient, point: ClosedLoopPoint, id: number
   acc.rounds++;
   acc.seconds += (t1 - t0) / 1e9;
   acc.cpuMicros += cpu1 - cpu0;
+  acc.allocatedBytes = allocated;
 }
 
 /**
@@ -213,6 +270,8 @@ async function runOpen(client: BenchClient, point: OpenLoopPoint, id: number, ac
   const pendingInWindow = new Set<number>();
   let cpu0 = 0;
   let cpu1 = 0;
+  const alloc = new AllocationMeter();
+  let allocated: number | undefined;
   let windowOpen = false;
   let windowClosed = false;
   let onIdle: (() => void) | undefined;
@@ -221,12 +280,14 @@ async function runOpen(client: BenchClient, point: OpenLoopPoint, id: number, ac
   const checkWindow = (now: number): void => {
     if (!windowOpen && now >= windowStart) {
       windowOpen = true;
+      alloc.start();
       cpu0 = cpuMicros();
       send({ type: 'window-start', id });
     }
     if (windowOpen && !windowClosed && now >= windowEnd) {
       windowClosed = true;
       cpu1 = cpuMicros();
+      allocated = alloc.stop();
       send({ type: 'window-end', id });
     }
   };
@@ -314,6 +375,7 @@ async function runOpen(client: BenchClient, point: OpenLoopPoint, id: number, ac
   acc.rounds++;
   acc.seconds += point.durationMs / 1e3;
   acc.cpuMicros += cpu1 - cpu0;
+  acc.allocatedBytes = allocated;
 }
 
 async function main(): Promise<void> {

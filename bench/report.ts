@@ -4,9 +4,14 @@ import os from 'node:os';
 import path from 'node:path';
 import type { HaproxyInfo } from './lib/haproxy.ts';
 import type { MicroResults, PointResult, RoundResult } from './lib/types.ts';
-import { BASELINE, type SetupDef } from './setups.ts';
+import { BASELINE, FORM_CONCURRENCY, FORM_GOALS, type FormGoal, type SetupDef } from './setups.ts';
 
-export type PointKey = 'c1' | 'c16' | 'c64' | 'open50' | 'open80';
+export type PointKey = 'c1' | 'c16' | 'c32' | 'c64' | 'open50' | 'open80';
+
+/** meshlet's own added cost per call with an OpenTelemetry SDK, net of the SDK's (issue 6). */
+export const OTEL_ADDED_GOAL_US = 5;
+/** `mesh.update()` / `createMesh` at scale, and the first call after each (issue 6). */
+export const UPDATE_GOAL_MS = 100;
 
 export interface Environment {
   os: string;
@@ -52,7 +57,8 @@ export interface BenchReport {
     haproxyThreads: number;
   };
   environment: Environment;
-  setups: Array<SetupDef & { skipped: string | undefined }>;
+  /** `failed`: the setup's client failed during the run (its points measured before that are kept). */
+  setups: Array<SetupDef & { skipped: string | undefined; failed?: string }>;
   /** Open-loop rates (req/s) per load base (see SetupDef.loadBase), from its throughput at concurrency 64. */
   rates: Record<string, { baselineMax: number; open50: number; open80: number }> | undefined;
   results: Record<string, Partial<Record<PointKey, PointResult>>>;
@@ -147,11 +153,18 @@ export function evaluateTargets(report: BenchReport): TargetResult[] {
   const missing = (id: string, text: string, why: string): void => {
     targets.push({ id, text, measured: `not measured: ${why}`, verdict: 'NOT MEASURED' });
   };
-  const ratioTarget = (id: string, text: string, a: string, b: string, meets: (r: number) => boolean): boolean => {
-    const r = paired(report, a, b, 'c64', (x, y) => x.throughput / y.throughput);
+  const ratioTarget = (
+    id: string,
+    text: string,
+    a: string,
+    b: string,
+    meets: (r: number) => boolean,
+    key: PointKey = 'c64',
+  ): boolean => {
+    const r = paired(report, a, b, key, (x, y) => x.throughput / y.throughput);
     if (r === undefined) return false;
-    const ta = get(report, a, 'c64')?.throughput ?? 0;
-    const tb = get(report, b, 'c64')?.throughput ?? 0;
+    const ta = get(report, a, key)?.throughput ?? 0;
+    const tb = get(report, b, key)?.throughput ?? 0;
     const range = r.values.length > 1 ? ` (rounds ${r.min.toFixed(2)}–${r.max.toFixed(2)}×)` : '';
     targets.push({
       id,
@@ -217,8 +230,73 @@ export function evaluateTargets(report: BenchReport): TargetResult[] {
     }
   }
 
-  text = 'A pick costs ≤ 1 µs at 1000 endpoints for every balancer (ring-hash construction excluded)';
+  const skippedOrFailed = (name: string): string | undefined => {
+    const s = report.setups.find((x) => x.name === name);
+    return s === undefined ? 'not in this run' : (s.skipped ?? s.failed);
+  };
+  for (const goal of FORM_GOALS) {
+    for (const c of FORM_CONCURRENCY) {
+      const key = `c${c}` as PointKey;
+      const why = () =>
+        skippedOrFailed(goal.setup) ?? skippedOrFailed(goal.baseline) ?? `no c=${c} figures for ${goal.setup}`;
+      text = `\`${goal.form}\` form, policies on, no SDK (${goal.setup}): ≥ ${goal.minRatio.toFixed(2)}× raw ${goal.form === 'fetch' ? 'undici `fetch`' : '`undici.request`'} throughput at c=${c}`;
+      const id = `${goal.form}-throughput-c${c}`;
+      if (!ratioTarget(id, text, goal.setup, goal.baseline, (r) => r >= goal.minRatio, key)) missing(id, text, why());
+      if (goal.maxAddedCpuUs === undefined) continue;
+      const max = goal.maxAddedCpuUs;
+      text = `\`${goal.form}\` form, policies on, no SDK (${goal.setup}): ≤ +${max} µs client CPU per request over raw at c=${c}`;
+      const cpuId = `${goal.form}-cpu-c${c}`;
+      const d = cpuDelta(report, goal.setup, goal.baseline, key);
+      if (d === undefined) {
+        missing(cpuId, text, why());
+        continue;
+      }
+      const range = d.values.length > 1 ? ` (rounds ${signed(d.min, 1)} … ${signed(d.max, 1)})` : '';
+      targets.push({
+        id: cpuId,
+        text,
+        measured: `${signed(d.median, 1)} µs${range}; ${fmt(d.a, 1)} vs ${fmt(d.b, 1)} µs/req`,
+        verdict: verdictOf(d.median <= max, d.values, (v) => v <= max),
+      });
+    }
+  }
+
   const micro = report.micro;
+  const microMissing = micro === undefined ? 'microbenchmarks did not run' : 'skipped' in micro ? micro.skipped : '';
+  const sectionFailed = (section: string): string =>
+    micro !== undefined && !('skipped' in micro)
+      ? (micro.failed?.find((f) => f.section === section)?.reason ?? `${section} not measured in this run`)
+      : microMissing;
+
+  text = `meshlet’s own cost with an OpenTelemetry SDK, net of the SDK’s: ≤ ${OTEL_ADDED_GOAL_US} µs per call (micro-benchmark, (b − a) − c)`;
+  const otel = micro !== undefined && !('skipped' in micro) ? micro.otel : undefined;
+  if (otel !== undefined) {
+    targets.push({
+      id: 'otel-added',
+      text,
+      measured:
+        `${signed(otel.addedNs / 1000, 2)} µs, ${otel.addedBytes === undefined ? '–' : signed(otel.addedBytes, 0)} B per call ` +
+        `(b − a = ${fmt((otel.withSdk.nsPerCall - otel.noSdk.nsPerCall) / 1000, 2)} µs, c = ${fmt(otel.sdkAlone.nsPerCall / 1000, 2)} µs)`,
+      verdict: otel.addedNs <= OTEL_ADDED_GOAL_US * 1000 ? 'MET' : 'MISSED',
+    });
+  } else missing('otel-added', text, sectionFailed('otel'));
+
+  text = `\`mesh.update()\` at 10,000 endpoints, \`createMesh\` with 1000 × 10, and the first call after each: each < ${UPDATE_GOAL_MS} ms`;
+  const update = micro !== undefined && !('skipped' in micro) ? micro.update : undefined;
+  if (update !== undefined && update.length > 0) {
+    const worst = [...update].sort((x, y) => Math.max(y.ms, y.firstCallMs) - Math.max(x.ms, x.firstCallMs))[0];
+    const over = update.filter((u) => !updateMet(u));
+    targets.push({
+      id: 'update-scale',
+      text,
+      measured:
+        `slowest: ${worst.balancer} ${worst.step} ${fmt(worst.ms, 1)} ms, first call ${fmt(worst.firstCallMs, 1)} ms` +
+        (over.length > 0 ? `; over: ${over.map((u) => `${u.balancer} ${u.step}`).join(', ')}` : ''),
+      verdict: over.length === 0 ? 'MET' : 'MISSED',
+    });
+  } else missing('update-scale', text, sectionFailed('update'));
+
+  text = 'A pick costs ≤ 1 µs at 1000 endpoints for every balancer (ring-hash construction excluded)';
   if (micro !== undefined && !('skipped' in micro) && micro.pick.length > 0) {
     const at1000 = micro.pick.filter((p) => p.endpoints === 1000);
     targets.push({
@@ -235,6 +313,41 @@ export function evaluateTargets(report: BenchReport): TargetResult[] {
     );
   }
   return targets;
+}
+
+function signed(v: number, digits: number): string {
+  return `${v >= 0 ? '+' : ''}${fmt(v, digits)}`;
+}
+
+function updateMet(u: { ms: number; firstCallMs: number }): boolean {
+  return u.ms < UPDATE_GOAL_MS && u.firstCallMs < UPDATE_GOAL_MS;
+}
+
+/**
+ * Client CPU per request of `a` minus `b` at `key`: paired per round (median, range) when the
+ * rounds carry CPU figures, else the pooled difference; `a`/`b` are the pooled figures.
+ */
+function cpuDelta(
+  report: BenchReport,
+  a: string,
+  b: string,
+  key: PointKey,
+): { median: number; min: number; max: number; values: number[]; a: number; b: number } | undefined {
+  const ra = get(report, a, key);
+  const rb = get(report, b, key);
+  if (ra === undefined || rb === undefined) return undefined;
+  const p = paired(report, a, b, key, (x, y) =>
+    x.cpuUsPerRequest === undefined || y.cpuUsPerRequest === undefined ? NaN : x.cpuUsPerRequest - y.cpuUsPerRequest,
+  );
+  if (p !== undefined && p.values.every((v) => Number.isFinite(v)))
+    return { ...p, a: ra.cpuUsPerRequest, b: rb.cpuUsPerRequest };
+  const d = ra.cpuUsPerRequest - rb.cpuUsPerRequest;
+  return { median: d, min: d, max: d, values: [d], a: ra.cpuUsPerRequest, b: rb.cpuUsPerRequest };
+}
+
+/** Bytes allocated per request, pooled over the rounds, as "12.3 KB" (or – when not measured). */
+function kb(r: PointResult | undefined): string {
+  return r?.bytesPerRequest === undefined ? '–' : `${fmt(r.bytesPerRequest / 1000, 1)} KB`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -296,15 +409,18 @@ function closedTable(report: BenchReport): { text: string; markdown: string } {
     const c64 = c('c64');
     const lat = (r: PointResult | undefined, p: 'p50' | 'p99' | 'p999'): string =>
       r === undefined ? '–' : fmt(r.latencyUs[p]);
+    const dCpu = s.baseline === undefined ? undefined : cpuDelta(report, s.name, s.baseline, 'c64');
     return [
       s.name,
-      ...(['c1', 'c16', 'c64'] as const).map((k) => {
+      ...(['c1', 'c16', 'c32', 'c64'] as const).map((k) => {
         const r = c(k);
         return r === undefined ? '–' : `${fmt(r.throughput)}${errorsNote(r)}`;
       }),
       s.baseline === undefined
         ? 'baseline'
         : `${ratio(report, s, 'c64')}× ${s.baseline === BASELINE ? '' : `(vs ${s.baseline})`}`.trim(),
+      s.baseline === undefined ? 'baseline' : dCpu === undefined ? '–' : signed(dCpu.median, 1),
+      kb(c64),
       `${lat(c('c1'), 'p50')} / ${lat(c('c1'), 'p99')}`,
       addedAtC1(report, s),
       `${lat(c64, 'p50')} / ${lat(c64, 'p99')} / ${lat(c64, 'p999')}`,
@@ -321,8 +437,11 @@ function closedTable(report: BenchReport): { text: string; markdown: string } {
       'setup',
       'req/s c=1',
       'req/s c=16',
+      'req/s c=32',
       'req/s c=64',
       'c=64 vs base',
+      'c=64 Δ client CPU µs/req',
+      'c=64 alloc/req',
       'c=1 p50/p99 µs',
       'c=1 Δp50/Δp99 µs',
       'c=64 p50/p99/p99.9 µs',
@@ -332,7 +451,59 @@ function closedTable(report: BenchReport): { text: string; markdown: string } {
       'RSS MiB (+proxy)',
     ],
     rows,
-    ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+    ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+  );
+}
+
+/**
+ * The forms users call, policies on and no SDK, beside raw undici in the same form: throughput
+ * ratio, client CPU and bytes allocated per request, and the goal's verdicts, at c=32 and c=64.
+ */
+function formsTable(report: BenchReport): { text: string; markdown: string } {
+  const verdictFor = (id: string): string => report.targets.find((t) => t.id === id)?.verdict ?? '–';
+  const rows: string[][] = [];
+  const setupOf = (name: string) => report.setups.find((x) => x.name === name);
+  for (const goal of FORM_GOALS as FormGoal[]) {
+    for (const c of FORM_CONCURRENCY) {
+      const key = `c${c}` as PointKey;
+      const a = get(report, goal.setup, key);
+      const b = get(report, goal.baseline, key);
+      const r = paired(report, goal.setup, goal.baseline, key, (x, y) => x.throughput / y.throughput);
+      const d = cpuDelta(report, goal.setup, goal.baseline, key);
+      const range = r !== undefined && r.values.length > 1 ? ` (${r.min.toFixed(2)}–${r.max.toFixed(2)})` : '';
+      const dBytes =
+        a?.bytesPerRequest === undefined || b?.bytesPerRequest === undefined
+          ? '–'
+          : `${signed((a.bytesPerRequest - b.bytesPerRequest) / 1000, 1)} KB`;
+      rows.push([
+        `\`${setupOf(goal.setup)?.form ?? goal.setup}\` vs \`${setupOf(goal.baseline)?.form ?? goal.baseline}\``,
+        String(c),
+        a === undefined || b === undefined ? '–' : `${fmt(a.throughput)} / ${fmt(b.throughput)}`,
+        r === undefined ? '–' : `${r.median.toFixed(2)}×${range}`,
+        a === undefined || b === undefined ? '–' : `${fmt(a.cpuUsPerRequest, 1)} / ${fmt(b.cpuUsPerRequest, 1)}`,
+        d === undefined ? '–' : signed(d.median, 1),
+        `${kb(a)} / ${kb(b)}`,
+        dBytes,
+        `≥ ${goal.minRatio.toFixed(2)}×: ${verdictFor(`${goal.form}-throughput-c${c}`)}`,
+        goal.maxAddedCpuUs === undefined ? '–' : `≤ +${goal.maxAddedCpuUs} µs: ${verdictFor(`${goal.form}-cpu-c${c}`)}`,
+      ]);
+    }
+  }
+  return table(
+    [
+      'form: meshlet vs raw',
+      'c',
+      'req/s meshlet / raw',
+      'ratio (rounds)',
+      'client CPU µs/req meshlet / raw',
+      'Δ CPU µs/req',
+      'alloc/req meshlet / raw',
+      'Δ alloc/req',
+      'throughput goal',
+      'CPU goal',
+    ],
+    rows,
+    ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'l', 'l'],
   );
 }
 
@@ -408,10 +579,69 @@ function microTables(micro: MicroResults): { text: string; markdown: string } {
     micro.alloc.map((a) => [a.label, a.bytesPerRequest === undefined ? '–' : fmt(a.bytesPerRequest)]),
     ['l', 'r'],
   );
+  const parts = [pick, stack, alloc];
+  if (micro.otel !== undefined) parts.push(otelTable(micro.otel));
+  if (micro.update !== undefined && micro.update.length > 0) parts.push(updateTable(micro.update));
+  if (micro.failed !== undefined && micro.failed.length > 0) {
+    parts.push(
+      table(
+        ['micro-benchmark section', 'FAILED'],
+        micro.failed.map((f) => [f.section, f.reason]),
+        ['l', 'l'],
+      ),
+    );
+  }
   return {
-    text: [pick.text, stack.text, alloc.text].join('\n'),
-    markdown: [pick.markdown, stack.markdown, alloc.markdown].join('\n'),
+    text: parts.map((p) => p.text).join('\n'),
+    markdown: parts.map((p) => p.markdown).join('\n'),
   };
+}
+
+function otelTable(otel: NonNullable<MicroResults['otel']>): { text: string; markdown: string } {
+  const bytes = (b: number | undefined): string => (b === undefined ? '–' : fmt(b));
+  const rows = [otel.noSdk, otel.withSdk, otel.sdkAlone].map((v, i) => [
+    `(${'abc'[i]}) ${v.label}`,
+    fmt(v.nsPerCall / 1000, 2),
+    bytes(v.bytesPerCall),
+  ]);
+  rows.push([
+    '**meshlet’s own added cost with the SDK: (b − a) − c**',
+    `**${signed(otel.addedNs / 1000, 2)}** (goal ≤ ${OTEL_ADDED_GOAL_US})`,
+    `**${otel.addedBytes === undefined ? '–' : signed(otel.addedBytes, 0)}**`,
+  ]);
+  const per = otel.perCall;
+  if (per !== undefined) {
+    rows.push([
+      'handed to the SDK per call (1 attempt): spans / span attributes / events / metric records',
+      `${fmt(per.spans, 2)} / ${fmt(per.spanAttributes, 2)} / ${fmt(per.events, 2)} / ${fmt(per.metricRecords, 2)}`,
+      '',
+    ]);
+    rows.push([
+      'attribute objects per call: passed / newly allocated (not reused) / keys over all',
+      `${fmt(per.attributeObjects, 2)} / ${fmt(per.newAttributeObjects, 2)} / ${fmt(per.attributeKeys, 2)}`,
+      '',
+    ]);
+  }
+  return table(['OpenTelemetry cost per call (core stack, instant transport)', 'µs/call', 'bytes/call'], rows, [
+    'l',
+    'r',
+    'r',
+  ]);
+}
+
+function updateTable(update: NonNullable<MicroResults['update']>): { text: string; markdown: string } {
+  return table(
+    ['balancer', 'step', 'ms (median)', 'first call after, ms', 'every repetition, ms', `< ${UPDATE_GOAL_MS} ms`],
+    update.map((u) => [
+      u.balancer,
+      u.step,
+      fmt(u.ms, 2),
+      fmt(u.firstCallMs, 2),
+      u.samplesMs.map((v) => fmt(v, 1)).join(', '),
+      updateMet(u) ? 'MET' : 'MISSED',
+    ]),
+    ['l', 'l', 'r', 'r', 'r', 'l'],
+  );
 }
 
 function targetsTable(report: BenchReport): { text: string; markdown: string } {
@@ -435,6 +665,8 @@ export function renderTable(report: BenchReport): string {
     '',
     'Closed loop (throughput, latency at concurrency 1 and 64, cost per request at 64)',
     closedTable(report).text,
+    'The forms users call, policies on, no OTel SDK, vs raw undici in the same form (closed loop; CPU and allocation of the client process)',
+    formsTable(report).text,
   ];
   if (report.rates !== undefined) {
     parts.push(
@@ -445,6 +677,8 @@ export function renderTable(report: BenchReport): string {
   if (report.micro !== undefined && !('skipped' in report.micro))
     parts.push('Microbenchmarks', microTables(report.micro).text);
   for (const s of report.setups) if (s.skipped !== undefined) parts.push(`skipped ${s.name}: ${s.skipped}`);
+  for (const s of report.setups) if (s.failed !== undefined) parts.push(`FAILED ${s.name}: ${s.failed}`);
+  if (report.micro !== undefined && 'skipped' in report.micro) parts.push(`microbenchmarks: ${report.micro.skipped}`);
   parts.push('', 'Targets', targetsTable(report).text);
   return parts.join('\n') + '\n';
 }
@@ -477,6 +711,17 @@ export function renderMarkdown(report: BenchReport, jsonName: string): string {
     targetsTable(report).markdown,
     '![p50/p99 latency at 50% load and throughput at concurrency 64, per setup](chart.svg)',
     '',
+    '## The forms users call',
+    '',
+    'Each form an application writes, with the default policies (P2C over peak EWMA, retries with a budget, deadline,',
+    'circuit breaker, outlier detection) and no OpenTelemetry SDK, beside raw undici in the *same* form over the same',
+    'three upstreams (raw: one `Pool` per upstream, round robin by hand). Closed loop. The ratio is the median of the',
+    'per-round throughput ratios (range over the rounds in brackets); client CPU is the client process’s user + system',
+    'time per request (Δ: median of the per-round differences), which does not drift toward 1 the way throughput',
+    'ratios do when client and upstreams share two cores; alloc/req is the JS heap the client process allocated per',
+    'request in the windows: heap growth plus what each GC freed, from `node:v8` `GCProfiler` (KB = 1000 bytes).',
+    '',
+    formsTable(report).markdown,
     '## How to read the figures',
     '',
     'Every setup runs each load point in several short rounds, interleaved with the other setups (the order reversed',
@@ -488,10 +733,12 @@ export function renderMarkdown(report: BenchReport, jsonName: string): string {
     '',
     'Each of *c* workers sends its next request when the previous one finished. Throughput in requests/s;',
     '`c=1 Δp50/Δp99` is the latency a request pays over its baseline when nothing queues (paired per round, median);',
-    '`c=64 vs base` is the ratio to the setup’s baseline (raw undici `request`, or raw undici `fetch` for',
-    '`meshlet-fetch`) measured in this run, the median of the per-round ratios. CPU is the client process’s',
-    'user + system time (all threads) per request, from `process.cpuUsage()`; the proxy’s is the sum over the',
-    'HAProxy processes, from `/proc/<pid>/stat`.',
+    '`c=64 vs base` is the ratio to the setup’s baseline (raw undici `request`, or raw undici `fetch` for the',
+    '`meshlet-fetch*` setups) measured in this run, the median of the per-round ratios; beside it, the client CPU',
+    'per request over the baseline’s (median of the per-round differences) and the JS heap bytes the client process',
+    'allocated per request. CPU is the client process’s user + system time (all threads) per request, from',
+    '`process.cpuUsage()`; the proxy’s is the sum over the HAProxy processes, from `/proc/<pid>/stat`. Allocation is',
+    'the heap growth over the window plus what every GC in it freed (`node:v8` `GCProfiler`).',
     '',
     closedTable(report).markdown,
   ];
@@ -532,8 +779,17 @@ export function renderMarkdown(report: BenchReport, jsonName: string): string {
     '',
   );
   lines.push('## Setups', '');
+  lines.push(
+    'Each setup names the call the application makes (`meshDispatcher = createMeshDispatcher(mesh)`,',
+    '`meshFetch = createMeshFetch(mesh)`, `pool`: one undici `Pool` per upstream, round robin by hand).',
+    '',
+  );
   for (const s of report.setups) {
-    lines.push(`- \`${s.name}\`: ${s.label}${s.skipped === undefined ? '' : ` — **skipped**: ${s.skipped}`}`);
+    const form = (s as { form?: string }).form;
+    lines.push(
+      `- \`${s.name}\`: ${s.label}${form === undefined ? '' : `, \`${form}\``}` +
+        `${s.skipped === undefined ? '' : ` — **skipped**: ${s.skipped}`}${s.failed === undefined ? '' : ` — **failed**: ${s.failed}`}`,
+    );
   }
   lines.push(
     '',
@@ -545,8 +801,9 @@ export function renderMarkdown(report: BenchReport, jsonName: string): string {
     '## Rerun',
     '',
     '```sh',
-    'npm run bench                 # full run (~6 min on 2 cores), rewrites this file and chart.svg',
-    'npm run bench -- --quick      # ~1 min smoke run, leaves this file alone',
+    'npm run bench                 # full run (~8 min on 2 cores), rewrites this file and chart.svg',
+    'npm run bench -- --quick      # ~1.5 min smoke run, leaves this file alone',
+    'node --import tsx bench/micro.ts \'{"only":["otel","update"]}\'   # the telemetry and update() micro-benchmarks alone',
     'npm run bench -- --only meshlet-full,haproxy-1hop',
     '```',
     '',

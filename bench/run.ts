@@ -1,8 +1,10 @@
 /**
  * `npm run bench`: starts three upstream servers, the HAProxy sidecars and one client process
- * per setup, measures every setup at every load point in the same run, runs the
+ * per setup, measures every setup at every load point (closed loop at concurrency 1, 16, 32, 64;
+ * open loop at 50% and 80% of the load base's maximum) in the same run, runs the
  * microbenchmarks, then prints a table, writes bench/results/<timestamp>.json and rewrites
- * bench/RESULTS.md and bench/chart.svg.
+ * bench/RESULTS.md and bench/chart.svg. A setup whose client fails is reported as failed and the
+ * run goes on without it; only a failing baseline stops the run.
  *
  * Flags:
  *   --quick              short smoke run (about a minute); does not rewrite RESULTS.md unless --write
@@ -210,8 +212,10 @@ class ClientHandle {
         reject(this.fatal);
       });
     });
-    // Rejections are observed through ready() and run(); do not crash on an unobserved one.
+    // Rejections are observed through ready() and run(); do not crash on an unobserved one, nor on
+    // an IPC write to a client that just died (reported through its exit).
     this.readyPromise.catch(() => undefined);
+    child.on('error', () => undefined);
   }
 
   ready(): Promise<void> {
@@ -244,20 +248,50 @@ class ClientHandle {
     this.waiting.clear();
   }
 
-  /** Runs one round of `point`; the result accumulates every round run so far under `key`. */
+  /**
+   * Runs one round of `point`; the result accumulates every round run so far under `key`. A round
+   * that does not report within a minute past its own length fails the setup (the process is killed).
+   */
   run(key: string, point: LoadPoint): Promise<PointResult> {
     if (this.fatal !== undefined) return Promise.reject(this.fatal);
     const id = this.nextId++;
     this.keyById.set(id, key);
-    return new Promise((resolve, reject) => {
-      this.waiting.set(id, { resolve, reject });
+    const limitMs = point.warmupMs + point.durationMs + (point.mode === 'open' ? point.drainMs + 30_000 : 0) + 60_000;
+    return new Promise<PointResult>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.fail(new Error(`${this.setup.name}: no result for ${key} after ${Math.round(limitMs / 1000)} s`));
+        this.child.kill('SIGKILL');
+      }, limitMs);
+      this.waiting.set(id, {
+        resolve: (r) => {
+          clearTimeout(timer);
+          resolve(r);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      });
       const message: ParentMessage = { type: 'run', id, key, point };
-      this.child.send(message);
+      this.child.send(message, (err) => {
+        if (err !== null)
+          this.fail(new Error(`${this.setup.name}: could not reach the client process (${err.message})`));
+      });
     });
+  }
+
+  /** Why this client failed, if it did. */
+  get failure(): Error | undefined {
+    return this.fatal;
   }
 
   async close(): Promise<void> {
     if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    if (!this.child.connected) {
+      // A failed client may be on its way out: nothing to ask it, make sure it goes.
+      this.child.kill('SIGKILL');
+      return;
+    }
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         this.child.kill('SIGKILL');
@@ -268,7 +302,9 @@ class ClientHandle {
         resolve();
       });
       const message: ParentMessage = { type: 'close' };
-      this.child.send(message);
+      this.child.send(message, (err) => {
+        if (err !== null) this.child.kill('SIGKILL');
+      });
     });
   }
 }
@@ -302,12 +338,21 @@ async function runMicro(options: Options, upstreams: string[]): Promise<MicroRes
     env: { ...process.env, NODE_ENV: 'production' },
   });
   track(child);
+  const limitMs = options.quick ? 180_000 : 300_000;
   return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`micro: no result after ${limitMs / 1000} s`));
+    }, limitMs);
     child.on('message', (message: { type: 'micro'; results: MicroResults } | { type: 'fatal'; message: string }) => {
+      clearTimeout(timer);
       if (message.type === 'micro') resolve(message.results);
       else reject(new Error(`micro: ${message.message}`));
     });
-    child.once('exit', (code) => reject(new Error(`micro exited with ${code} before reporting`)));
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`micro exited with ${code} before reporting`));
+    });
   });
 }
 
@@ -429,6 +474,8 @@ async function main(): Promise<void> {
 
   const sidecars: Sidecars[] = [];
   const clients = new Map<string, ClientHandle>();
+  /** Setups whose client failed, with the first line of the reason. */
+  const failed = new Map<string, string>();
   const results: BenchReport['results'] = {};
   let micro: BenchReport['micro'];
   let rates: BenchReport['rates'];
@@ -450,8 +497,26 @@ async function main(): Promise<void> {
       }
       clients.set(setup.name, startClient(setup, targets, proxyPids, options.profile.includes(setup.name)));
     }
-    await Promise.all([...clients.values()].map((c) => c.ready()));
-    log(`clients ready: ${byRunOrder.map((s) => s.name).join(', ')}`);
+    // A client that cannot start (an API changed under the benchmark, say) is reported as failed;
+    // the others still run. Without the baseline nothing can be compared: that stops the run.
+    await Promise.all([...clients.values()].map((c) => c.ready().catch(() => undefined)));
+    const dropFailed = (): void => {
+      for (const [name, client] of clients) {
+        if (client.failure === undefined) continue;
+        log(`${name} FAILED: ${client.failure.message.split('\n')[0]}`);
+        failed.set(name, client.failure.message.split('\n')[0]);
+        clients.delete(name);
+        void client.close();
+      }
+      if (failed.has(BASELINE)) throw new Error(`the baseline ${BASELINE} failed: ${failed.get(BASELINE)}`);
+    };
+    dropFailed();
+    log(
+      `clients ready: ${byRunOrder
+        .filter((s) => clients.has(s.name))
+        .map((s) => s.name)
+        .join(', ')}`,
+    );
     if (options.pin) pinAll(upstreamProcs, sidecars, clients);
 
     // JIT, connection pools and sidecars warm before anything is recorded (undici fetch in
@@ -460,20 +525,28 @@ async function main(): Promise<void> {
     for (const setup of byRunOrder) {
       await clients
         .get(setup.name)
-        ?.run('warmup', { mode: 'closed', concurrency: 16, warmupMs: options.initialWarmupMs, durationMs: 1 });
+        ?.run('warmup', { mode: 'closed', concurrency: 16, warmupMs: options.initialWarmupMs, durationMs: 1 })
+        .catch(() => undefined);
     }
+    dropFailed();
 
     // Rounds alternate the order of the setups (A B C, C B A, ...) so a linear drift in the
     // machine's load falls evenly on every setup.
-    const measure = async (key: PointKey, pointFor: (setup: SetupDef) => LoadPoint): Promise<void> => {
+    const measure = async (key: PointKey, pointFor: (setup: SetupDef) => LoadPoint | undefined): Promise<void> => {
       log(`${key}:`);
       for (let round = 0; round < options.rounds; round++) {
         const order = round % 2 === 0 ? byRunOrder : [...byRunOrder].reverse();
         for (const setup of order) {
           const client = clients.get(setup.name);
-          if (client === undefined) continue;
-          (results[setup.name] ??= {})[key] = await client.run(key, pointFor(setup));
+          const point = pointFor(setup);
+          if (client === undefined || point === undefined) continue;
+          try {
+            (results[setup.name] ??= {})[key] = await client.run(key, point);
+          } catch {
+            // Recorded by dropFailed(); the setup's earlier points stay in the report.
+          }
         }
+        dropFailed();
       }
       for (const setup of byRunOrder) {
         const result = results[setup.name]?.[key];
@@ -490,12 +563,17 @@ async function main(): Promise<void> {
     });
     await measure('c1', () => closed(1));
     await measure('c16', () => closed(16));
+    await measure('c32', () => closed(32));
     await measure('c64', () => closed(64));
 
     rates = {};
     for (const base of new Set(byRunOrder.map((s) => s.loadBase))) {
       const max = results[base]?.c64?.throughput ?? 0;
-      if (max <= 0) throw new Error(`${base} completed no request at concurrency 64: no open-loop rate to derive`);
+      if (max <= 0) {
+        // Its setups are not loaded open-loop (no rate to derive), the rest are.
+        log(`${base} completed no request at concurrency 64: its setups skip the open loop`);
+        continue;
+      }
       rates[base] = { baselineMax: max, open50: max * 0.5, open80: max * 0.8 };
     }
     const loadRates = rates;
@@ -509,8 +587,15 @@ async function main(): Promise<void> {
       maxInFlight: 128,
       drainMs: options.quick ? 500 : 1000,
     });
-    await measure('open50', (s) => open(loadRates[s.loadBase].open50, '50%'));
-    await measure('open80', (s) => open(loadRates[s.loadBase].open80, '80%'));
+    const rateOf = (s: SetupDef, which: 'open50' | 'open80'): number | undefined => loadRates[s.loadBase]?.[which];
+    await measure('open50', (s) => {
+      const rate = rateOf(s, 'open50');
+      return rate === undefined ? undefined : open(rate, '50%');
+    });
+    await measure('open80', (s) => {
+      const rate = rateOf(s, 'open80');
+      return rate === undefined ? undefined : open(rate, '80%');
+    });
 
     await Promise.all([...clients.values()].map((c) => c.close()));
     clients.clear();
@@ -523,7 +608,11 @@ async function main(): Promise<void> {
       micro = { skipped: 'packages/*/dist missing: run `npm run build`' };
     } else {
       log('microbenchmarks:');
-      micro = await runMicro(options, upstreams);
+      micro = await runMicro(options, upstreams).catch((err: unknown): { skipped: string } => {
+        const reason = err instanceof Error ? err.message : String(err);
+        log(`microbenchmarks FAILED: ${reason}`);
+        return { skipped: `failed: ${reason.split('\n')[0]}` };
+      });
     }
   } finally {
     await Promise.all([...clients.values()].map((c) => c.close()));
@@ -544,7 +633,11 @@ async function main(): Promise<void> {
       haproxyThreads: options.haproxyThreads,
     },
     environment: collectEnvironment(rootDir, haproxy),
-    setups: SETUPS.filter((s) => wanted.includes(s)).map((s) => ({ ...s, skipped: skipped.get(s.name) })),
+    setups: SETUPS.filter((s) => wanted.includes(s)).map((s) => ({
+      ...s,
+      skipped: skipped.get(s.name),
+      ...(failed.has(s.name) ? { failed: failed.get(s.name) } : {}),
+    })),
     rates,
     results,
     micro,

@@ -12,6 +12,11 @@ export interface SetupDef {
   label: string;
   /** Module under bench/clients/ (without .ts). */
   client: string;
+  /**
+   * The call the application makes, as written in its code: which API form this row measures
+   * (the cost of `undici.request(url, { dispatcher })` and of a mesh `fetch()` differ, and users call both).
+   */
+  form: string;
   route: Route;
   /** The setup it is reported as a ratio to (same request API, no mesh). */
   baseline: string | undefined;
@@ -32,6 +37,7 @@ export const SETUPS: SetupDef[] = [
     name: 'undici-request',
     label: 'undici request (baseline)',
     client: 'undici-request',
+    form: "undici.request('http://127.0.0.1:PORT/', { dispatcher: pool })",
     route: 'direct',
     baseline: undefined,
     loadBase: 'undici-request',
@@ -41,6 +47,7 @@ export const SETUPS: SetupDef[] = [
     name: 'undici-fetch',
     label: 'undici fetch',
     client: 'undici-fetch',
+    form: "undici.fetch('http://127.0.0.1:PORT/', { dispatcher: pool })",
     route: 'direct',
     baseline: 'undici-request',
     loadBase: 'undici-fetch',
@@ -50,6 +57,7 @@ export const SETUPS: SetupDef[] = [
     name: 'meshlet-passthrough',
     label: 'meshlet dispatcher, passthrough',
     client: 'meshlet-passthrough',
+    form: "undici.request('http://127.0.0.1:PORT/', { dispatcher: meshDispatcher })",
     route: 'direct',
     baseline: 'undici-request',
     loadBase: 'undici-request',
@@ -59,6 +67,7 @@ export const SETUPS: SetupDef[] = [
     name: 'meshlet-balancer',
     label: 'meshlet + balancer',
     client: 'meshlet-balancer',
+    form: "undici.request('http://upstream/', { dispatcher: meshDispatcher })",
     route: 'direct',
     baseline: 'undici-request',
     loadBase: 'undici-request',
@@ -68,6 +77,7 @@ export const SETUPS: SetupDef[] = [
     name: 'meshlet-policies',
     label: 'meshlet + retry/budget/breaker/outlier',
     client: 'meshlet-policies',
+    form: "undici.request('http://upstream/', { dispatcher: meshDispatcher })",
     route: 'direct',
     baseline: 'undici-request',
     loadBase: 'undici-request',
@@ -77,6 +87,7 @@ export const SETUPS: SetupDef[] = [
     name: 'meshlet-full',
     label: 'meshlet full (+ OTel SDK)',
     client: 'meshlet-full',
+    form: "undici.request('http://upstream/', { dispatcher: meshDispatcher })",
     route: 'direct',
     baseline: 'undici-request',
     loadBase: 'undici-request',
@@ -86,6 +97,17 @@ export const SETUPS: SetupDef[] = [
     name: 'meshlet-fetch',
     label: 'meshlet fetch, full (+ OTel SDK)',
     client: 'meshlet-fetch',
+    form: "meshFetch('http://upstream/')",
+    route: 'direct',
+    baseline: 'undici-fetch',
+    loadBase: 'undici-fetch',
+    meshlet: true,
+  },
+  {
+    name: 'meshlet-fetch-policies',
+    label: 'meshlet fetch + retry/budget/breaker/outlier',
+    client: 'meshlet-fetch-policies',
+    form: "meshFetch('http://upstream/')",
     route: 'direct',
     baseline: 'undici-fetch',
     loadBase: 'undici-fetch',
@@ -96,6 +118,7 @@ export const SETUPS: SetupDef[] = [
     name: 'haproxy-1hop',
     label: 'undici request via HAProxy, 1 hop',
     client: 'undici-request',
+    form: "undici.request('http://SIDECAR/', { dispatcher: pool })",
     route: 'haproxy-1hop',
     baseline: 'undici-request',
     loadBase: 'undici-request',
@@ -105,6 +128,7 @@ export const SETUPS: SetupDef[] = [
     name: 'haproxy-2hop',
     label: 'undici request via HAProxy, 2 hops',
     client: 'undici-request',
+    form: "undici.request('http://SIDECAR/', { dispatcher: pool })",
     route: 'haproxy-2hop',
     baseline: 'undici-request',
     loadBase: 'undici-request',
@@ -118,12 +142,36 @@ export const SETUPS: SetupDef[] = [
  */
 export const RUN_ORDER = [
   'undici-request',
+  'meshlet-policies',
   'meshlet-full',
   'haproxy-1hop',
   'haproxy-2hop',
-  'meshlet-policies',
   'meshlet-balancer',
   'meshlet-passthrough',
   'undici-fetch',
+  'meshlet-fetch-policies',
   'meshlet-fetch',
 ];
+
+/**
+ * The user-facing forms with default policies and no OpenTelemetry SDK, each beside raw undici in
+ * the same form over the same upstreams, and the goals they are held to (issue 6): throughput at
+ * least `minRatio` × raw and, where set, at most `maxAddedCpuUs` more client CPU per request, at
+ * every concurrency in `FORM_CONCURRENCY`.
+ */
+export interface FormGoal {
+  /** Short name: `undici.request` or `fetch`. */
+  form: string;
+  setup: string;
+  baseline: string;
+  minRatio: number;
+  maxAddedCpuUs: number | undefined;
+}
+
+export const FORM_GOALS: FormGoal[] = [
+  { form: 'undici.request', setup: 'meshlet-policies', baseline: 'undici-request', minRatio: 0.95, maxAddedCpuUs: 2 },
+  { form: 'fetch', setup: 'meshlet-fetch-policies', baseline: 'undici-fetch', minRatio: 0.9, maxAddedCpuUs: undefined },
+];
+
+/** Closed-loop concurrencies the form goals are checked at. */
+export const FORM_CONCURRENCY = [32, 64] as const;

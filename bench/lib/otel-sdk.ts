@@ -57,8 +57,13 @@ export interface OtelSdk {
   shutdown(): Promise<void>;
 }
 
-/** Starts and registers the SDK globally (metrics, traces, propagator, context manager). */
-export function startOtelSdk(): OtelSdk {
+/**
+ * Starts the SDK and, unless `global: false`, registers it globally (metrics, traces, propagator)
+ * as an application's bootstrap would. The micro-benchmark keeps it local so that a mesh without
+ * explicit providers measured beside it stays without an SDK.
+ */
+export function startOtelSdk(options: { global?: boolean } = {}): OtelSdk {
+  const global = options.global ?? true;
   const meterProvider = new MeterProvider({
     readers: [
       new PeriodicExportingMetricReader({
@@ -73,17 +78,21 @@ export function startOtelSdk(): OtelSdk {
     sampler: new AlwaysOnSampler(),
     spanProcessors: [new BatchSpanProcessor(new NoopSpanExporter())],
   });
-  propagation.setGlobalPropagator(new W3CTraceContextPropagator());
-  trace.setGlobalTracerProvider(tracerProvider);
-  metrics.setGlobalMeterProvider(meterProvider);
+  if (global) {
+    propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+    trace.setGlobalTracerProvider(tracerProvider);
+    metrics.setGlobalMeterProvider(meterProvider);
+  }
   return {
     meterProvider,
     tracerProvider,
     async shutdown() {
       await Promise.all([meterProvider.shutdown(), tracerProvider.shutdown()]);
-      metrics.disable();
-      trace.disable();
-      propagation.disable();
+      if (global) {
+        metrics.disable();
+        trace.disable();
+        propagation.disable();
+      }
     },
   };
 }

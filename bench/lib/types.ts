@@ -75,6 +75,10 @@ export interface LatencySummary {
 export interface RoundResult {
   throughput: number;
   latencyUs: LatencySummary;
+  /** Client process CPU (user + system) per request completed in the round's window, µs. */
+  cpuUsPerRequest?: number;
+  /** JS heap bytes the client process allocated in the round's window, per completed request (see `bytesPerRequest`). */
+  bytesPerRequest?: number;
 }
 
 /** What the client runner measured for one load point, over all its rounds so far. */
@@ -102,6 +106,12 @@ export interface PointResult {
   perRound: RoundResult[];
   /** Client process CPU (user + system, every thread) per request completed in the windows, µs. */
   cpuUsPerRequest: number;
+  /**
+   * JS heap bytes allocated by the client process per request completed in the windows, pooled over
+   * the rounds: the heap's growth over each window plus what every GC inside it freed (node:v8
+   * `GCProfiler`, which records the heap before and after each GC). Undefined if it could not be measured.
+   */
+  bytesPerRequest?: number;
   /** Client process RSS at the end of the point, MiB. */
   rssMiB: number;
   /** First error message seen, to explain a non-zero error count. */
@@ -136,6 +146,62 @@ export interface MicroResults {
   stack: Array<{ name: string; label: string; nsPerCall: number; bytesPerCall: number | undefined }>;
   /** Bytes allocated per HTTP request (sequential requests to the upstreams), per client. */
   alloc: Array<{ setup: string; label: string; bytesPerRequest: number | undefined }>;
+  /** meshlet's own added cost with an OpenTelemetry SDK, net of what the SDK itself costs (absent in older runs). */
+  otel?: OtelCost;
+  /** `mesh.update()` and `createMesh` at scale (absent in older runs). */
+  update?: UpdateTiming[];
+  /** Sections that failed, with the reason: the other sections are still reported. */
+  failed?: Array<{ section: string; reason: string }>;
   /** How each figure was measured, and anything that could not be. */
   notes: string[];
+}
+
+/** One variant of the telemetry micro-benchmark: ns and bytes per call. */
+export interface CostPerCall {
+  label: string;
+  nsPerCall: number;
+  bytesPerCall: number | undefined;
+}
+
+/**
+ * meshlet's added cost with an SDK = (b − a) − c: (a) mesh.call with default policies and no SDK,
+ * (b) the same with an SDK, (c) the SDK alone doing what an instrumented application does per request.
+ */
+export interface OtelCost {
+  noSdk: CostPerCall;
+  withSdk: CostPerCall;
+  sdkAlone: CostPerCall;
+  /** (b − a) − c, ns per call. */
+  addedNs: number;
+  /** (b − a) − c, bytes per call; undefined when one of the three could not be measured. */
+  addedBytes: number | undefined;
+  /** What meshlet hands to the SDK per call (one attempt per call here), counted through wrapping providers. */
+  perCall:
+    | {
+        spans: number;
+        spanAttributes: number;
+        events: number;
+        metricRecords: number;
+        /** Attribute objects passed to the SDK (events, records, span options). */
+        attributeObjects: number;
+        /** Of those, objects not seen before in the run (allocated per call rather than reused). */
+        newAttributeObjects: number;
+        /** Keys over all attribute objects. */
+        attributeKeys: number;
+      }
+    | undefined;
+}
+
+/** One `mesh.update()` / `createMesh` measurement, and the first call over an instant transport after it. */
+export interface UpdateTiming {
+  /** Balancer of the service(s) involved. */
+  balancer: string;
+  /** What was done, e.g. `update 0 → 10,000 endpoints`. */
+  step: string;
+  /** Median over the repetitions, ms. */
+  ms: number;
+  /** The first `mesh.call` after it (the picker is built or first used there), median ms. */
+  firstCallMs: number;
+  /** Every repetition, ms. */
+  samplesMs: number[];
 }
