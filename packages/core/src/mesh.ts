@@ -7,7 +7,7 @@
 import type { Clock } from './clock.js';
 import { systemClock } from './clock.js';
 import type { MeshConfig, ResolvedMeshConfig } from './config/types.js';
-import { validateMeshConfig } from './config/validate.js';
+import { validateMeshOptions, validateMeshUpdate } from './config/options.js';
 import type { Endpoint } from './endpoint.js';
 import { MeshClosedError, MeshConfigError, UnknownServiceError, UnsupportedError } from './errors.js';
 import type { Protocol } from './protocol.js';
@@ -37,8 +37,6 @@ export interface MeshListener {
   closed?(): void | Promise<void>;
 }
 
-const OPTION_KEYS = new Set(['services', 'statsWindowMs', 'telemetry', 'clock', 'random']);
-
 export class Mesh {
   private services = new Map<string, Service>();
   private readonly listeners = new Set<MeshListener>();
@@ -54,25 +52,12 @@ export class Mesh {
   private readonly addressRefs = new Map<string, number>();
 
   constructor(options: MeshOptions) {
-    if (typeof options !== 'object' || options === null) {
-      throw new MeshConfigError([{ path: '', message: `expected an object with "services", got ${String(options)}` }]);
-    }
-    for (const key of Object.keys(options)) {
-      if (!OPTION_KEYS.has(key)) {
-        throw new MeshConfigError([{ path: key, message: `unknown option (known: ${[...OPTION_KEYS].join(', ')})` }]);
-      }
-    }
-    const windowMs = options.statsWindowMs ?? 10_000;
-    if (!Number.isInteger(windowMs) || windowMs < 100) {
-      throw new MeshConfigError([
-        { path: 'statsWindowMs', message: `expected an integer >= 100, got ${String(options.statsWindowMs)}` },
-      ]);
-    }
-    const resolved = validateMeshConfig({ services: options.services });
-    this.clock = options.clock ?? systemClock;
-    this.random = options.random ?? Math.random;
-    this.statsWindowMs = windowMs;
-    this.telemetry = new MeshTelemetry(options.telemetry);
+    const valid = validateMeshOptions(options);
+    const resolved = valid.config;
+    this.clock = valid.clock ?? systemClock;
+    this.random = valid.random ?? Math.random;
+    this.statsWindowMs = valid.statsWindowMs;
+    this.telemetry = new MeshTelemetry(valid.telemetry);
     this.install(resolved);
   }
 
@@ -98,13 +83,7 @@ export class Mesh {
    */
   update(config: MeshConfig): void {
     if (this.closed) throw new MeshClosedError();
-    if (typeof config !== 'object' || config === null) {
-      throw new MeshConfigError([{ path: '', message: `expected an object with "services", got ${String(config)}` }]);
-    }
-    for (const key of Object.keys(config)) {
-      if (key !== 'services') throw new MeshConfigError([{ path: key, message: 'unknown key (known: services)' }]);
-    }
-    this.install(validateMeshConfig(config));
+    this.install(validateMeshUpdate(config));
   }
 
   private install(resolved: ResolvedMeshConfig): void {
