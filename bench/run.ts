@@ -625,6 +625,7 @@ async function main(): Promise<void> {
     startedAt: startedAt.toISOString(),
     finishedAt: new Date().toISOString(),
     options: {
+      argv,
       quick: options.quick,
       only: options.only,
       durationMs: options.durationMs,
