@@ -11,7 +11,7 @@
  * argv: JSON `{ quick?: boolean, upstreams?: string[], only?: string[] }` (`only`: section names,
  * `pick`, `stack`, `otel`, `update`, `alloc`). Reports `{ type: 'micro', results }` over IPC, or
  * prints the JSON when run by hand:
- *   node --import tsx --expose-gc bench/micro.ts '{"only":["otel","update"]}'
+ *   node --import tsx --expose-gc --min-semi-space-size=64 --max-semi-space-size=64 bench/micro.ts '{"only":["otel"]}'
  */
 import { PerformanceObserver } from 'node:perf_hooks';
 import {

@@ -833,7 +833,7 @@ export function renderMarkdown(report: BenchReport, jsonName: string): string {
     '```sh',
     'npm run bench                 # full run (~8 min on 2 cores), rewrites this file and chart.svg',
     'npm run bench -- --quick      # ~1.5 min smoke run, leaves this file alone',
-    'node --import tsx bench/micro.ts \'{"only":["otel","update"]}\'   # the telemetry and update() micro-benchmarks alone',
+    'node --import tsx --expose-gc --min-semi-space-size=64 --max-semi-space-size=64 bench/micro.ts \'{"only":["otel","update"]}\'  # micro-benchmark sections alone (JSON)',
     'npm run bench -- --only meshlet-full,haproxy-1hop',
     '```',
     '',
