@@ -106,26 +106,25 @@ export class HttpAttempt {
   private readonly onAbort = (reason: unknown): void => {
     if (this.phase !== PENDING) return;
     this.pendingAbort = reason;
+    // Settle first: undici may report the abort back through onError synchronously.
+    const reject = this.reject;
+    this.resolve = this.reject = undefined;
     const body = this.req.callerBody;
-    if (body !== undefined && body.waiting && this.reject !== undefined) {
+    if (body !== undefined && body.waiting && reject !== undefined) {
       // Cut while waiting on the caller's own body stream: the caller's fault, not the endpoint's.
       const err = new InvalidRequestError(
         this.ctx.service,
         'the request body stream stalled (the attempt was cut while waiting for its next chunk)',
         reason,
       );
+      reject(err);
       body.cancel(err);
       this.abortFn?.(reason as Error);
-      const reject = this.reject;
-      this.resolve = this.reject = undefined;
-      reject(err);
       return;
     }
+    reject?.(reason);
     this.abortFn?.(reason as Error);
     body?.cancel(reason);
-    const reject = this.reject;
-    this.resolve = this.reject = undefined;
-    reject?.(reason);
   };
 
   onConnect(abort: (err?: Error) => void): void {
