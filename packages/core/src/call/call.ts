@@ -51,6 +51,12 @@ export class Call<Req, Res> implements CallContext, PickContext, CallHandle, Tim
   span: Span | undefined = undefined;
   /** True when the call's span is sampled: attempt events are added only then. */
   sampled = false;
+  /** Clock time the current attempt started. */
+  startedAt = 0;
+  /** The current attempt runs outside opossum (its breaker is closed, or it has none). */
+  inline = true;
+  /** False when the current attempt's outcome says nothing about its endpoint (cancelled, refused by its breaker). */
+  counted = true;
   /** Mesh-clock time the transport reported the current attempt as written to a connection (0: not reported). */
   sentAt = 0;
 

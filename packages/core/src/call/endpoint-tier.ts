@@ -18,18 +18,25 @@ import { armTimer, disarmTimer, DEADLINE, PER_TRY, type Call } from './call.js';
 /** A failed attempt weighs as this many typical latencies in the peak EWMA. */
 const FAILURE_PENALTY = 5;
 
-export async function runAttempt<Req, Res>(call: Call<Req, Res>, startedAt?: number): Promise<void> {
+/**
+ * Starts an attempt: pick, accounting, timer, then the transport (inline while the breaker
+ * is closed, through opossum otherwise). Returns the transport's promise, or undefined when
+ * no endpoint is left but the call holds a response to answer with. Throws when the call
+ * cannot go on (deadline, no endpoint). Split from `settleAttempt` so the service tier can
+ * run the first attempt in its own frame, without another async function per call.
+ */
+export function sendAttempt<Req, Res>(call: Call<Req, Res>, startedAt?: number): Promise<Res> | undefined {
   const svc = call.svc;
-  const { clock, telemetry } = svc.deps;
-  const now = startedAt ?? clock.now();
+  const now = startedAt ?? svc.deps.clock.now();
   const remaining = call.deadline - now;
   call.now = now;
+  call.startedAt = now;
   const ep = remaining > 0 ? svc.pick(call) : undefined;
   if (ep === undefined) {
     // A retry that cannot be sent leaves the caller the response it already has.
     if (call.res !== undefined) {
       call.stop = true;
-      return;
+      return undefined;
     }
     if (remaining <= 0) {
       throw new DeadlineExceededError(svc.name, svc.config.timeout.requestMs, call.attempt, call.endpoint?.address);
@@ -41,7 +48,7 @@ export async function runAttempt<Req, Res>(call: Call<Req, Res>, startedAt?: num
   call.attempt++;
   if (call.attempt > 1) {
     svc.retries++;
-    telemetry.retry(svc.name);
+    svc.deps.telemetry.retry(svc.name);
   }
   call.endpoint = ep;
   call.res = undefined;
@@ -54,52 +61,63 @@ export async function runAttempt<Req, Res>(call: Call<Req, Res>, startedAt?: num
 
   call.beginAttempt();
   armTimer(call, now, remaining, svc.config.timeout.perTryMs);
-
-  /** False when the outcome says nothing about the endpoint. */
-  let counted = true;
   const circuit = ep.circuit;
-  const inline = circuit === undefined || circuit.closed;
+  call.inline = circuit === undefined || circuit.closed;
   try {
-    if (inline) {
-      const res = await call.protocol.transport(call.req, call, ep);
-      call.res = res;
-      call.isFailureResult(res);
-    } else {
-      call.res = await circuit.run(call);
-    }
+    return call.inline ? call.protocol.transport(call.req, call, ep) : circuit!.run(call);
   } catch (err) {
-    call.res = undefined;
-    if (call.cancelled) {
-      counted = false;
-      call.err = call.cancelReason;
-    } else if (err instanceof BreakerRejectedError) {
-      counted = false;
-      call.err = new CircuitOpenError(svc.name, ep.address);
-      call.cls = 'retryable';
-    } else {
-      // The classifier's verdict on the transport's own error comes first: a transport cut
-      // while it waited on the caller's request body reports that, whatever timer fired.
-      const cls = call.classifier.classifyError(err, call);
-      if (cls === 'invalid-request') {
-        call.err = err;
-        call.cls = cls;
-      } else if (call.timedOut === DEADLINE) {
-        call.err = call.attemptReason;
-      } else if (call.timedOut === PER_TRY) {
-        call.err = call.attemptReason;
-        call.cls = call.classifier.classifyError(call.err, call);
-      } else {
-        call.err = err;
-        call.cls = cls;
-      }
-    }
-  } finally {
-    disarmTimer(call);
-    call.endAttempt();
-    ep.inFlight--;
+    return Promise.reject(err);
   }
-  if (call.cls === 'invalid-request') counted = false;
+}
 
+/** The attempt's transport answered. */
+export function attemptAnswered<Req, Res>(call: Call<Req, Res>, res: Res): void {
+  call.res = res;
+  // Through opossum, the breaker's action already classified it.
+  if (call.inline) call.isFailureResult(res);
+}
+
+/** The attempt's transport failed (or the breaker refused it): whose fault, and is it retryable? */
+export function attemptFailed<Req, Res>(call: Call<Req, Res>, err: unknown): void {
+  call.res = undefined;
+  if (call.cancelled) {
+    call.err = call.cancelReason;
+    call.counted = false;
+  } else if (err instanceof BreakerRejectedError) {
+    call.err = new CircuitOpenError(call.service, call.endpoint!.address);
+    call.cls = 'retryable';
+    call.counted = false;
+  } else {
+    // The classifier's verdict on the transport's own error comes first: a transport cut
+    // while it waited on the caller's request body reports that, whatever timer fired.
+    const cls = call.classifier.classifyError(err, call);
+    if (cls === 'invalid-request') {
+      call.err = err;
+      call.cls = cls;
+    } else if (call.timedOut === DEADLINE) {
+      call.err = call.attemptReason;
+    } else if (call.timedOut === PER_TRY) {
+      call.err = call.attemptReason;
+      call.cls = call.classifier.classifyError(call.err, call);
+    } else {
+      call.err = err;
+      call.cls = cls;
+    }
+  }
+}
+
+/** Ends an attempt: timer, accounting, telemetry; throws when the call must end here. */
+export function settleAttempt<Req, Res>(call: Call<Req, Res>): void {
+  const svc = call.svc;
+  const ep = call.endpoint!;
+  const { clock, telemetry } = svc.deps;
+  disarmTimer(call);
+  call.endAttempt();
+  ep.inFlight--;
+  const counted = call.counted && call.cls !== 'invalid-request';
+  call.counted = true;
+
+  const now = call.startedAt;
   const end = clock.now();
   call.now = end;
   const latency = end - now;
@@ -121,7 +139,7 @@ export async function runAttempt<Req, Res>(call: Call<Req, Res>, startedAt?: num
     }
     ep.latency.record(latency);
     svc.outlier.record(ep, ok);
-    if (inline && circuit !== undefined) circuit.record(ok);
+    if (call.inline) (ep as { circuit?: { record(ok: boolean): void } }).circuit?.record(ok);
   }
   const span = call.span;
   if (span !== undefined && call.sampled) {
@@ -154,4 +172,16 @@ export async function runAttempt<Req, Res>(call: Call<Req, Res>, startedAt?: num
     }
     throw call.err ?? call.attemptReason;
   }
+}
+
+/** One whole attempt (retries use it; the first attempt runs the same steps inline in the service tier). */
+export async function runAttempt<Req, Res>(call: Call<Req, Res>, startedAt?: number): Promise<void> {
+  const sent = sendAttempt(call, startedAt);
+  if (sent === undefined) return;
+  try {
+    attemptAnswered(call, await sent);
+  } catch (err) {
+    attemptFailed(call, err);
+  }
+  settleAttempt(call);
 }

@@ -24,7 +24,7 @@ import {
 import type { Protocol } from '../protocol.js';
 import type { Service } from '../service.js';
 import { Call, DEADLINE, armTimer, disarmTimer } from './call.js';
-import { runAttempt } from './endpoint-tier.js';
+import { attemptAnswered, attemptFailed, runAttempt, sendAttempt, settleAttempt } from './endpoint-tier.js';
 import { retryGate } from './retry.js';
 
 const SPAN_OPTIONS = { kind: SpanKind.CLIENT };
@@ -90,7 +90,16 @@ export async function runCall<Req, Res>(
           first = clock.now();
         }
       }
-      await runAttempt(call, first);
+      // The first attempt, inline: no async frame of its own.
+      const sent = sendAttempt(call, first);
+      if (sent !== undefined) {
+        try {
+          attemptAnswered(call, await sent);
+        } catch (err) {
+          attemptFailed(call, err);
+        }
+        settleAttempt(call);
+      }
       if (call.cls === 'retryable' && !call.stop && cfg.retry.maxAttempts > 1 && (await retryGate(call))) {
         try {
           await pRetry(() => retryAttempt(call), {

@@ -65,6 +65,7 @@ export class MeshTelemetry {
   private checkedAt = Number.NEGATIVE_INFINITY;
   private meter: Meter | undefined;
   private readonly durations = new Map<string, Histogram>();
+  private readonly byService = new Map<string, Attributes>();
   private retriesCounter: Counter | undefined;
   private budgetCounter: Counter | undefined;
   private ejectionCounter: Counter | undefined;
@@ -120,11 +121,24 @@ export class MeshTelemetry {
   }
 
   retry(service: string): void {
-    if (this.metricsOn) this.retriesCounter!.add(1, { 'meshlet.service': service });
+    if (this.metricsOn) this.retriesCounter!.add(1, this.serviceAttributes(service));
   }
 
   budgetRefusal(service: string): void {
-    if (this.metricsOn) this.budgetCounter!.add(1, { 'meshlet.service': service });
+    if (this.metricsOn) this.budgetCounter!.add(1, this.serviceAttributes(service));
+  }
+
+  /**
+   * One frozen attribute set per service name, so an SDK sees the same object every time
+   * (service names come from config, so the cache is bounded by it; capped all the same).
+   */
+  private serviceAttributes(service: string): Attributes {
+    let a = this.byService.get(service);
+    if (a === undefined) {
+      a = Object.freeze({ 'meshlet.service': service });
+      if (this.byService.size < 10_000) this.byService.set(service, a);
+    }
+    return a;
   }
 
   ejection(service: string, endpoint: string, reason: string): void {
