@@ -51,7 +51,11 @@ export function validateMeshOptions(options: unknown): ValidatedMeshOptions {
   let random: (() => number) | undefined;
   if (obj.random !== undefined) {
     if (typeof obj.random === 'function') random = obj.random as () => number;
-    else issues.push({ path: 'random', message: `expected a function returning a number in [0, 1), got ${show(obj.random)}` });
+    else
+      issues.push({
+        path: 'random',
+        message: `expected a function returning a number in [0, 1), got ${show(obj.random)}`,
+      });
   }
 
   if (issues.length > 0) throw new MeshConfigError(issues);

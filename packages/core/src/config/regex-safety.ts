@@ -37,7 +37,10 @@ export function regexRisk(pattern: string): string | undefined {
   parser ??= new RegExpParser({ strict: false });
   let parsed: { pattern: AST.Pattern; flags: AST.Flags };
   try {
-    parsed = { pattern: parser.parsePattern(pattern, 0, pattern.length, { unicode: false }), flags: parser.parseFlags('') };
+    parsed = {
+      pattern: parser.parsePattern(pattern, 0, pattern.length, { unicode: false }),
+      flags: parser.parseFlags(''),
+    };
   } catch {
     // V8 accepted it but the analyser cannot read it: refuse rather than run it unchecked.
     return '(it could not be analysed for backtracking); rewrite it with simpler syntax';

@@ -12,7 +12,13 @@ export type ServiceProtocol = 'http' | 'grpc';
 export const SERVICE_PROTOCOLS: readonly ServiceProtocol[] = ['http', 'grpc'];
 
 /** HTTP retry conditions besides status codes. `gateway-error` is 502, 503 and 504. */
-export const HTTP_RETRY_ON_KEYWORDS: readonly string[] = ['connect-failure', 'reset', 'timeout', 'gateway-error', '5xx'];
+export const HTTP_RETRY_ON_KEYWORDS: readonly string[] = [
+  'connect-failure',
+  'reset',
+  'timeout',
+  'gateway-error',
+  '5xx',
+];
 
 /** gRPC status names a call can be retried on (every code but OK, which is a success). */
 export const GRPC_RETRY_ON_CODES: readonly string[] = [
@@ -53,7 +59,12 @@ export function isRetryOnToken(token: string, protocol: ServiceProtocol): boolea
  * The issue message for a `retryOn` item that is not a valid token of `protocol` (undefined when it
  * is valid). `protocol` undefined (the service's protocol is itself invalid) accepts either vocabulary.
  */
-export function retryOnProblem(token: unknown, protocol: ServiceProtocol | undefined, service: string, got: string): string | undefined {
+export function retryOnProblem(
+  token: unknown,
+  protocol: ServiceProtocol | undefined,
+  service: string,
+  got: string,
+): string | undefined {
   if (typeof token === 'string') {
     if (protocol === undefined) {
       if (isRetryOnToken(token, 'http') || isRetryOnToken(token, 'grpc')) return undefined;
@@ -80,6 +91,9 @@ export function retryOnProblem(token: unknown, protocol: ServiceProtocol | undef
     const hint = didYouMean(token, protocol === 'http' ? HTTP_RETRY_ON_KEYWORDS : GRPC_RETRY_ON_CODES);
     return `expected ${valid} (${setTo}), got ${got}${hint}`;
   }
-  const hint = typeof token === 'number' && protocol === 'http' && HTTP_STATUS.test(String(token)) ? ` (did you mean "${token}"?)` : '';
+  const hint =
+    typeof token === 'number' && protocol === 'http' && HTTP_STATUS.test(String(token))
+      ? ` (did you mean "${token}"?)`
+      : '';
   return `expected ${valid} (${setTo}), got ${got}${hint}`;
 }

@@ -538,7 +538,16 @@ function resolveOutlierDetection(
     intervalMs: readDuration(issues, obj, 'intervalMs', path, d.intervalMs, 10),
     baseEjectionMs,
     // Like backoff: a larger baseEjectionMs lifts the default cap rather than failing on it.
-    maxEjectionMs: readDuration(issues, obj, 'maxEjectionMs', path, d.maxEjectionMs, 1, baseEjectionMs, 'baseEjectionMs'),
+    maxEjectionMs: readDuration(
+      issues,
+      obj,
+      'maxEjectionMs',
+      path,
+      d.maxEjectionMs,
+      1,
+      baseEjectionMs,
+      'baseEjectionMs',
+    ),
     maxEjectionPercent: readNumber(issues, obj, 'maxEjectionPercent', path, d.maxEjectionPercent, { min: 0, max: 100 }),
     successRate: resolveSuccessRate(issues, obj.successRate, join(path, 'successRate')),
   };

@@ -183,6 +183,31 @@ describe('validateMeshConfig rejects invalid configs', () => {
       fragment: 'last label is not all digits',
     },
     {
+      name: 'localhost as a service name',
+      input: { services: { localhost: {} } },
+      path: 'services.localhost',
+      fragment:
+        '"localhost" names the local host (RFC 6761), so http://localhost/ sent through the mesh fetch or dispatcher would go to this service instead of this machine; choose another name',
+    },
+    {
+      name: 'a .localhost service name',
+      input: { services: { 'api.localhost': {} } },
+      path: 'services["api.localhost"]',
+      fragment: '"api.localhost" names the local host (RFC 6761)',
+    },
+    {
+      name: 'IPv4 literal as a service name',
+      input: { services: { '127.0.0.1': {} } },
+      path: 'services["127.0.0.1"]',
+      fragment: 'last label is not all digits',
+    },
+    {
+      name: 'very long service name',
+      input: { services: { ['a'.repeat(300)]: {} } },
+      path: `services[${JSON.stringify('a'.repeat(100))}...(300 characters)]`,
+      fragment: 'expected a service name of at most 253 characters, got 300',
+    },
+    {
       name: 'service config is a string',
       input: { services: { users: 'x' } },
       path: 'services.users',
@@ -461,7 +486,8 @@ describe('validateMeshConfig rejects invalid configs', () => {
       name: 'retryOn bad token',
       input: users({ retry: { retryOn: ['5xx', 'flaky'] } }),
       path: 'services.users.retry.retryOn[1]',
-      fragment: 'expected connect-failure, reset, timeout, gateway-error, 5xx, or an HTTP status such as "503" (service "users" has protocol "http"), got "flaky"',
+      fragment:
+        'expected connect-failure, reset, timeout, gateway-error, 5xx, or an HTTP status such as "503" (service "users" has protocol "http"), got "flaky"',
     },
     {
       name: 'retryOn lower-case gRPC name',
@@ -809,14 +835,7 @@ describe('validateMeshConfig accepts a full config', () => {
             maxAttempts: 5,
             backoff: { baseMs: 0, maxMs: 1000 },
             budget: { ratio: 0, minPerSecond: 0.5, ttlMs: 60_000 },
-            retryOn: [
-              'connect-failure',
-              'reset',
-              'timeout',
-              'gateway-error',
-              '5xx',
-              '429',
-            ],
+            retryOn: ['connect-failure', 'reset', 'timeout', 'gateway-error', '5xx', '429'],
             nonIdempotent: true,
           },
           timeout: { requestMs: 3_600_000, perTryMs: 3_600_000 },
@@ -917,14 +936,7 @@ describe('validateMeshConfig accepts a full config', () => {
         maxAttempts: 5,
         backoff: { baseMs: 0, maxMs: 1000 },
         budget: { ratio: 0, minPerSecond: 0.5, ttlMs: 60_000 },
-        retryOn: [
-          'connect-failure',
-          'reset',
-          'timeout',
-          'gateway-error',
-          '5xx',
-          '429',
-        ],
+        retryOn: ['connect-failure', 'reset', 'timeout', 'gateway-error', '5xx', '429'],
         nonIdempotent: true,
       },
       timeout: { requestMs: 3_600_000, perTryMs: 3_600_000 },
