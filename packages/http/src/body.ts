@@ -46,7 +46,7 @@ export function bodyKind(body: unknown, contentLength: number): number {
 
 /** Is this a stream or iterable the mesh wraps (not a FormData, which undici encodes itself)? */
 export function isStreamBody(body: unknown): body is AsyncIterable<unknown> | Iterable<unknown> {
-  return body != null && typeof body === 'object' && !isFormData(body) && isIterable(body);
+  return body != null && typeof body === 'object' && !ArrayBuffer.isView(body) && !isFormData(body) && isIterable(body);
 }
 
 function isFormData(body: unknown): boolean {
