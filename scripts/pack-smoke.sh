@@ -89,4 +89,23 @@ for node_bin in "${nodes[@]}"; do
   timeout 60 "$node_bin" esm.mjs
   timeout 60 "$node_bin" cjs.cjs
 done
-echo "pack-smoke: OK (${#nodes[@]} Node binaries; temp dir removed on exit)"
+
+# The floor of the peer range must hold too: the same smoke tests against the lowest
+# @opentelemetry/api it allows, in a second fresh app.
+peer="$(node -p "require('./node_modules/@meshlet/core/package.json').peerDependencies['@opentelemetry/api']")"
+floor="$(node -p "(/^(?:\^|>=\s*)(\d+\.\d+\.\d+)/.exec(process.argv[1]) || [])[1] || ''" "$peer")"
+if [ -z "$floor" ]; then
+  echo "pack-smoke: cannot read the lowest version of the @opentelemetry/api peer range \"$peer\"" >&2
+  exit 1
+fi
+echo "== pack-smoke: the lowest @opentelemetry/api the peer range \"$peer\" allows: $floor"
+mkdir "$tmp/app-floor"
+cd "$tmp/app-floor"
+cat >package.json <<'JSON'
+{ "name": "meshlet-pack-smoke-floor", "version": "1.0.0", "private": true }
+JSON
+npm install --no-audit --no-fund --loglevel=error "${tarballs[@]}" "@opentelemetry/api@$floor"
+cp "$repo/scripts/pack-smoke/esm.mjs" "$repo/scripts/pack-smoke/cjs.cjs" .
+timeout 60 node esm.mjs
+timeout 60 node cjs.cjs
+echo "pack-smoke: OK (${#nodes[@]} Node binaries, @opentelemetry/api $floor and latest; temp dir removed on exit)"
