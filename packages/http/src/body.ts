@@ -104,7 +104,7 @@ export async function readBody(
     const chunk = toBuffer(value);
     chunks.push(chunk);
     size += chunk.length;
-    if (size > REPLAY_BUFFER_LIMIT) return [undefined, new CallerBody(it, chunks)];
+    if (size > REPLAY_BUFFER_LIMIT) return [undefined, new CallerBody(it, chunks, body)];
   }
 }
 
@@ -126,13 +126,15 @@ export class CallerBody implements AsyncIterableIterator<Buffer | Uint8Array | s
   constructor(
     private readonly it: AsyncIterator<unknown> | Iterator<unknown>,
     prefix?: Buffer[],
+    /** The source object, destroyed on release when it is a stream (its iterator cannot stop a pending read). */
+    private readonly source?: unknown,
   ) {
     this.prefix = prefix;
   }
 
   /** Wraps a stream, async iterable or iterable body. */
   static of(body: AsyncIterable<unknown> | Iterable<unknown>): CallerBody {
-    return new CallerBody(iteratorOf(body));
+    return new CallerBody(iteratorOf(body), undefined, body);
   }
 
   [Symbol.asyncIterator](): this {
@@ -195,12 +197,21 @@ export class CallerBody implements AsyncIterableIterator<Buffer | Uint8Array | s
   }
 
   private release(): void {
-    try {
-      const r = this.it.return?.();
-      if (r !== undefined && typeof (r as Promise<unknown>).then === 'function')
-        (r as Promise<unknown>).catch(() => {});
-    } catch {
-      // the source refused to stop
-    }
+    releaseSource(this.it, this.source);
+  }
+}
+
+/** Stops a body source: a stream is destroyed (as undici does with the bodies it owns), else its iterator returns. */
+function releaseSource(it: AsyncIterator<unknown> | Iterator<unknown>, source: unknown): void {
+  const destroy = (source as { destroy?: unknown } | undefined)?.destroy;
+  if (typeof destroy === 'function') {
+    destroy.call(source);
+    return;
+  }
+  try {
+    const r = it.return?.();
+    if (r !== undefined && typeof (r as Promise<unknown>).then === 'function') (r as Promise<unknown>).catch(() => {});
+  } catch {
+    // the source refused to stop
   }
 }

@@ -1,0 +1,141 @@
+// HttpAttempt: 1xx heads are skipped, caller faults become InvalidRequestError, and a committed
+// response whose body is still arriving is cut when the call's deadline passes (fake timers).
+import { describe, it, mock } from 'node:test';
+import assert from 'node:assert/strict';
+import type { CallContext } from '@meshlet/core';
+import { HttpAttempt, type LegacyHandler } from '../src/attempt.js';
+import { CallerBody } from '../src/body.js';
+import type { HttpRequest } from '../src/request.js';
+
+function fakeCtx(remaining: number): CallContext & { abortHandler?: (r: unknown) => void } {
+  const ctx = {
+    service: 'svc',
+    attempt: 1,
+    endpoint: { address: '10.0.0.1:80' },
+    onAbort(h: (r: unknown) => void) {
+      ctx.abortHandler = h;
+    },
+    remainingMs: () => remaining,
+    markSent() {},
+    abortHandler: undefined as ((r: unknown) => void) | undefined,
+  };
+  return ctx as unknown as CallContext & { abortHandler?: (r: unknown) => void };
+}
+
+function start(ctx: CallContext, req: Partial<HttpRequest> = {}) {
+  let settled: { ok: boolean; value: unknown } | undefined;
+  const attempt = new HttpAttempt(
+    (v) => (settled = { ok: true, value: v }),
+    (e) => (settled = { ok: false, value: e }),
+    ctx,
+    req as HttpRequest,
+  );
+  const aborts: unknown[] = [];
+  attempt.onConnect((err) => aborts.push(err));
+  return { attempt, aborts, settled: () => settled };
+}
+
+function sink(): LegacyHandler & { events: string[]; error?: Error } {
+  const s = {
+    events: [] as string[],
+    error: undefined as Error | undefined,
+    onHeaders: (status: number) => void s.events.push(`head ${status}`),
+    onData: (c: Buffer) => void s.events.push(`data ${c}`),
+    onComplete: () => void s.events.push('end'),
+    onError: (e: Error) => {
+      s.events.push('error');
+      s.error = e;
+    },
+  };
+  return s;
+}
+
+describe('HttpAttempt', () => {
+  it('skips 1xx heads and resolves at the final head', () => {
+    const { attempt, settled } = start(fakeCtx(1000));
+    attempt.onHeaders(103, [], () => {}, 'Early Hints');
+    assert.equal(settled(), undefined);
+    attempt.onHeaders(200, [], () => {}, 'OK');
+    assert.equal(settled()?.ok, true);
+    assert.equal(attempt.statusCode, 200);
+  });
+
+  it('turns undici’s local refusal into InvalidRequestError with the undici error as cause', () => {
+    const { attempt, settled } = start(fakeCtx(1000));
+    const undiciErr = Object.assign(new Error('invalid header'), { code: 'UND_ERR_INVALID_ARG' });
+    attempt.onError(undiciErr);
+    const err = settled()!.value as { code: string; cause: unknown };
+    assert.equal(err.code, 'MESHLET_ERR_INVALID_REQUEST');
+    assert.equal(err.cause, undiciErr);
+  });
+
+  it('an attempt cut while waiting on the caller’s body stream is the caller’s fault', async () => {
+    const ctx = fakeCtx(1000);
+    const body = CallerBody.of(
+      (async function* () {
+        await new Promise(() => {});
+      })(),
+    );
+    const { settled, aborts } = start(ctx, { callerBody: body });
+    const read = body.next();
+    assert.equal(body.waiting, true);
+    const timeout = Object.assign(new Error('per-try'), { code: 'MESHLET_ERR_PER_TRY_TIMEOUT' });
+    ctx.abortHandler!(timeout);
+    const err = settled()!.value as { code: string; cause: unknown };
+    assert.equal(err.code, 'MESHLET_ERR_INVALID_REQUEST');
+    assert.equal(err.cause, timeout);
+    assert.equal(aborts[0], timeout);
+    await assert.rejects(read);
+  });
+
+  it('a network cut while the body is not waiting stays the network’s', () => {
+    const ctx = fakeCtx(1000);
+    const body = CallerBody.of([Buffer.from('a')]);
+    const { settled } = start(ctx, { callerBody: body });
+    const timeout = new Error('per-try');
+    ctx.abortHandler!(timeout);
+    assert.equal(settled()!.value, timeout);
+  });
+
+  it('cuts a committed body that is still arriving when the deadline passes', () => {
+    mock.timers.enable({ apis: ['setTimeout'] });
+    try {
+      const { attempt, aborts } = start(fakeCtx(100));
+      attempt.onHeaders(200, [], () => {}, 'OK');
+      attempt.onData(Buffer.from('a'));
+      const s = sink();
+      attempt.commit(s);
+      mock.timers.tick(99);
+      assert.equal(aborts.length, 0);
+      mock.timers.tick(1);
+      assert.equal(aborts.length, 1);
+      const err = aborts[0] as { code: string; message: string };
+      assert.equal(err.code, 'MESHLET_ERR_DEADLINE');
+      assert.match(err.message, /service "svc".*response body from 10\.0\.0\.1:80/);
+      // undici reports the abort back as an error, which reaches the caller.
+      attempt.onError(aborts[0] as Error);
+      assert.deepEqual(s.events, ['head 200', 'data a', 'error']);
+    } finally {
+      mock.timers.reset();
+    }
+  });
+
+  it('arms no timer for a body that had ended at commit, and clears it when the body ends', () => {
+    mock.timers.enable({ apis: ['setTimeout'] });
+    try {
+      const ended = start(fakeCtx(100));
+      ended.attempt.onHeaders(200, [], () => {}, 'OK');
+      ended.attempt.onComplete(null);
+      ended.attempt.commit(sink());
+      const later = start(fakeCtx(100));
+      later.attempt.onHeaders(200, [], () => {}, 'OK');
+      later.attempt.commit(sink());
+      later.attempt.onComplete(null);
+      mock.timers.tick(1000);
+      assert.equal(ended.aborts.length, 0);
+      assert.equal(later.aborts.length, 0);
+    } finally {
+      mock.timers.reset();
+    }
+  });
+});
