@@ -102,13 +102,13 @@ export function readArray(issues: Issue[], input: unknown, path: string, what: s
     issues.push({ path, message: `expected at most ${MAX_LIST_ITEMS} items, got an array of length ${length}` });
     return INVALID;
   }
-  const out = new Array<unknown>(length);
+  const out: unknown[] = [];
   for (let i = 0; i < length; i++) {
     try {
       // hasOwn: a hole must not read an index inherited from a (polluted) Array.prototype.
-      out[i] = Object.hasOwn(source, i) ? source[i] : undefined;
+      out.push(Object.hasOwn(source, i) ? source[i] : undefined);
     } catch (err) {
-      out[i] = undefined;
+      out.push(undefined);
       issues.push(unreadable(`${path}[${i}]`, err));
     }
   }

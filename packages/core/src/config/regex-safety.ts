@@ -30,10 +30,27 @@ export const MAX_REGEX_LENGTH = 1024;
 let parser: RegExpParser | undefined;
 
 /**
+ * Verdicts of recent patterns: configs repeat the same regex across services and every update
+ * re-validates them all. Bounded (cleared when full), since patterns come from outside.
+ */
+const verdicts = new Map<string, string | null>();
+const MAX_VERDICTS = 1_000;
+
+/**
  * Why `pattern` (already known to compile with `new RegExp(pattern)`) can backtrack
  * catastrophically, as `(reason); what to do`, or undefined when it is safe.
  */
 export function regexRisk(pattern: string): string | undefined {
+  let verdict = verdicts.get(pattern);
+  if (verdict === undefined) {
+    if (verdicts.size >= MAX_VERDICTS) verdicts.clear();
+    verdict = analyseRisk(pattern) ?? null;
+    verdicts.set(pattern, verdict);
+  }
+  return verdict ?? undefined;
+}
+
+function analyseRisk(pattern: string): string | undefined {
   parser ??= new RegExpParser({ strict: false });
   let parsed: { pattern: AST.Pattern; flags: AST.Flags };
   try {

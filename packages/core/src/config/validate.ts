@@ -255,6 +255,9 @@ function checkServiceName(issues: Issue[], name: string, path: string): void {
 // ---------------------------------------------------------------------------
 // Endpoints
 
+/** The metadata of endpoints that have none: one shared, frozen, prototype-less empty record. */
+const NO_METADATA: Readonly<Record<string, string>> = Object.freeze(Object.create(null) as Record<string, string>);
+
 function resolveEndpoints(issues: Issue[], input: unknown, path: string): ResolvedEndpoint[] {
   const out: ResolvedEndpoint[] = [];
   if (input === undefined) return out;
@@ -268,7 +271,7 @@ function resolveEndpoints(issues: Issue[], input: unknown, path: string): Resolv
     let address: unknown = item;
     let weight: number = DEFAULTS.endpoint.weight;
     let zone: string | undefined;
-    let metadata: Record<string, string> = Object.create(null) as Record<string, string>;
+    let metadata: Readonly<Record<string, string>> = NO_METADATA;
     const kind = kindOf(issues, item, itemPath);
     if (kind === INVALID) continue;
     if (kind === 'object') {
@@ -315,11 +318,11 @@ function resolveEndpoints(issues: Issue[], input: unknown, path: string): Resolv
 
 /** Parses `host:port` / `[v6]:port`; returns the error message when invalid. */
 function parseAddress(s: string): { address: string; host: string; port: number } | string {
-  const got = `got ${show(s)}`;
+  const got = (): string => `got ${show(s)}`; // rendered only for an error message
   // The longest valid address is a 253-character name, ":" and a 5-digit port (or a bracketed IPv6).
   if (s.length > 300) return `expected "host:port" of at most 300 characters, got ${s.length} characters`;
   if (s.includes('/') || s.includes('@')) {
-    return `expected "host:port" without scheme, credentials or path (e.g. "10.0.0.1:8080"), ${got}`;
+    return `expected "host:port" without scheme, credentials or path (e.g. "10.0.0.1:8080"), ${got()}`;
   }
   let host: string;
   let portText: string;
@@ -327,23 +330,23 @@ function parseAddress(s: string): { address: string; host: string; port: number 
   if (s.startsWith('[')) {
     const m = /^\[([^\]]*)\](?::(.*))?$/.exec(s);
     if (m === null || !isIPv6(m[1] ?? '')) {
-      return `expected a bracketed IPv6 address and a port, e.g. "[::1]:8080", ${got}`;
+      return `expected a bracketed IPv6 address and a port, e.g. "[::1]:8080", ${got()}`;
     }
-    if (m[2] === undefined) return `expected "host:port" (the port is missing), ${got}`;
+    if (m[2] === undefined) return `expected "host:port" (the port is missing), ${got()}`;
     host = m[1]!.toLowerCase();
     portText = m[2];
     v6 = true;
   } else {
     const colon = s.lastIndexOf(':');
-    if (colon === -1) return `expected "host:port" (the port is missing), ${got}`;
+    if (colon === -1) return `expected "host:port" (the port is missing), ${got()}`;
     host = s.slice(0, colon);
     portText = s.slice(colon + 1);
-    if (host.includes(':')) return `expected an IPv6 address in brackets, e.g. "[::1]:8080", ${got}`;
-    if (!isHost(host)) return `expected a hostname or IPv4 address before ":port", ${got}`;
+    if (host.includes(':')) return `expected an IPv6 address in brackets, e.g. "[::1]:8080", ${got()}`;
+    if (!isHost(host)) return `expected a hostname or IPv4 address before ":port", ${got()}`;
     host = host.toLowerCase();
   }
   const port = /^\d{1,5}$/.test(portText) ? Number(portText) : NaN;
-  if (!(port >= 1 && port <= 65535)) return `expected a port from 1 to 65535 in "host:port", ${got}`;
+  if (!(port >= 1 && port <= 65535)) return `expected a port from 1 to 65535 in "host:port", ${got()}`;
   return { address: v6 ? `[${host}]:${port}` : `${host}:${port}`, host, port };
 }
 
@@ -910,9 +913,9 @@ function readEnum<T extends string>(
 }
 
 /** A record of strings, as a null-prototype object (a `__proto__` key is data, and lookups never inherit). */
-function resolveStringRecord(issues: Issue[], input: unknown, path: string): Record<string, string> {
+function resolveStringRecord(issues: Issue[], input: unknown, path: string): Readonly<Record<string, string>> {
+  if (input === undefined) return NO_METADATA;
   const out = Object.create(null) as Record<string, string>;
-  if (input === undefined) return out;
   const obj = readObject(issues, input, path, 'an object of string values');
   if (obj === INVALID) return out;
   for (const k of Object.keys(obj)) {
