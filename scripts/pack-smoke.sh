@@ -3,8 +3,11 @@
 # repository (from the npm registry for everything else, as a user would), adds the
 # current OpenTelemetry SDK next to them (an ERESOLVE on the @opentelemetry/api peer
 # fails the step), then runs an ESM and a CommonJS smoke test that each make a real call
-# through the mesh to a local server. Also checks what the tarballs hold (LICENSE,
-# README, no .tsbuildinfo, maps that resolve). The temp dir is removed on exit.
+# through the mesh to a local server, and a telemetry one under that SDK (a span, the
+# traceparent, a duration metric: the SDK and meshlet share one API). Then the ESM and
+# CommonJS tests again against the lowest @opentelemetry/api the peer range allows.
+# Also checks what the tarballs hold (LICENSE, README, no .tsbuildinfo, maps that
+# resolve). The temp dir is removed on exit.
 #
 # Usage: scripts/pack-smoke.sh
 # The smoke tests also run on any Node binary that scripts/test-other-nodes.sh left in
@@ -78,7 +81,7 @@ if (!ok) {
 JS
 
 echo "== pack-smoke: smoke tests"
-cp "$repo/scripts/pack-smoke/esm.mjs" "$repo/scripts/pack-smoke/cjs.cjs" .
+cp "$repo/scripts/pack-smoke/esm.mjs" "$repo/scripts/pack-smoke/cjs.cjs" "$repo/scripts/pack-smoke/telemetry.mjs" .
 nodes=("$(command -v node)")
 cache="${MESHLET_NODE_CACHE:-${TMPDIR:-/tmp}/meshlet-nodes}"
 shopt -s nullglob
@@ -88,6 +91,7 @@ for node_bin in "${nodes[@]}"; do
   # A handle left open (socket, timer) keeps the process alive: the timeout fails it.
   timeout 60 "$node_bin" esm.mjs
   timeout 60 "$node_bin" cjs.cjs
+  timeout 60 "$node_bin" telemetry.mjs
 done
 
 # The floor of the peer range must hold too: the same smoke tests against the lowest
