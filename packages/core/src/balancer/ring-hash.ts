@@ -5,7 +5,10 @@
  * only the keys it owned (~1/n).
  *
  * Ring size: at least MIN_RING_SIZE nodes and at least MIN_NODES_PER_ENDPOINT for the lightest
- * endpoint, at most MAX_RING_SIZE. Nodes per unit of weight are rounded up to a power of two so
+ * endpoint, at most MAX_RING_SIZE. Large services (thousands of endpoints) are held to
+ * LARGE_RING_SIZE nodes, down to FLOOR_NODES_PER_ENDPOINT per unit of the lightest weight, so a
+ * rebuild after an ejection or an update stays in the tens of milliseconds (10,000 endpoints:
+ * 32 nodes each, about ±18% spread of shares instead of ±10% at 100 nodes). Nodes per unit of weight are rounded up to a power of two so
  * that adding or removing an endpoint usually leaves every other endpoint's nodes unchanged (with
  * Envoy's exact scaling, each change would also move a few percent of everyone's keys).
  *
@@ -21,6 +24,8 @@ import type { BalancerOptions, PickContext, Picker, PickerFactory } from './type
 const MIN_RING_SIZE = 1024;
 const MIN_NODES_PER_ENDPOINT = 100;
 const MAX_RING_SIZE = 8_388_608;
+const LARGE_RING_SIZE = 524_288;
+const FLOOR_NODES_PER_ENDPOINT = 32;
 
 const EMPTY: Picker = { pick: () => undefined };
 
@@ -66,7 +71,8 @@ class RingHashPicker implements Picker {
 /** Virtual nodes per unit of weight for these weights (see the file comment). */
 function nodesPerWeight(minWeight: number, totalWeight: number): number {
   const wanted = Math.max(MIN_NODES_PER_ENDPOINT / minWeight, MIN_RING_SIZE / totalWeight);
-  const rounded = 2 ** Math.ceil(Math.log2(wanted));
+  let rounded = 2 ** Math.ceil(Math.log2(wanted));
+  while (rounded * totalWeight > LARGE_RING_SIZE && (rounded / 2) * minWeight >= FLOOR_NODES_PER_ENDPOINT) rounded /= 2;
   return rounded * totalWeight > MAX_RING_SIZE ? MAX_RING_SIZE / totalWeight : rounded;
 }
 
