@@ -8,9 +8,8 @@
  * returned is what was read, so the mesh never reads the options object a second time.
  */
 import type { Clock } from '../clock.js';
-import { MeshConfigError } from '../errors.js';
 import type { TelemetryOptions } from '../telemetry/telemetry.js';
-import { INVALID, type Issue, join, readMember, readObject, ROOT, show } from './read.js';
+import { fail, INVALID, type Issue, join, readMember, readObject, ROOT, show, throwIfIssues } from './read.js';
 import type { ResolvedMeshConfig } from './types.js';
 import { checkNumber, MAX_DURATION_MS, resolveServices } from './validate.js';
 
@@ -39,7 +38,7 @@ export function validateMeshOptions(options: unknown): ValidatedMeshOptions {
     'an options object like { services: { ... }, statsWindowMs?, telemetry?, clock?, random? }',
     OPTION_KEYS,
   );
-  if (obj === INVALID) throw new MeshConfigError(issues);
+  if (obj === INVALID) fail(issues);
 
   const services = resolveServices(issues, obj.services);
   const statsWindowMs =
@@ -58,7 +57,7 @@ export function validateMeshOptions(options: unknown): ValidatedMeshOptions {
       });
   }
 
-  if (issues.length > 0) throw new MeshConfigError(issues);
+  throwIfIssues(issues);
   return { config: { services }, statsWindowMs, telemetry, clock, random };
 }
 
@@ -69,7 +68,7 @@ export function validateMeshOptions(options: unknown): ValidatedMeshOptions {
 export function validateMeshUpdate(config: unknown): ResolvedMeshConfig {
   const issues: Issue[] = [];
   const obj = readObject(issues, config, ROOT, 'an object like { services: { ... } }');
-  if (obj === INVALID) throw new MeshConfigError(issues);
+  if (obj === INVALID) fail(issues);
   for (const key of Object.keys(obj)) {
     if (key === 'services') continue;
     issues.push({
@@ -80,7 +79,7 @@ export function validateMeshUpdate(config: unknown): ResolvedMeshConfig {
     });
   }
   const services = resolveServices(issues, obj.services);
-  if (issues.length > 0) throw new MeshConfigError(issues);
+  throwIfIssues(issues);
   return { services };
 }
 

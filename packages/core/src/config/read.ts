@@ -8,6 +8,7 @@
  * throw into an issue naming the path. Everything read afterwards is the copy, so no lookup can
  * reach `Object.prototype` (a polluted one included) and no key can reach a prototype setter.
  */
+import { MeshConfigError } from '../errors.js';
 import { didYouMean } from '../util/suggest.js';
 
 /** One problem in a config: where, and what was expected. */
@@ -140,11 +141,35 @@ export function readMember(issues: Issue[], obj: object, key: string, path: stri
   }
 }
 
+/** Issues saying a value could not be read: later complaints about the same path add nothing. */
+const unreadableIssues = new WeakSet<Issue>();
+
 function unreadable(path: string, err: unknown): Issue {
-  return {
+  const issue = {
     path,
     message: `could not be read (${describeError(err)}); pass plain data, not getters or Proxies that throw`,
   };
+  unreadableIssues.add(issue);
+  return issue;
+}
+
+/** Throws one `MeshConfigError` for `issues` when there are any. */
+export function throwIfIssues(issues: Issue[]): void {
+  if (issues.length > 0) fail(issues);
+}
+
+/**
+ * Throws one `MeshConfigError` for `issues` (at least one). A path that could not be read keeps
+ * only that issue: the checks that then found the value missing would only repeat it.
+ */
+export function fail(issues: Issue[]): never {
+  let unreadablePaths: Set<string> | undefined;
+  for (const issue of issues) if (unreadableIssues.has(issue)) (unreadablePaths ??= new Set()).add(issue.path);
+  const kept =
+    unreadablePaths === undefined
+      ? issues
+      : issues.filter((i) => unreadableIssues.has(i) || !unreadablePaths.has(i.path));
+  throw new MeshConfigError(kept);
 }
 
 function describeError(err: unknown): string {

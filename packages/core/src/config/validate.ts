@@ -18,7 +18,18 @@ import { isIPv4, isIPv6 } from 'node:net';
 import type { LoadBalancerName } from '../balancer/types.js';
 import { MeshConfigError } from '../errors.js';
 import { didYouMean } from '../util/suggest.js';
-import { INVALID, type Issue, type Obj, kindOf, join, readArray, readObject, ROOT, show } from './read.js';
+import {
+  INVALID,
+  type Issue,
+  type Obj,
+  kindOf,
+  join,
+  readArray,
+  readObject,
+  ROOT,
+  show,
+  throwIfIssues,
+} from './read.js';
 import { MAX_REGEX_LENGTH, regexRisk } from './regex-safety.js';
 import { retryOnProblem, SERVICE_PROTOCOLS, type ServiceProtocol } from './retry-on.js';
 import type {
@@ -141,7 +152,7 @@ export function validateMeshConfig(input: unknown): ResolvedMeshConfig {
   const issues: Issue[] = [];
   const root = readObject(issues, input, ROOT, 'an object like { services: { ... } }', MESH_KEYS);
   const services = root === INVALID ? new Map<string, ResolvedServiceConfig>() : resolveServices(issues, root.services);
-  if (issues.length > 0) throw new MeshConfigError(issues);
+  throwIfIssues(issues);
   return { services };
 }
 
@@ -179,7 +190,7 @@ export function validateServiceConfig(
     throw new MeshConfigError(issues);
   }
   const resolved = resolveService(issues, name, input, path || ROOT, knownServices);
-  if (issues.length > 0) throw new MeshConfigError(issues);
+  throwIfIssues(issues);
   return resolved;
 }
 
