@@ -27,6 +27,9 @@ export interface PoolSetOptions {
 
 type Connector = buildConnector.connector;
 
+/** Pool creations between sweeps that are not triggered by a removal. */
+const SWEEP_EVERY = 64;
+
 /** The pools of one endpoint: usually one authority (its own service), more when routes send other services' calls here. */
 class EndpointPools {
   authority: string;
@@ -48,6 +51,9 @@ export class PoolSet {
   private readonly poolOptions: Pool.Options;
   private closed = false;
   private count = 0;
+  private sweepScheduled = false;
+  /** Pools created since the last sweep: a sweep also runs every SWEEP_EVERY creations. */
+  private createdSinceSweep = 0;
 
   constructor(
     private readonly mesh: Mesh,
@@ -66,7 +72,7 @@ export class PoolSet {
       });
     }
     this.unsubscribe = mesh.subscribe({
-      endpointRemoved: () => this.sweep(),
+      endpointRemoved: () => this.scheduleSweep(),
       closed: () => this.close(),
     });
   }
@@ -80,6 +86,7 @@ export class PoolSet {
       if (other !== undefined) return other;
     }
     if (this.closed) throw new MeshClosedError(authority);
+    if (++this.createdSinceSweep >= SWEEP_EVERY) this.sweep();
     const pool = this.create(ep, authority);
     if (!ep.active) {
       // Picked just before it was removed: this one request may finish, then the pool goes.
@@ -113,13 +120,48 @@ export class PoolSet {
     return new Pool(`http://${authority}`, { ...this.poolOptions, connect });
   }
 
-  /** Retires every pool of every endpoint that has left its service. */
+  /** One sweep per burst of removals (an update removing many endpoints reports each). */
+  private scheduleSweep(): void {
+    if (this.sweepScheduled) return;
+    this.sweepScheduled = true;
+    queueMicrotask(() => {
+      this.sweepScheduled = false;
+      this.sweep();
+    });
+  }
+
+  /**
+   * Retires every pool of every endpoint that has left its service (core marks it inactive)
+   * or whose address no service lists, and every pool whose authority is no longer a service.
+   * Runs when core reports a removal, and every SWEEP_EVERY pool creations, so endpoints
+   * removed from one service while another keeps their address cannot pile up pools.
+   */
   private sweep(): void {
+    this.createdSinceSweep = 0;
     for (const [ep, entry] of this.entries) {
-      if (ep.active && this.mesh.hasEndpoint(ep.address)) continue;
-      this.entries.delete(ep);
-      this.retire(entry.pool);
-      if (entry.others !== undefined) for (const pool of entry.others.values()) this.retire(pool);
+      if (!ep.active || !this.mesh.hasEndpoint(ep.address)) {
+        this.entries.delete(ep);
+        this.retire(entry.pool);
+        if (entry.others !== undefined) for (const pool of entry.others.values()) this.retire(pool);
+        continue;
+      }
+      if (entry.others !== undefined) {
+        for (const [authority, pool] of entry.others) {
+          if (this.mesh.hasService(authority)) continue;
+          entry.others.delete(authority);
+          this.retire(pool);
+        }
+      }
+      if (!this.mesh.hasService(entry.authority)) {
+        this.retire(entry.pool);
+        const next = entry.others?.entries().next();
+        if (next === undefined || next.done) this.entries.delete(ep);
+        else {
+          entry.authority = next.value[0];
+          entry.pool = next.value[1];
+          entry.others!.delete(next.value[0]);
+        }
+      }
     }
   }
 
