@@ -631,16 +631,25 @@ async function benchHttpAlloc(): Promise<MicroResults['alloc']> {
     ['meshlet-fetch', 'meshlet fetch, full (+ OTel SDK)'],
   ];
   for (const [name, label] of clients) {
-    const mod = (await import(`./clients/${name}.ts`)) as ClientModule;
-    const client = await mod.setup({ targets: upstreams, path: '/' });
-    for (let i = 0; i < (quick ? 300 : 2000); i++) await client.send();
-    const samples: number[] = [];
-    for (let rep = 0; rep < 3; rep++) {
-      const bytes = await bytesPer(quick ? 300 : 1000, () => client.send());
-      if (bytes !== undefined) samples.push(bytes);
+    // One client failing (an API changed under the benchmark) leaves its row empty, not the table.
+    let client: Awaited<ReturnType<ClientModule['setup']>> | undefined;
+    try {
+      const mod = (await import(`./clients/${name}.ts`)) as ClientModule;
+      client = await mod.setup({ targets: upstreams, path: '/' });
+      for (let i = 0; i < (quick ? 300 : 2000); i++) await client.send();
+      const samples: number[] = [];
+      for (let rep = 0; rep < 3; rep++) {
+        const bytes = await bytesPer(quick ? 300 : 1000, () => client!.send());
+        if (bytes !== undefined) samples.push(bytes);
+      }
+      out.push({ setup: name, label, bytesPerRequest: samples.length > 0 ? median(samples) : undefined });
+    } catch (err) {
+      const reason = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+      notes.push(`HTTP allocation: ${name} FAILED: ${reason.split('\n')[0]}`);
+      out.push({ setup: name, label: `${label} (failed)`, bytesPerRequest: undefined });
+    } finally {
+      await client?.close().catch(() => undefined);
     }
-    out.push({ setup: name, label, bytesPerRequest: samples.length > 0 ? median(samples) : undefined });
-    await client.close();
   }
   notes.push(
     'HTTP allocation: sequential requests (concurrency 1) after a warm-up, JS heap growth per request with no GC ' +

@@ -467,7 +467,12 @@ function closedTable(report: BenchReport): { text: string; markdown: string } {
  * ratio, client CPU and bytes allocated per request, and the goal's verdicts, at c=32 and c=64.
  */
 function formsTable(report: BenchReport): { text: string; markdown: string } {
-  const verdictFor = (id: string): string => report.targets.find((t) => t.id === id)?.verdict ?? '–';
+  /** The target's verdict; when the rounds disagree, also which side the median is on. */
+  const verdictFor = (id: string, medianMeets: boolean | undefined): string => {
+    const v = report.targets.find((t) => t.id === id)?.verdict ?? '–';
+    if (v !== 'INCONCLUSIVE' || medianMeets === undefined) return v;
+    return `${v} (median ${medianMeets ? 'meets' : 'misses'})`;
+  };
   const rows: string[][] = [];
   for (const goal of FORM_GOALS as FormGoal[]) {
     for (const c of FORM_CONCURRENCY) {
@@ -490,8 +495,10 @@ function formsTable(report: BenchReport): { text: string; markdown: string } {
         d === undefined ? '–' : signed(d.median, 1),
         `${kb(a)} / ${kb(b)}`,
         dBytes,
-        `≥ ${goal.minRatio.toFixed(2)}×: ${verdictFor(`${goal.form}-throughput-c${c}`)}`,
-        goal.maxAddedCpuUs === undefined ? '–' : `≤ +${goal.maxAddedCpuUs} µs: ${verdictFor(`${goal.form}-cpu-c${c}`)}`,
+        `≥ ${goal.minRatio.toFixed(2)}×: ${verdictFor(`${goal.form}-throughput-c${c}`, r === undefined ? undefined : r.median >= goal.minRatio)}`,
+        goal.maxAddedCpuUs === undefined
+          ? '–'
+          : `≤ +${goal.maxAddedCpuUs} µs: ${verdictFor(`${goal.form}-cpu-c${c}`, d === undefined ? undefined : d.median <= goal.maxAddedCpuUs)}`,
       ]);
     }
   }
