@@ -9,6 +9,7 @@
  */
 import type { Clock } from '../clock.js';
 import type { TelemetryOptions } from '../telemetry/telemetry.js';
+import { didYouMean } from '../util/suggest.js';
 import { fail, INVALID, type Issue, join, readMember, readObject, ROOT, show, throwIfIssues } from './read.js';
 import type { ResolvedMeshConfig } from './types.js';
 import { checkNumber, MAX_DURATION_MS, resolveServices } from './validate.js';
@@ -17,6 +18,7 @@ import { checkNumber, MAX_DURATION_MS, resolveServices } from './validate.js';
 export const DEFAULT_STATS_WINDOW_MS = 10_000;
 
 const OPTION_KEYS = ['services', 'statsWindowMs', 'telemetry', 'clock', 'random'];
+const MESH_UPDATE_KEYS = ['services'];
 const TELEMETRY_KEYS = ['meterProvider', 'tracerProvider'];
 
 /** `createMesh` options, checked, with defaults left to the mesh where they are objects. */
@@ -75,7 +77,7 @@ export function validateMeshUpdate(config: unknown): ResolvedMeshConfig {
       path: join('', key),
       message: OPTION_KEYS.includes(key)
         ? `update() accepts only "services"; ${key} is fixed when the mesh is created (createMesh({ ${key} }))`
-        : `unknown key: update() accepts only "services"`,
+        : `unknown key${didYouMean(key, MESH_UPDATE_KEYS)}: update() accepts only "services"`,
     });
   }
   const services = resolveServices(issues, obj.services);

@@ -151,12 +151,17 @@ describe('mesh.update', () => {
     assertIssue(
       () => mesh.update(anyOptions({ services: {}, sevices: {} })),
       'sevices',
-      'unknown key: update() accepts only "services"',
+      'unknown key (did you mean "services"?): update() accepts only "services"',
     );
     assertIssue(
       () => mesh.update(anyOptions({})),
       'services',
       'expected an object mapping service names to service configs, got nothing',
+    );
+    assertIssue(
+      () => mesh.update(anyOptions({ services: {}, colour: 'red' })),
+      'colour',
+      'unknown key: update() accepts only "services"',
     );
     await mesh.close();
   });
