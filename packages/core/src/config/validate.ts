@@ -47,6 +47,12 @@ import type {
 export const MAX_DURATION_MS = 2_147_483_647;
 
 /**
+ * Largest breaker backoff, ms. The open time gets ±20% jitter (`jitteredExponential`) before it
+ * becomes opossum's `setTimeout`, so the cap leaves room for the +20%.
+ */
+export const MAX_BREAKER_BACKOFF_MS = Math.floor(MAX_DURATION_MS / 1.2);
+
+/**
  * Largest endpoint or backend weight. Keeps the sum of the weights of a full list
  * (100 000 × 1 000 000) an exact integer for the weighted pickers.
  */
@@ -443,11 +449,20 @@ function readBackoff(
   path: string,
   d: { readonly baseMs: number; readonly maxMs: number },
   min: number,
+  max: DurationCap = { ms: MAX_DURATION_MS },
 ): { baseMs: number; maxMs: number } {
-  const baseMs = readDuration(issues, obj, 'baseMs', path, d.baseMs, min);
-  const maxMs = readDuration(issues, obj, 'maxMs', path, d.maxMs, min, baseMs, 'baseMs');
+  const baseMs = readDuration(issues, obj, 'baseMs', path, d.baseMs, min, undefined, undefined, max);
+  const maxMs = readDuration(issues, obj, 'maxMs', path, d.maxMs, min, baseMs, 'baseMs', max);
   return { baseMs, maxMs };
 }
+
+/** An upper bound of a duration, and why it is below MAX_DURATION_MS when it is. */
+type DurationCap = { ms: number; why?: string };
+
+const BREAKER_BACKOFF_CAP: DurationCap = {
+  ms: MAX_BREAKER_BACKOFF_MS,
+  why: `${MAX_DURATION_MS} / 1.2: the open time gets up to +20% jitter and must fit a Node timer`,
+};
 
 /**
  * A duration in whole ms from `min` to MAX_DURATION_MS. With `base` (the value of the key named
@@ -462,16 +477,20 @@ function readDuration(
   min: number,
   base?: number,
   baseKey?: string,
+  cap: DurationCap = { ms: MAX_DURATION_MS },
 ): number {
+  const max = cap.ms;
+  const maxLabel = cap.why === undefined ? undefined : `${max} (${cap.why})`;
   if (base === undefined || Number.isNaN(base)) {
-    return readNumber(issues, obj, key, path, def, { integer: true, min, max: MAX_DURATION_MS });
+    return readNumber(issues, obj, key, path, def, { integer: true, min, max, maxLabel });
   }
   return readNumber(issues, obj, key, path, Math.max(def, base), {
     integer: true,
     min: base,
     minLabel: `${baseKey} (${base})`,
     floor: min,
-    max: MAX_DURATION_MS,
+    max,
+    maxLabel,
   });
 }
 
@@ -529,7 +548,7 @@ function resolveCircuitBreaker(issues: Issue[], input: unknown, path: string): R
     errorRatePercent: readNumber(issues, obj, 'errorRatePercent', path, d.errorRatePercent, { min: 0, max: 100 }),
     minRequests: readNumber(issues, obj, 'minRequests', path, d.minRequests, { integer: true, min: 1 }),
     windowMs: readDuration(issues, obj, 'windowMs', path, d.windowMs, 100),
-    backoff: readBackoff(issues, backoff, backoffPath, d.backoff, 1),
+    backoff: readBackoff(issues, backoff, backoffPath, d.backoff, 1, BREAKER_BACKOFF_CAP),
     maxPending: readNumber(issues, obj, 'maxPending', path, d.maxPending, { integer: true, min: 0 }),
     maxRequests: readNumber(issues, obj, 'maxRequests', path, d.maxRequests, { integer: true, min: 1 }),
   };

@@ -5,17 +5,28 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createMesh } from '../../src/mesh.js';
-import { MAX_DURATION_MS, validateMeshConfig } from '../../src/config/validate.js';
+import { jitteredExponential } from '../../src/policy/backoff.js';
+import { MAX_BREAKER_BACKOFF_MS, MAX_DURATION_MS, validateMeshConfig } from '../../src/config/validate.js';
 import { assertIssue, configError } from './config-error.js';
 
 /** Each ms-valued key capped by the timer limit (timeout.requestMs has its own cap of one hour, below). */
-const DURATIONS: Array<{ key: string; min: number; at: (v: number) => Record<string, unknown> }> = [
+const DURATIONS: Array<{ key: string; min: number; max?: number; at: (v: number) => Record<string, unknown> }> = [
   { key: 'ewmaDecayMs', min: 1, at: (v) => ({ ewmaDecayMs: v }) },
   { key: 'retry.backoff.baseMs', min: 0, at: (v) => ({ retry: { backoff: { baseMs: v } } }) },
   { key: 'retry.backoff.maxMs', min: 0, at: (v) => ({ retry: { backoff: { maxMs: v } } }) },
   { key: 'circuitBreaker.windowMs', min: 100, at: (v) => ({ circuitBreaker: { windowMs: v } }) },
-  { key: 'circuitBreaker.backoff.baseMs', min: 1, at: (v) => ({ circuitBreaker: { backoff: { baseMs: v } } }) },
-  { key: 'circuitBreaker.backoff.maxMs', min: 1, at: (v) => ({ circuitBreaker: { backoff: { maxMs: v } } }) },
+  {
+    key: 'circuitBreaker.backoff.baseMs',
+    min: 1,
+    max: MAX_BREAKER_BACKOFF_MS,
+    at: (v) => ({ circuitBreaker: { backoff: { baseMs: v } } }),
+  },
+  {
+    key: 'circuitBreaker.backoff.maxMs',
+    min: 1,
+    max: MAX_BREAKER_BACKOFF_MS,
+    at: (v) => ({ circuitBreaker: { backoff: { maxMs: v } } }),
+  },
   { key: 'outlierDetection.intervalMs', min: 10, at: (v) => ({ outlierDetection: { intervalMs: v } }) },
   { key: 'outlierDetection.baseEjectionMs', min: 1, at: (v) => ({ outlierDetection: { baseEjectionMs: v } }) },
   { key: 'outlierDetection.maxEjectionMs', min: 1, at: (v) => ({ outlierDetection: { maxEjectionMs: v } }) },
@@ -35,10 +46,14 @@ describe('durations', () => {
   for (const d of DURATIONS) {
     it(`${d.key}: rejects values a timer cannot honour, naming the path and the value`, () => {
       const path = `services.users.${d.key}`;
+      const why =
+        d.max === undefined
+          ? ''
+          : ' (2147483647 / 1.2: the open time gets up to +20% jitter and must fit a Node timer)';
       assertIssue(
         () => validateMeshConfig(users(d.at(3_000_000_000))),
         path,
-        `expected an integer from ${d.min} to 2147483647, got 3000000000`,
+        `expected an integer from ${d.min} to ${d.max ?? 2147483647}${why}, got 3000000000`,
       );
       configError(() => validateMeshConfig(users(d.at(2 ** 31))));
       configError(() => validateMeshConfig(users(d.at(Infinity))));
@@ -48,8 +63,10 @@ describe('durations', () => {
     });
 
     it(`${d.key}: accepts the largest honoured value`, () => {
-      const s = validateMeshConfig(users(d.at(MAX_DURATION_MS))).services.get('users')!;
-      assert.equal(get(s, d.key), MAX_DURATION_MS);
+      const max = d.max ?? MAX_DURATION_MS;
+      const s = validateMeshConfig(users(d.at(max))).services.get('users')!;
+      assert.equal(get(s, d.key), max);
+      configError(() => validateMeshConfig(users(d.at(max + 1))));
     });
   }
 
@@ -77,6 +94,13 @@ describe('durations', () => {
       'services.users.retry.budget.ttlMs',
       'expected an integer from 1000 to 60000, got 2147483648',
     );
+  });
+
+  it('keeps the breaker open time, jitter included, within the timer limit', () => {
+    // The breaker hands opossum jitteredExponential(...) as a setTimeout delay: its top must fit.
+    const top = jitteredExponential(60, MAX_BREAKER_BACKOFF_MS, MAX_BREAKER_BACKOFF_MS, () => 1 - Number.EPSILON);
+    assert.ok(top <= MAX_DURATION_MS, `${top} > ${MAX_DURATION_MS}`);
+    assert.ok(top > MAX_DURATION_MS - 10, 'the cap should not waste the range');
   });
 
   it('lets a base at the cap lift the default maximum to the cap, not past it', () => {
