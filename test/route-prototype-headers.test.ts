@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createMesh, type Mesh } from '@meshlet/core';
 import { createMeshDispatcher, createMeshFetch } from '@meshlet/http';
-import { request } from 'undici';
+import { Headers, request } from 'undici';
 import { ServerSet, type TestServer } from './helpers/servers.ts';
 
 describe('route header matchers named like Object.prototype members', () => {
