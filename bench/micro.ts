@@ -672,9 +672,10 @@ async function main(): Promise<void> {
   /** Runs one section; a failure is recorded and the next section runs. */
   const section = async <T>(name: string, fallback: T, run: () => T | Promise<T>): Promise<T> => {
     if (!wanted(name)) return fallback;
+    const t0 = Date.now();
     try {
       const result = await run();
-      process.stderr.write(`  ${name} done\n`);
+      process.stderr.write(`  ${name} done (${((Date.now() - t0) / 1000).toFixed(1)} s)\n`);
       return result;
     } catch (err) {
       const reason = err instanceof Error ? `${err.name}: ${err.message}` : String(err);

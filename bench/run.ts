@@ -645,6 +645,7 @@ async function main(): Promise<void> {
     targets: [],
   };
   report.targets = evaluateTargets(report);
+  log(`measured in ${((Date.parse(report.finishedAt) - startedAt.getTime()) / 60_000).toFixed(1)} min`);
 
   process.stdout.write(renderTable(report));
   const resultsDir = path.join(benchDir, 'results');
