@@ -20,9 +20,33 @@
  * says how), while an accepted bad one is an outage. Patterns are also capped in length, which
  * bounds the cost of the analysis itself.
  */
-import { RegExpParser, visitRegExpAST, type AST } from '@eslint-community/regexpp';
-import { getConsumedChars, getFirstConsumedChar, type ReadonlyFlags } from 'regexp-ast-analysis';
-import { analyse } from 'scslre';
+import { createRequire } from 'node:module';
+import type { AST, RegExpParser } from '@eslint-community/regexpp';
+import type { ReadonlyFlags } from 'regexp-ast-analysis';
+
+/**
+ * The analysis libraries, loaded on the first regex to check: they cost tens of ms to load,
+ * which a mesh without regex routes should not pay at import. All three are CommonJS, so a
+ * synchronous `require` works from this ES module on every supported Node.
+ */
+interface Libs {
+  regexpp: typeof import('@eslint-community/regexpp');
+  analysis: typeof import('regexp-ast-analysis');
+  scslre: typeof import('scslre');
+}
+let libs: Libs | undefined;
+
+function load(): Libs {
+  if (libs === undefined) {
+    const require = createRequire(import.meta.url);
+    libs = {
+      regexpp: require('@eslint-community/regexpp') as Libs['regexpp'],
+      analysis: require('regexp-ast-analysis') as Libs['analysis'],
+      scslre: require('scslre') as Libs['scslre'],
+    };
+  }
+  return libs;
+}
 
 /** Longest route regex accepted, in UTF-16 code units. */
 export const MAX_REGEX_LENGTH = 1024;
@@ -51,7 +75,8 @@ export function regexRisk(pattern: string): string | undefined {
 }
 
 function analyseRisk(pattern: string): string | undefined {
-  parser ??= new RegExpParser({ strict: false });
+  const { regexpp, scslre } = load();
+  parser ??= new regexpp.RegExpParser({ strict: false });
   let parsed: { pattern: AST.Pattern; flags: AST.Flags };
   try {
     parsed = {
@@ -64,7 +89,7 @@ function analyseRisk(pattern: string): string | undefined {
   }
   const flags: ReadonlyFlags = parsed.flags;
   let risk: string | undefined;
-  visitRegExpAST(parsed.pattern, {
+  regexpp.visitRegExpAST(parsed.pattern, {
     onQuantifierEnter(q) {
       if (risk === undefined && q.max > 1) risk = nestedQuantifier(q, flags);
     },
@@ -78,7 +103,7 @@ function analyseRisk(pattern: string): string | undefined {
   if (risk !== undefined) return risk;
 
   // Move reports (an unanchored pattern retried at every position) are linear per position; skip them.
-  const report = analyse(parsed, { maxReports: 1, reportTypes: { Move: false } }).reports[0];
+  const report = scslre.analyse(parsed, { maxReports: 1, reportTypes: { Move: false } }).reports[0];
   if (report === undefined) return undefined;
   const how = report.exponential ? 'exponential' : 'polynomial';
   if (report.type === 'Self') {
@@ -95,14 +120,15 @@ function analyseRisk(pattern: string): string | undefined {
 
 /** Rule 1: `q` repeats an element that holds an unbounded repetition able to eat the element's first character. */
 function nestedQuantifier(q: AST.Quantifier, flags: ReadonlyFlags): string | undefined {
-  let first: ReturnType<typeof getFirstConsumedChar> | undefined;
+  const { regexpp, analysis } = load();
+  let first: ReturnType<Libs['analysis']['getFirstConsumedChar']> | undefined;
   let found: string | undefined;
-  visitRegExpAST(q.element, {
+  regexpp.visitRegExpAST(q.element, {
     onQuantifierEnter(inner) {
       if (found !== undefined || inner.max <= 1) return;
       if (q.max !== Infinity && inner.max !== Infinity) return; // both bounded: a small fixed product
-      first ??= getFirstConsumedChar(q.element, 'ltr', flags);
-      const chars = getConsumedChars(inner.element, flags).chars;
+      first ??= analysis.getFirstConsumedChar(q.element, 'ltr', flags);
+      const chars = analysis.getConsumedChars(inner.element, flags).chars;
       if (first.empty || !chars.isDisjointWith(first.char)) found = inner.raw;
     },
   });
@@ -113,9 +139,10 @@ function nestedQuantifier(q: AST.Quantifier, flags: ReadonlyFlags): string | und
 /** Rule 2: a group inside a repetition whose alternatives can start with the same character (or match nothing). */
 function overlappingAlternatives(g: AST.Group | AST.CapturingGroup, flags: ReadonlyFlags): string | undefined {
   if (g.alternatives.length < 2 || !insideRepetition(g)) return undefined;
-  let seen: ReturnType<typeof getFirstConsumedChar>['char'] | undefined;
+  const { analysis } = load();
+  let seen: ReturnType<Libs['analysis']['getFirstConsumedChar']>['char'] | undefined;
   for (const alt of g.alternatives) {
-    const first = getFirstConsumedChar(alt, 'ltr', flags);
+    const first = analysis.getFirstConsumedChar(alt, 'ltr', flags);
     if (first.empty || (seen !== undefined && !seen.isDisjointWith(first.char))) {
       return (
         `(alternatives of "${g.raw}" can match the same characters inside a repetition); ` +
