@@ -14,7 +14,9 @@
  *    checkers such as `safe-regex2` miss;
  * 3. `scslre` (the analysis behind eslint-plugin-regexp's `no-super-linear-backtracking`), which
  *    finds polynomial backtracking between adjacent repetitions (`.*.*=`, `\s*#?\s*$`) and the
- *    self-trading cases the first check does not see.
+ *    self-trading cases the first check does not see;
+ * 4. bounded repetitions, which the others ignore: those that can hand characters to what follows
+ *    them multiply the ways to split an input (`a?a?…a?aa…a` is 2^n), capped at 10 000.
  *
  * The checks err on the side of refusing: a refused pattern can always be rewritten (the message
  * says how), while an accepted bad one is an outage. Patterns are also capped in length, which
@@ -101,6 +103,8 @@ function analyseRisk(pattern: string): string | undefined {
     },
   });
   if (risk !== undefined) return risk;
+  risk = boundedSplits(parsed.pattern, flags);
+  if (risk !== undefined) return risk;
 
   // Move reports (an unanchored pattern retried at every position) are linear per position; skip them.
   const report = scslre.analyse(parsed, { maxReports: 1, reportTypes: { Move: false } }).reports[0];
@@ -152,6 +156,40 @@ function overlappingAlternatives(g: AST.Group | AST.CapturingGroup, flags: Reado
     seen = seen === undefined ? first.char : seen.union(first.char);
   }
   return undefined;
+}
+
+/** Most ways the bounded repetitions of one pattern may split an input between them (rule 4). */
+const MAX_SPLITS = 10_000;
+
+/**
+ * Rule 4: bounded repetitions that can give characters to what follows them (`.{0,1000}.{0,1000}x`,
+ * `a?a?…a?aa…a`, `(a{1,100}){1,100}`). Each such repetition multiplies the ways a failing match
+ * is retried by its range (compounded by the repetitions around it); the other checks and scslre
+ * only look at unbounded repetition.
+ */
+function boundedSplits(pattern: AST.Pattern, flags: ReadonlyFlags): string | undefined {
+  const { regexpp, analysis } = load();
+  let splits = 1;
+  let culprit: AST.Quantifier | undefined;
+  regexpp.visitRegExpAST(pattern, {
+    onQuantifierEnter(q) {
+      if (culprit !== undefined || q.max === q.min || q.max === Infinity) return;
+      const after = analysis.getFirstCharAfter(q, 'ltr', flags);
+      if (analysis.getConsumedChars(q.element, flags).chars.isDisjointWith(after.char)) return;
+      let factor = q.max - q.min + 1;
+      // A choice inside a repeated group is made again on every repetition.
+      for (let n = q.parent as AST.Node | null; n !== null; n = n.parent) {
+        if (n.type === 'Quantifier' && n.max > 1) factor **= n.max;
+      }
+      splits *= factor;
+      if (splits > MAX_SPLITS) culprit = q;
+    },
+  });
+  if (culprit === undefined) return undefined;
+  return (
+    `(bounded repetitions such as "${culprit.raw}" can give the same characters to what follows them, ` +
+    `more than ${MAX_SPLITS} ways to split one input); bound them tighter, or end each at a character the rest cannot match`
+  );
 }
 
 function insideRepetition(node: AST.Node): boolean {
