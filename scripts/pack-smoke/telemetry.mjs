@@ -61,5 +61,5 @@ server.close();
 await once(server, 'close');
 await sdk.shutdown();
 console.log(
-  `pack-smoke: telemetry ok with the installed @opentelemetry/sdk-node: span, attempt event, traceparent, metric`,
+  `pack-smoke: telemetry ok on Node ${process.version} under sdk-node: span, attempt event, traceparent, metric`,
 );
