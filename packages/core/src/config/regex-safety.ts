@@ -77,18 +77,21 @@ export function regexRisk(pattern: string): string | undefined {
 }
 
 function analyseRisk(pattern: string): string | undefined {
-  const { regexpp, scslre } = load();
-  parser ??= new regexpp.RegExpParser({ strict: false });
-  let parsed: { pattern: AST.Pattern; flags: AST.Flags };
   try {
-    parsed = {
-      pattern: parser.parsePattern(pattern, 0, pattern.length, { unicode: false }),
-      flags: parser.parseFlags(''),
-    };
+    return analyse(pattern);
   } catch {
-    // V8 accepted it but the analyser cannot read it: refuse rather than run it unchecked.
+    // The analysis libraries failed on a pattern V8 accepts: refuse rather than run it unchecked.
     return '(it could not be analysed for backtracking); rewrite it with simpler syntax';
   }
+}
+
+function analyse(pattern: string): string | undefined {
+  const { regexpp, scslre } = load();
+  parser ??= new regexpp.RegExpParser({ strict: false });
+  const parsed: { pattern: AST.Pattern; flags: AST.Flags } = {
+    pattern: parser.parsePattern(pattern, 0, pattern.length, { unicode: false }),
+    flags: parser.parseFlags(''),
+  };
   const flags: ReadonlyFlags = parsed.flags;
   let risk: string | undefined;
   regexpp.visitRegExpAST(parsed.pattern, {
