@@ -61,11 +61,10 @@ export function readObject(
   const out: Obj = Object.create(null) as Obj;
   const base = path === ROOT ? '' : path;
   for (const key of keys) {
-    const keyPath = join(base, key);
     if (known !== undefined && !known.includes(key)) {
       const hint = didYouMean(key, known);
       issues.push({
-        path: keyPath,
+        path: join(base, key),
         message: hint !== '' ? `unknown key${hint}` : `unknown key (known keys: ${known.join(', ')})`,
       });
       continue;
@@ -73,7 +72,7 @@ export function readObject(
     try {
       out[key] = source[key];
     } catch (err) {
-      issues.push(unreadable(keyPath, err));
+      issues.push(unreadable(join(base, key), err));
     }
   }
   return out;
