@@ -526,6 +526,11 @@ async function benchUpdate(): Promise<UpdateTiming[]> {
   // Repetition 0 of each sequence warms the code up (V8 compiles update, validation, picker builds)
   // and is not recorded: the figures are the steady cost of a long-running process's pushes.
   let recording = false;
+  // A sequence stops repeating past this budget (one recorded repetition at least), so a slow
+  // update() (seconds per step, as on the morning of issue 6) cannot stretch the run past its time.
+  const budgetMs = quick ? 8_000 : 20_000;
+  const more = (rep: number, startedAt: number): boolean =>
+    rep <= reps && (rep <= 1 || Date.now() - startedAt < budgetMs);
   const add = (balancer: string, step: string, t: number, first: number): void => {
     if (!recording) return;
     const key = `${balancer}\u0000${step}`;
@@ -559,7 +564,8 @@ async function benchUpdate(): Promise<UpdateTiming[]> {
     const cfgA = { services: { big: service(A) } };
     const cfgB = { services: { big: service(B) } };
     const cfgB1 = { services: { big: service(B1) } };
-    for (let rep = 0; rep <= reps; rep++) {
+    const startedAt = Date.now();
+    for (let rep = 0; more(rep, startedAt); rep++) {
       recording = rep > 0;
       const mesh = createMesh(cfg0);
       try {
@@ -583,7 +589,8 @@ async function benchUpdate(): Promise<UpdateTiming[]> {
   const changed = {
     services: { ...services, 'svc-500': { endpoints: [...addresses(9, 5000), addresses(1, 20_000)[0]] } },
   };
-  for (let rep = 0; rep <= reps; rep++) {
+  const startedAt = Date.now();
+  for (let rep = 0; more(rep, startedAt); rep++) {
     recording = rep > 0;
     gc();
     const t0 = process.hrtime.bigint();
@@ -604,8 +611,8 @@ async function benchUpdate(): Promise<UpdateTiming[]> {
   }
   notes.push(
     `Update at scale: the public API over the instant transport; each step timed on its own (GC run before it), then ` +
-      `the first \`mesh.call\` to the service (its first pick after the change); ${reps} repetitions after an ` +
-      `unrecorded warm-up one, each on a new mesh, median shown. Config objects are built before the timing; validation is part of \`update()\`/\`createMesh\`.`,
+      `the first \`mesh.call\` to the service (its first pick after the change); up to ${reps} repetitions (fewer ` +
+      `past ${budgetMs / 1000} s per sequence) after an unrecorded warm-up one, each on a new mesh, median shown. Config objects are built before the timing; validation is part of \`update()\`/\`createMesh\`.`,
   );
   return [...samples.values()].map((s) => ({
     balancer: s.balancer,
