@@ -28,7 +28,14 @@ type Desc =
   | { t: 'symbol' }
   | { t: 'fn' }
   | { t: 'cycle' }
-  | { t: 'obj'; entries: Array<[string, Desc]>; mode: ObjMode; throwingGetter: string | null; proxy: ProxyMode }
+  | {
+      t: 'obj';
+      entries: Array<[string, Desc]>;
+      mode: ObjMode;
+      throwingGetter: string | null;
+      symbolKey: boolean;
+      proxy: ProxyMode;
+    }
   | { t: 'arr'; items: Desc[]; holes: number[]; sparseHuge: boolean; proxy: ProxyMode };
 
 const SCHEMA_KEYS = [
@@ -166,6 +173,7 @@ const { value: valueArb } = fc.letrec<{ value: Desc; obj: Desc; arr: Desc }>((ti
     entries: fc.array(fc.tuple(keyArb, tie('value')), { maxLength: 5 }),
     mode: fc.constantFrom<ObjMode>('plain', 'null-proto', 'frozen', 'json'),
     throwingGetter: fc.option(keyArb, { freq: 4, nil: null }) as fc.Arbitrary<string | null>,
+    symbolKey: fc.nat({ max: 4 }).map((n) => n === 0),
     proxy: proxyArb,
   }),
   arr: fc.record({
@@ -216,6 +224,9 @@ function build(d: Desc, parent: object | undefined): unknown {
           enumerable: true,
           configurable: true,
         });
+      }
+      if (d.symbolKey) {
+        Object.defineProperty(obj, Symbol('services'), { value: { users: {} }, enumerable: true, configurable: true });
       }
       if (d.mode === 'frozen') Object.freeze(obj);
       return wrap(obj, d.proxy);
@@ -388,6 +399,9 @@ function expectAcceptedOrConfigError<T>(fn: () => T, what: string): T | undefine
   }
 }
 
+/** Runs per property; raise it for a longer search (`HOSTILE_CONFIG_RUNS=20000`). */
+const RUNS = Number(process.env.HOSTILE_CONFIG_RUNS) || 400;
+
 describe('hostile config property', () => {
   const live: Mesh = createMesh({ services: { users: { endpoints: ['10.0.0.1:8080'] } } });
   after(() => live.close());
@@ -404,7 +418,7 @@ describe('hostile config property', () => {
         assert.equal(prototypeState(), before, `${input.kind} changed Object.prototype or Array.prototype`);
         assert.equal(({} as Record<string, unknown>).services, undefined);
       }),
-      { numRuns: 400, includeErrorInReport: true },
+      { numRuns: RUNS, includeErrorInReport: true },
     );
   });
 
