@@ -91,6 +91,15 @@ describe('keys named like Object.prototype members', () => {
     assert.equal('hasOwnProperty' in metadata, false);
   });
 
+  it('refuses service names that are not host names, "__proto__" and "toString" included, with their path', () => {
+    const err = configError(() => validateMeshConfig(JSON.parse('{"services":{"__proto__":{},"toString":{}}}')));
+    assert.deepEqual(
+      err.issues.map((i) => i.path),
+      ['services.__proto__', 'services.toString'],
+    );
+    assert.match(err.issues[0]!.message, /expected a service name of lower-case letters/);
+  });
+
   it('accepts a service named "constructor" as an ordinary service', async () => {
     const config = {
       services: {
