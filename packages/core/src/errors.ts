@@ -116,7 +116,8 @@ export class CircuitOpenError extends MeshError {
   constructor(service: string, endpoint: string) {
     super(
       'MESHLET_ERR_CIRCUIT_OPEN',
-      `service "${service}": circuit breaker of endpoint ${endpoint} is open; the call was not sent there`,
+      `service "${service}": circuit breaker of endpoint ${endpoint} is open; the call was not sent there ` +
+        `(it is retried on another endpoint when the retry policy allows); if every endpoint trips, check the upstream's health`,
     );
     this.service = service;
     this.endpoint = endpoint;
@@ -194,7 +195,11 @@ export class UpstreamError extends MeshError {
 /** The mesh was closed. */
 export class MeshClosedError extends MeshError {
   constructor(service?: string) {
-    super('MESHLET_ERR_CLOSED', `the mesh is closed${service ? ` (call to service "${service}")` : ''}`);
+    super(
+      'MESHLET_ERR_CLOSED',
+      `the mesh is closed${service ? ` (call to service "${service}")` : ''}: calls made after mesh.close(), ` +
+        `or still in flight when its grace period ran out, are refused; create a new mesh if the process goes on`,
+    );
   }
 }
 
