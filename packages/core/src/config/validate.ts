@@ -12,7 +12,8 @@
  * objects and dense arrays, turning getters and Proxies that throw into issues, so nothing is read
  * from `Object.prototype` and no `__proto__` key reaches a prototype setter. The output never
  * shares an object with the input: a caller mutating its config afterwards cannot change a
- * running mesh. Nothing is frozen, because the mesh may keep and extend it.
+ * running mesh. Nothing is frozen, because the mesh may keep and extend it, except the one empty
+ * metadata record shared by endpoints without metadata.
  */
 import { isIPv4, isIPv6 } from 'node:net';
 import type { LoadBalancerName } from '../balancer/types.js';
