@@ -28,9 +28,12 @@ export function createHttpProtocol(pools: PoolSet): Protocol<HttpRequest, HttpAt
       if (req.bodyKind === BODY_TO_BUFFER) req.sendUnbuffered();
       const pool = pools.get(ep, req.service);
       const opts = ctx.trace === undefined ? req.opts : req.tracedOptions(ctx.trace);
-      return new Promise((resolve, reject) => {
-        pool.dispatch(opts, new HttpAttempt(resolve, reject, ctx, req) as never);
-      });
+      // A shared executor hands over resolve/reject: no closure per attempt.
+      const promise = new Promise<HttpAttempt>(capture);
+      const attempt = new HttpAttempt(captured.resolve!, captured.reject!, ctx, req);
+      captured.resolve = captured.reject = undefined;
+      pool.dispatch(opts, attempt as never);
+      return promise;
     },
     classifier: (retryOn) => new HttpClassifier(retryOn),
     method: (req) => req.method,
@@ -47,6 +50,15 @@ export function createHttpProtocol(pools: PoolSet): Protocol<HttpRequest, HttpAt
         : attributes.forError(ep, req.method, err),
     attemptStatus: (res, err) => (res !== undefined ? res.statusCode : errorType(err)),
   };
+}
+
+const captured: { resolve: ((v: HttpAttempt) => void) | undefined; reject: ((e: unknown) => void) | undefined } = {
+  resolve: undefined,
+  reject: undefined,
+};
+function capture(resolve: (v: HttpAttempt) => void, reject: (e: unknown) => void): void {
+  captured.resolve = resolve;
+  captured.reject = reject;
 }
 
 /** `error.type` of an attempt that produced no response. */

@@ -1,4 +1,4 @@
-// HttpAttempt: 1xx heads are skipped, caller faults become InvalidRequestError, and a committed
+// HttpAttempt: caller faults become InvalidRequestError, and a committed
 // response whose body is still arriving is cut when the call's deadline passes (fake timers).
 import { describe, it, mock } from 'node:test';
 import assert from 'node:assert/strict';
@@ -51,15 +51,6 @@ function sink(): LegacyHandler & { events: string[]; error?: Error } {
 }
 
 describe('HttpAttempt', () => {
-  it('skips 1xx heads and resolves at the final head', () => {
-    const { attempt, settled } = start(fakeCtx(1000));
-    attempt.onHeaders(103, [], () => {}, 'Early Hints');
-    assert.equal(settled(), undefined);
-    attempt.onHeaders(200, [], () => {}, 'OK');
-    assert.equal(settled()?.ok, true);
-    assert.equal(attempt.statusCode, 200);
-  });
-
   it('turns undici’s local refusal into InvalidRequestError with the undici error as cause', () => {
     const { attempt, settled } = start(fakeCtx(1000));
     const undiciErr = Object.assign(new Error('invalid header'), { code: 'UND_ERR_INVALID_ARG' });

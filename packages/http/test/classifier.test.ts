@@ -10,14 +10,12 @@ const err = (code: string): Error => Object.assign(new Error(code), { code });
 describe('HttpClassifier', () => {
   const c = new HttpClassifier(undefined);
 
-  it('classifies undici’s local refusals and InvalidRequestError as invalid-request', () => {
+  it('classifies undici’s local refusals and InvalidRequestError as invalid-request, network faults as before', () => {
     for (const code of ['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED', 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH']) {
       assert.equal(c.classifyError(err(code), ctx), 'invalid-request', code);
     }
     assert.equal(c.classifyError(new InvalidRequestError('svc', 'bad', err('ECONNRESET')), ctx), 'invalid-request');
-  });
-
-  it('keeps network faults on the endpoint', () => {
+    // … while network faults stay the endpoint's.
     assert.equal(c.classifyError(err('ECONNREFUSED'), ctx), 'retryable');
     assert.equal(c.classifyError(err('ECONNRESET'), ctx), 'retryable');
     assert.equal(c.classifyError(err('UND_ERR_RES_CONTENT_LENGTH_MISMATCH'), ctx), 'failure');
