@@ -1,21 +1,23 @@
 // The call engine over a fake protocol: no sockets, so each rule of the service tier is
 // checked in isolation (admission, deadline room, avoidance, budget errors, routing, abort).
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createMesh, type Mesh } from '../src/mesh.js';
-import { codeOf, fakeProtocol, get, hang, ok, refused, type FakeRes } from './helpers/fake-protocol.js';
+import { createMesh } from '../src/mesh.js';
+import {
+  codeOf,
+  fakeProtocol,
+  get,
+  hang,
+  meshesClosedAfter,
+  ok,
+  refused,
+  type FakeReq,
+  type FakeRes,
+} from './helpers/fake-protocol.js';
 import { MeshError } from '../src/errors.js';
 
 describe('mesh call engine', () => {
-  const meshes: Mesh[] = [];
-  const make = (services: Parameters<typeof createMesh>[0]['services']): Mesh => {
-    const m = createMesh({ services });
-    meshes.push(m);
-    return m;
-  };
-  after(async () => {
-    await Promise.all(meshes.map((m) => m.close()));
-  });
+  const make = meshesClosedAfter();
 
   it('retries on another endpoint than the one that just failed', async () => {
     const log: string[] = [];

@@ -5,17 +5,7 @@ import assert from 'node:assert/strict';
 import { createMesh } from '../../src/mesh.js';
 import type { Endpoint } from '../../src/endpoint.js';
 import { fakeProtocol, get, type FakeRes } from '../helpers/fake-protocol.js';
-
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seeded } from '../helpers/random.js';
 
 /** Sends `n` sequential calls; `latency(ep, nth)` is how long the fake clock says each took. */
 async function sequential(n: number, latency: (ep: Endpoint, nth: number) => number, seed: number) {

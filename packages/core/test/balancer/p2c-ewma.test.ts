@@ -4,20 +4,9 @@ import { Endpoint } from '../../src/endpoint.js';
 import { createP2cEwmaPicker, p2cEwmaPickerFactory } from '../../src/balancer/p2c-ewma.js';
 import type { PickContext, Picker } from '../../src/balancer/types.js';
 import { makeEndpoints } from '../helpers/endpoints.js';
+import { seeded } from '../helpers/random.js';
 
 const DECAY_MS = 10_000;
-
-/** Deterministic PRNG (mulberry32) in [0, 1). */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function options(random: () => number) {
   return { ewmaDecayMs: DECAY_MS, random };

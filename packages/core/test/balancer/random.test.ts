@@ -4,18 +4,7 @@ import { Endpoint } from '../../src/endpoint.js';
 import { AliasTable, createRandomPicker, endpointWeight, randomPickerFactory } from '../../src/balancer/random.js';
 import type { PickContext, Picker } from '../../src/balancer/types.js';
 import { makeEndpoints } from '../helpers/endpoints.js';
-
-/** Deterministic PRNG (mulberry32) in [0, 1). */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seeded } from '../helpers/random.js';
 
 function options(random: () => number) {
   return { ewmaDecayMs: 10_000, random };

@@ -5,18 +5,7 @@ import { hashString } from '../../src/balancer/hash.js';
 import { createRingHashPicker, ringHashPickerFactory } from '../../src/balancer/ring-hash.js';
 import type { PickContext, Picker } from '../../src/balancer/types.js';
 import { makeEndpoints } from '../helpers/endpoints.js';
-
-/** Deterministic PRNG (mulberry32) in [0, 1). */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seeded } from '../helpers/random.js';
 
 function options(random: () => number = seeded(1)) {
   return { ewmaDecayMs: 10_000, random };

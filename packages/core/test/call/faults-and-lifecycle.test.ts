@@ -1,13 +1,22 @@
 // The engine's rules for whose fault a failure is, and for every lifecycle state a call can
 // be in (preparing, queued, in flight while its service is removed, in flight while the mesh
 // closes). Fake protocol, no sockets.
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createMesh, type Mesh } from '../../src/mesh.js';
+import { createMesh } from '../../src/mesh.js';
 import { InvalidRequestError, MeshError } from '../../src/errors.js';
 import type { Endpoint } from '../../src/endpoint.js';
 import type { CallContext } from '../../src/types.js';
-import { codeOf, fakeProtocol, get, hang, ok, type FakeReq, type FakeRes } from '../helpers/fake-protocol.js';
+import {
+  codeOf,
+  fakeProtocol,
+  get,
+  hang,
+  meshesClosedAfter,
+  ok,
+  type FakeReq,
+  type FakeRes,
+} from '../helpers/fake-protocol.js';
 
 /** An undici-style local refusal: the caller's request is at fault. */
 const localRefusal = (): Promise<FakeRes> =>
@@ -29,15 +38,7 @@ function faultAwareProtocol(behaviour: (ep: Endpoint, signal: AbortSignal) => Pr
 }
 
 describe('faults land on the right party', () => {
-  const meshes: Mesh[] = [];
-  const make = (services: Parameters<typeof createMesh>[0]['services']): Mesh => {
-    const m = createMesh({ services });
-    meshes.push(m);
-    return m;
-  };
-  after(async () => {
-    await Promise.all(meshes.map((m) => m.close()));
-  });
+  const make = meshesClosedAfter();
 
   it("a request the transport refuses locally fails with MESHLET_ERR_INVALID_REQUEST and never opens the endpoint's breaker", async () => {
     const mesh = make({ s: { endpoints: ['a:1'], circuitBreaker: { consecutiveFailures: 2 } } });

@@ -1,4 +1,6 @@
 // A fake protocol for the call engine's unit tests: no sockets, behaviour per endpoint.
+import { after } from 'node:test';
+import { createMesh, type Mesh } from '../../src/mesh.js';
 import type { Protocol } from '../../src/protocol.js';
 import type { Endpoint } from '../../src/endpoint.js';
 import { MeshError } from '../../src/errors.js';
@@ -55,4 +57,17 @@ export async function codeOf(p: Promise<unknown>): Promise<string> {
   } catch (err) {
     return err instanceof MeshError ? err.code : `non-mesh: ${String(err)}`;
   }
+}
+
+/** `make(services)` creates a mesh that is closed after the enclosing suite. */
+export function meshesClosedAfter(): (services: Parameters<typeof createMesh>[0]['services']) => Mesh {
+  const meshes: Mesh[] = [];
+  after(async () => {
+    await Promise.all(meshes.map((m) => m.close()));
+  });
+  return (services) => {
+    const m = createMesh({ services });
+    meshes.push(m);
+    return m;
+  };
 }
