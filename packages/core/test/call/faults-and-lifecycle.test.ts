@@ -78,6 +78,17 @@ describe('faults land on the right party', () => {
     assert.equal(s.retries, 0);
   });
 
+  it('an http call to a service configured for grpc is refused with MESHLET_ERR_UNSUPPORTED, before any attempt', async () => {
+    const mesh = make({ g: { endpoints: ['a:1'], protocol: 'grpc' }, h: { endpoints: ['b:1'] } });
+    const http = { ...fakeProtocol(ok), name: 'http' };
+    const err = (await mesh.call('g', get(), http).catch((e: unknown) => e)) as MeshError;
+    assert.equal(err.code, 'MESHLET_ERR_UNSUPPORTED');
+    assert.match(err.message, /protocol "grpc"/);
+    assert.equal(mesh.stats().services.g.endpoints[0].requests, 0);
+    assert.equal((await mesh.call('h', get(), http)).status, 200);
+    assert.equal(await codeOf(mesh.call('h', get(), { ...fakeProtocol(ok), name: 'grpc' })), 'MESHLET_ERR_UNSUPPORTED');
+  });
+
   it('a caller abort is counted as cancelled, not as a failure of the service or the endpoint', async () => {
     const mesh = make({ s: { endpoints: ['a:1'] } });
     const ac = new AbortController();
