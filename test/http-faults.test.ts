@@ -104,16 +104,20 @@ describe('http faults: the caller’s faults never count against the endpoint', 
     assert.equal(mesh.stats().services.svc.successes, 5);
   });
 
-  it('an invalid header name, a path with a space and a path without a leading slash are the caller’s fault', async () => {
-    const cases: Array<Parameters<typeof dispatcher.request>[0]> = [
-      { origin: 'http://svc', path: '/x', method: 'GET', headers: { 'bad name': 'x' } },
-      { origin: 'http://svc', path: '/a b', method: 'GET' },
-      { origin: 'http://svc', path: 'no-slash', method: 'GET' },
+  it('an invalid header name, a bad path and a body that contradicts its content-length are the caller’s fault', async () => {
+    const cases: Array<[Parameters<typeof dispatcher.request>[0], string]> = [
+      [{ origin: 'http://svc', path: '/x', method: 'GET', headers: { 'bad name': 'x' } }, 'UND_ERR_INVALID_ARG'],
+      [{ origin: 'http://svc', path: '/a b', method: 'GET' }, 'UND_ERR_INVALID_ARG'],
+      [{ origin: 'http://svc', path: 'no-slash', method: 'GET' }, 'UND_ERR_INVALID_ARG'],
+      [
+        { origin: 'http://svc', path: '/x', method: 'PUT', headers: { 'content-length': '10' }, body: 'abc' },
+        'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH',
+      ],
     ];
-    for (const opts of cases) {
+    for (const [opts, cause] of cases) {
       const err = await rejects(dispatcher.request(opts));
       assert.equal(err.code, 'MESHLET_ERR_INVALID_REQUEST', `${JSON.stringify(opts)}: ${String(err)}`);
-      assert.equal(err.cause?.code, 'UND_ERR_INVALID_ARG');
+      assert.equal(err.cause?.code, cause);
     }
     assertHealthy();
   });
