@@ -425,7 +425,9 @@ function closedTable(report: BenchReport): { text: string; markdown: string } {
       }),
       s.baseline === undefined
         ? 'baseline'
-        : `${ratio(report, s, 'c64')}× ${s.baseline === BASELINE ? '' : `(vs ${s.baseline})`}`.trim(),
+        : ratio(report, s, 'c64') === '–'
+          ? '–'
+          : `${ratio(report, s, 'c64')}× ${s.baseline === BASELINE ? '' : `(vs ${s.baseline})`}`.trim(),
       s.baseline === undefined ? 'baseline' : dCpu === undefined ? '–' : signed(dCpu.median, 1),
       kb(c64),
       `${lat(c('c1'), 'p50')} / ${lat(c('c1'), 'p99')}`,
