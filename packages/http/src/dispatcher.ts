@@ -173,8 +173,8 @@ export class MeshDispatcher extends Dispatcher {
       handler.onError?.(new MeshClosedError(service));
       return;
     }
-    const method = opts.method;
-    if (opts.upgrade || method === 'CONNECT' || (typeof method === 'string' && method.toUpperCase() === 'CONNECT')) {
+    const req = new HttpRequest(service, opts, state);
+    if (opts.upgrade || req.method === 'CONNECT') {
       handler.onError?.(
         new UnsupportedError(
           service,
@@ -183,7 +183,6 @@ export class MeshDispatcher extends Dispatcher {
       );
       return;
     }
-    const req = new HttpRequest(service, opts, state);
     this.mesh.call(service, req, this.protocol).then(state.deliver, state.fail);
   }
 
