@@ -671,6 +671,7 @@ function targetsTable(report: BenchReport): { text: string; markdown: string } {
 function ratesText(rates: NonNullable<BenchReport['rates']>): string {
   const parts = Object.entries(rates).map(([base, r]) => `${base}’s ${fmt(r.baselineMax)} req/s`);
   const [first, ...rest] = parts;
+  if (first === undefined) return 'the load bases’ throughput (none measured)';
   return `${first} at c=64${rest.length > 0 ? ` (${rest.join(', ')} for the setups compared with it)` : ''}`;
 }
 
