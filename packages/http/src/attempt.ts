@@ -93,7 +93,11 @@ export class HttpAttempt {
     const body = this.req.callerBody;
     if (body !== undefined && body.failed) {
       reject(new InvalidRequestError(this.ctx.service, 'the request body stream failed', body.sourceError));
-    } else if (isInvalidRequest(err) && !(err instanceof InvalidRequestError)) {
+      return;
+    }
+    // The request is dead: release the caller's stream (undici leaves a pending read of an iterable to its owner).
+    body?.cancel(err);
+    if (isInvalidRequest(err) && !(err instanceof InvalidRequestError)) {
       reject(new InvalidRequestError(this.ctx.service, 'undici refused the request before sending it', err));
     } else reject(err);
   }
