@@ -34,10 +34,79 @@ export function createMeshFetch(mesh: Mesh, options?: MeshDispatcherOptions): Me
     );
     if (verdict === undefined) return undiciFetch(input, init);
     if (typeof verdict !== 'string') return Promise.reject(verdict);
-    return undiciFetch(input, init === undefined ? meshInit : { ...init, dispatcher }).catch(unwrap);
+    return undiciFetch(input, init === undefined ? meshInit : withDispatcher(init, dispatcher)).catch(unwrap);
   };
   Object.defineProperty(meshFetch, 'dispatcher', { value: dispatcher, enumerable: true });
   return meshFetch as MeshFetch;
+}
+
+/** The members of undici 7's RequestInit (besides `dispatcher`). */
+const INIT_KEYS = new Set([
+  'method',
+  'headers',
+  'body',
+  'referrer',
+  'referrerPolicy',
+  'mode',
+  'credentials',
+  'cache',
+  'redirect',
+  'integrity',
+  'keepalive',
+  'signal',
+  'window',
+  'duplex',
+  'priority',
+]);
+
+/**
+ * The caller's init with the mesh dispatcher, in one fixed shape. undici reads an init
+ * member by member (absent and undefined are the same to it), so a class copy is what a
+ * spread would be, at ~20 ns instead of ~300 ns (a spread plus one member leaves V8's fast
+ * clone path). An init with any other member (a newer undici's, or the caller's own
+ * dispatcher, which the mesh's replaces) is spread, so nothing is ever dropped.
+ */
+class MeshRequestInit {
+  readonly method: unknown;
+  readonly headers: unknown;
+  readonly body: unknown;
+  readonly referrer: unknown;
+  readonly referrerPolicy: unknown;
+  readonly mode: unknown;
+  readonly credentials: unknown;
+  readonly cache: unknown;
+  readonly redirect: unknown;
+  readonly integrity: unknown;
+  readonly keepalive: unknown;
+  readonly signal: unknown;
+  readonly window: unknown;
+  readonly duplex: unknown;
+  readonly priority: unknown;
+  constructor(
+    init: Record<string, unknown>,
+    readonly dispatcher: MeshDispatcher,
+  ) {
+    this.method = init.method;
+    this.headers = init.headers;
+    this.body = init.body;
+    this.referrer = init.referrer;
+    this.referrerPolicy = init.referrerPolicy;
+    this.mode = init.mode;
+    this.credentials = init.credentials;
+    this.cache = init.cache;
+    this.redirect = init.redirect;
+    this.integrity = init.integrity;
+    this.keepalive = init.keepalive;
+    this.signal = init.signal;
+    this.window = init.window;
+    this.duplex = init.duplex;
+    this.priority = init.priority;
+  }
+}
+
+function withDispatcher(init: RequestInit, dispatcher: MeshDispatcher): RequestInit {
+  for (const key in init) if (!INIT_KEYS.has(key)) return { ...init, dispatcher };
+  return new MeshRequestInit(init as Record<string, unknown>, dispatcher) as RequestInit;
 }
 
 function unwrap(err: unknown): never {
