@@ -150,6 +150,23 @@ describe('http faults: the caller’s faults never count against the endpoint', 
     assert.equal(mesh.stats().services.svc.retries, 0);
   });
 
+  it('a fetch body stream that stalls is the caller’s fault too', async () => {
+    let sent = false;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (!sent) {
+          sent = true;
+          controller.enqueue(new TextEncoder().encode('first chunk'));
+        }
+        // then never another chunk, never the end
+      },
+    });
+    const err = await rejects(fetch('http://svc/up', { method: 'PUT', body, duplex: 'half' }));
+    assert.equal(err.code, 'MESHLET_ERR_INVALID_REQUEST', String(err));
+    assert.match(err.message, /stalled/);
+    assertHealthy();
+  });
+
   it('the caller’s abort while the upstream hangs is not the endpoint’s fault', async () => {
     server.behaviour = { mode: 'hang' };
     try {
