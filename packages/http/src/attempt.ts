@@ -76,6 +76,7 @@ export class HttpAttempt {
   private readonly ctx: CallContext;
   private readonly req: HttpRequest;
   private bodyTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+  private sinkDone = false;
 
   constructor(resolve: (v: HttpAttempt) => void, reject: (e: unknown) => void, ctx: CallContext, req: HttpRequest) {
     this.resolve = resolve;
@@ -176,7 +177,7 @@ export class HttpAttempt {
     this.trailers = trailers;
     if (this.phase === COMMITTED) {
       this.clearBodyTimer();
-      this.sink!.onComplete?.(trailers);
+      this.finishSink();
     }
   }
 
@@ -189,7 +190,7 @@ export class HttpAttempt {
     this.error = err;
     if (this.phase === COMMITTED) {
       this.clearBodyTimer();
-      this.sink!.onError?.(err);
+      this.finishSink();
     }
   }
 
@@ -207,11 +208,10 @@ export class HttpAttempt {
     const held = this.held;
     this.held = undefined;
     if (held !== undefined) {
-      for (let i = 0; i < held.length; i++) if (sink.onData?.(held[i]) === false) paused = true;
+      for (let i = 0; i < held.length && !this.sinkDone; i++) if (sink.onData?.(held[i]) === false) paused = true;
     }
     if (this.ended) {
-      if (this.error !== undefined) sink.onError?.(this.error);
-      else sink.onComplete?.(this.trailers);
+      this.finishSink();
       return;
     }
     // The body is still coming: bound it by what is left of the call's deadline.
@@ -229,6 +229,17 @@ export class HttpAttempt {
       this.resumeFn?.();
     }
   };
+
+  /**
+   * Tells the caller's handler how the response ended, once: an abort the caller makes from
+   * inside a callback during `commit` is reported back by undici synchronously.
+   */
+  private finishSink(): void {
+    if (this.sinkDone) return;
+    this.sinkDone = true;
+    if (this.error !== undefined) this.sink!.onError?.(this.error);
+    else this.sink!.onComplete?.(this.trailers);
+  }
 
   /** Aborts a committed response (the caller gave up). */
   abort(reason?: Error): void {

@@ -130,3 +130,33 @@ describe('HttpAttempt', () => {
     }
   });
 });
+
+describe('HttpAttempt commit', () => {
+  it('an abort the caller makes while held bytes are replayed ends the response once', () => {
+    const ctx = fakeCtx(1000);
+    let settled: HttpAttempt | undefined;
+    const attempt = new HttpAttempt(
+      (v) => (settled = v),
+      () => {},
+      ctx,
+      {} as HttpRequest,
+    );
+    // undici reports an abort back through onError synchronously.
+    attempt.onConnect((err) => attempt.onError(err ?? new Error('aborted')));
+    attempt.onHeaders(200, [], () => {}, 'OK');
+    attempt.onData(Buffer.from('a'));
+    attempt.onData(Buffer.from('b'));
+    assert.ok(settled);
+    const events: string[] = [];
+    attempt.commit({
+      onHeaders: () => void events.push('head'),
+      onData: (c: Buffer) => {
+        events.push(`data ${c}`);
+        attempt.abort(new Error('caller stops'));
+      },
+      onComplete: () => void events.push('end'),
+      onError: () => void events.push('error'),
+    });
+    assert.deepEqual(events, ['head', 'data a', 'error']);
+  });
+});
