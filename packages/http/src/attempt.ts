@@ -241,6 +241,17 @@ export class HttpAttempt {
     else this.sink!.onComplete?.(this.trailers);
   }
 
+  /** The caller's handler threw while the response was handed over: report that error to it once, and cut the response. */
+  handlerFailed(err: Error): void {
+    this.clearBodyTimer();
+    if (!this.sinkDone) {
+      this.ended = true;
+      this.error = err;
+      this.finishSink();
+    }
+    this.abortFn?.(err);
+  }
+
   /** Aborts a committed response (the caller gave up). */
   abort(reason?: Error): void {
     this.clearBodyTimer();

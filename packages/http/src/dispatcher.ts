@@ -256,8 +256,7 @@ class MeshCallState {
     try {
       res.commit(this.handler);
     } catch (err) {
-      res.abort(err as Error);
-      this.handler.onError?.(err as Error);
+      res.handlerFailed(err as Error);
     }
   };
 

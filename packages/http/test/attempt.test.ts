@@ -160,3 +160,34 @@ describe('HttpAttempt commit', () => {
     assert.deepEqual(events, ['head', 'data a', 'error']);
   });
 });
+
+describe('HttpAttempt handlerFailed', () => {
+  it('reports the handler’s own error once and cuts the response', () => {
+    const attempt = new HttpAttempt(
+      () => {},
+      () => {},
+      fakeCtx(1000),
+      {} as HttpRequest,
+    );
+    const aborts: unknown[] = [];
+    attempt.onConnect((err) => {
+      aborts.push(err);
+      attempt.onError(new Error('undici: aborted'));
+    });
+    attempt.onHeaders(200, [], () => {}, 'OK');
+    const errors: Error[] = [];
+    const boom = new Error('handler threw');
+    try {
+      attempt.commit({
+        onHeaders: () => {
+          throw boom;
+        },
+        onError: (e: Error) => void errors.push(e),
+      });
+    } catch (err) {
+      attempt.handlerFailed(err as Error);
+    }
+    assert.deepEqual(errors, [boom]);
+    assert.deepEqual(aborts, [boom]);
+  });
+});
