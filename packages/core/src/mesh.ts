@@ -31,7 +31,12 @@ export interface MeshStats {
 
 /** Listener for mesh lifecycle events; protocol packages use it to manage their connection pools. */
 export interface MeshListener {
-  /** An endpoint address left a service. */
+  /**
+   * An endpoint left its service (`endpoint.active` is false from then on). Told once the
+   * update is in place, for every endpoint that left, the endpoints of removed services
+   * included; `mesh.hasEndpoint(endpoint.address)` says whether another service still lists
+   * the address.
+   */
   endpointRemoved?(service: string, endpoint: Endpoint): void;
   /** The mesh closed; release everything. May return a promise `close()` waits for. */
   closed?(): void | Promise<void>;
@@ -115,6 +120,7 @@ export class Mesh {
       if (next.has(name)) continue;
       for (const ep of svc.endpoints) {
         this.unref(ep.address);
+        ep.active = false;
         left.push([name, ep]);
       }
       // Queued calls are refused; admitted ones finish under their deadlines, then it stops.
@@ -125,13 +131,8 @@ export class Mesh {
         this.draining.delete(svc);
       });
     }
-    // Told once the new config is in place, and only for addresses no service lists any more.
-    const told = new Set<string>();
-    for (const [name, ep] of left) {
-      if (this.addressRefs.has(ep.address) || told.has(ep.address)) continue;
-      told.add(ep.address);
-      for (const l of this.listeners) l.endpointRemoved?.(name, ep);
-    }
+    // Told once the new config is in place.
+    for (const [name, ep] of left) for (const l of this.listeners) l.endpointRemoved?.(name, ep);
   }
 
   /** Drops one reference to an address (re-added by `install` for the services that keep it). */

@@ -25,6 +25,8 @@ export interface CallContext {
   attempt: number;
   /** Absolute deadline on the mesh clock (ms). */
   readonly deadline: number;
+  /** The call's whole timeout (`timeout.requestMs` when it started), ms. */
+  readonly timeoutMs: number;
   /**
    * Aborted when the current attempt is cut (caller abort, request deadline, per-try
    * timeout), with the reason. Created on first read; transports on the hot path should

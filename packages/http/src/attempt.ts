@@ -34,11 +34,11 @@ import type { HttpRequest } from './request.js';
 
 /** The call's deadline passed while the response body was still arriving; the response was cut. */
 export class ResponseBodyDeadlineError extends DeadlineExceededError {
-  constructor(service: string, attempts: number, endpoint: string | undefined) {
-    super(service, NaN, attempts, endpoint);
+  constructor(service: string, timeoutMs: number, attempts: number, endpoint: string | undefined) {
+    super(service, timeoutMs, attempts, endpoint);
     this.message =
       `service "${service}": deadline exceeded while the response body${endpoint ? ` from ${endpoint}` : ''} was still ` +
-      `arriving (the head came in time, attempt ${attempts}); the response was cut. Raise ` +
+      `arriving (the head came in time, attempt ${attempts}, timeout ${timeoutMs} ms); the response was cut. Raise ` +
       `services["${service}"].timeout.requestMs if the upstream legitimately streams this long`;
   }
 }
@@ -263,7 +263,7 @@ export class HttpAttempt {
     this.bodyTimer = undefined;
     if (this.ended || this.phase !== COMMITTED) return;
     const ctx = this.ctx;
-    this.abortFn?.(new ResponseBodyDeadlineError(ctx.service, ctx.attempt, ctx.endpoint?.address));
+    this.abortFn?.(new ResponseBodyDeadlineError(ctx.service, ctx.timeoutMs, ctx.attempt, ctx.endpoint?.address));
   }
 
   private clearBodyTimer(): void {

@@ -88,6 +88,7 @@ export class Call<Req, Res> implements CallContext, PickContext, CallHandle, Tim
     readonly route: string | undefined,
     readonly method: string,
     readonly deadline: number,
+    readonly timeoutMs: number,
   ) {}
 
   get signal(): AbortSignal {

@@ -59,6 +59,7 @@ export async function runCall<Req, Res>(
     route,
     protocol.method(req),
     start + cfg.timeout.requestMs,
+    cfg.timeout.requestMs,
   );
   if (cfg.hashKey !== undefined) {
     const key = 'header' in cfg.hashKey ? protocol.header(req, cfg.hashKey.header) : stripQuery(protocol.path(req));

@@ -192,17 +192,21 @@ describe('deadlines and cancellation hold in every state', () => {
 });
 
 describe('endpoint removal and scale', () => {
-  it('tells listeners about a removed address after the update is in place, once no service lists it', async () => {
+  it('tells listeners about every endpoint that left, after the update is in place', async () => {
     const mesh = createMesh({ services: { s: { endpoints: ['a:1', 'b:1'] }, t: { endpoints: ['b:1'] } } });
-    const seen: Array<[string, boolean]> = [];
-    mesh.subscribe({ endpointRemoved: (_svc, ep) => seen.push([ep.address, mesh.hasEndpoint(ep.address)]) });
+    const seen: Array<[string, string, boolean, boolean]> = [];
+    mesh.subscribe({
+      endpointRemoved: (svc, ep) => seen.push([svc, ep.address, ep.active, mesh.hasEndpoint(ep.address)]),
+    });
     mesh.update({ services: { s: { endpoints: ['c:1'] }, t: { endpoints: ['b:1'] } } });
-    assert.deepEqual(seen, [['a:1', false]], 'b:1 is still listed by t');
-    mesh.update({ services: { s: { endpoints: ['c:1'] } } });
     assert.deepEqual(seen, [
-      ['a:1', false],
-      ['b:1', false],
+      ['s', 'a:1', false, false],
+      ['s', 'b:1', false, true], // t still lists b:1
     ]);
+    seen.length = 0;
+    // A removed service's endpoints leave too.
+    mesh.update({ services: { s: { endpoints: ['c:1'] } } });
+    assert.deepEqual(seen, [['t', 'b:1', false, false]]);
     await mesh.close();
   });
 
