@@ -137,7 +137,7 @@ export class Endpoint {
 const STATIC_LOAD: ServiceLoad = Object.freeze({ seq: 0, neutralMs: 0, endpoints: 1 });
 
 /** Attempts per endpoint over which an unrefreshed latency estimate loses 1/e of its weight. */
-export const DECAY_ATTEMPTS_PER_ENDPOINT = 5;
+export const DECAY_ATTEMPTS_PER_ENDPOINT = 4;
 
 /**
  * Live traffic facts of one service that its balancer reads: the attempt count (the

@@ -26,6 +26,12 @@ import type { BalancerOptions, PickContext, Picker, PickerFactory } from './type
 
 /** Keeps in-flight counts meaningful when a latency has decayed to ~0. In ms. */
 const EPSILON_MS = 1e-3;
+/**
+ * The second draw wins only when it is more than 15% cheaper: costs closer than that are
+ * latency noise, and the first draw (random, by weight) keeps identical endpoints sharing
+ * evenly instead of the momentarily cheapest one taking two thirds of the calls.
+ */
+const CLEARLY_CHEAPER = 0.85;
 /** Cost of an endpoint whose first request has not answered yet (Finagle's penalty). */
 const PENALTY = 1e12;
 
@@ -61,7 +67,7 @@ class P2cEwmaPicker implements Picker {
     if (endpoints.length === 1) return endpoints[0];
     const a = this.table.sample(this.random);
     const b = this.table.sampleOther(a, this.random);
-    const bWins = this.cost(b, ctx.now) < this.cost(a, ctx.now);
+    const bWins = this.cost(b, ctx.now) < this.cost(a, ctx.now) * CLEARLY_CHEAPER;
     const chosen = endpoints[bWins ? b : a];
     if (chosen === ctx.avoid) return endpoints[bWins ? a : b];
     return chosen;
