@@ -6,18 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { DEFAULTS, validateMeshConfig, validateServiceConfig } from '../../src/config/validate.js';
-import { MeshConfigError } from '../../src/errors.js';
-
-/** Asserts `fn` throws a MeshConfigError and returns it. */
-function configError(fn: () => unknown): MeshConfigError {
-  try {
-    fn();
-  } catch (err) {
-    assert.ok(err instanceof MeshConfigError, `expected MeshConfigError, got ${String(err)}`);
-    return err;
-  }
-  assert.fail('expected a MeshConfigError, nothing was thrown');
-}
+import { configError } from './config-error.js';
 
 /** A null-prototype record, as the resolved config holds endpoint metadata. */
 function record(entries: Record<string, string> = {}): Record<string, string> {
