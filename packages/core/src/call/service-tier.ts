@@ -2,8 +2,8 @@
  * The service tier: one logical call, from its arrival to its answer.
  *
  * Order: caller-abort check → per-call state (`Call`, hash key) → admission (concurrency
- * limit, queue bounded by the deadline) → span (only when a tracer is registered or a
- * parent span exists) → prepare (the protocol's one-off work before the first attempt,
+ * limit, queue bounded by the deadline) → span (only when a tracer is registered, or a
+ * propagator is and the caller has an active span) → prepare (the protocol's one-off work before the first attempt,
  * e.g. buffering a small body for replay, under the deadline and the caller's abort) →
  * first attempt inline (`endpoint-tier.ts`) → retries through p-retry, each behind the
  * retry gate (`retry.ts`) → the answer, and the call's stats.
@@ -78,7 +78,10 @@ export async function runCall<Req, Res>(
     svc.requests++;
     svc.budget.deposit();
     telemetry.refresh(start);
-    if (telemetry.tracingOn || trace.getSpan(context.active()) !== undefined) startSpan(call);
+    // No tracer and no propagator registered: no span, and not even a context lookup.
+    if (telemetry.tracingOn || (telemetry.propagationOn && trace.getSpan(context.active()) !== undefined)) {
+      startSpan(call);
+    }
     try {
       let first = start;
       if (protocol.prepare !== undefined) {

@@ -12,6 +12,7 @@
 import {
   ProxyTracerProvider,
   createNoopMeter,
+  propagation,
   metrics,
   trace,
   type Attributes,
@@ -58,6 +59,11 @@ export class MeshTelemetry {
    * caller has no active span, the engine starts no span at all: no no-op span, no context.
    */
   tracingOn = false;
+  /**
+   * True when a text-map propagator is registered: only then can a caller's span (with no
+   * tracer of ours) be worth a span context to inject, so only then is the active context read.
+   */
+  propagationOn = false;
   private readonly explicitTracerProvider: TracerProvider | undefined;
 
   private readonly explicitMeterProvider: MeterProvider | undefined;
@@ -86,6 +92,8 @@ export class MeshTelemetry {
     if (now - this.checkedAt < 1000) return;
     this.checkedAt = now === Number.POSITIVE_INFINITY ? Number.NEGATIVE_INFINITY : now;
     this.tracingOn = this.explicitTracerProvider !== undefined || globalTracingOn();
+    // The API's no-op propagator has no fields; any real one (W3C, B3, …) names its headers.
+    this.propagationOn = propagation.fields().length > 0;
     const provider = this.explicitMeterProvider ?? metrics.getMeterProvider();
     if (provider === this.provider) return;
     this.provider = provider;
