@@ -214,10 +214,73 @@ export class PerTryTimeoutError extends MeshError {
   }
 }
 
+/**
+ * A DNS lookup for a service's `dns` config failed, or answered with no usable address. The
+ * service keeps its last good endpoint set (`kept` of them). `resolverCode` is Node's resolver
+ * code (`ENOTFOUND` = NXDOMAIN, `ENODATA` = no record of that type, `ESERVFAIL`, `ETIMEOUT`, …).
+ */
+export class DnsResolutionError extends MeshError {
+  readonly service: string;
+  readonly dnsName: string;
+  readonly recordType: 'A' | 'AAAA' | 'SRV';
+  readonly resolverCode: string;
+  /** Endpoints the service keeps serving from the last good answer (0 before the first one). */
+  readonly kept: number;
+  constructor(
+    service: string,
+    dnsName: string,
+    recordType: 'A' | 'AAAA' | 'SRV',
+    resolverCode: string,
+    detail: string,
+    kept: number,
+    cause?: unknown,
+  ) {
+    const next =
+      resolverCode === 'ENOTFOUND' || resolverCode === 'ENODATA'
+        ? `check services["${service}"].dns.name and .type (and that the records exist)`
+        : `check that the DNS server in /etc/resolv.conf is up and answers for ${dnsName}`;
+    super(
+      'MESHLET_ERR_DNS',
+      `service "${service}": DNS ${recordType} lookup of "${dnsName}" failed (${resolverCode}: ${detail}); ` +
+        (kept > 0
+          ? `keeping the last good set of ${kept} endpoint(s)`
+          : 'the service has no endpoints until a lookup succeeds') +
+        `; retried automatically; ${next}`,
+      cause !== undefined ? { cause } : undefined,
+    );
+    this.service = service;
+    this.dnsName = dnsName;
+    this.recordType = recordType;
+    this.resolverCode = resolverCode;
+    this.kept = kept;
+  }
+}
+
 function describe(err: unknown): string {
   if (err instanceof Error) {
     const code = (err as { code?: unknown }).code;
     return typeof code === 'string' && !err.message.includes(code) ? `${code}: ${err.message}` : err.message;
   }
   return String(err);
+}
+
+/**
+ * The mesh has discovery sources and none of them (nor a disk cache) delivered a config
+ * within the start-up wait (`startupTimeoutMs`, default 10 s), so a call to a name that may be a
+ * mesh service could not be routed. Never thrown once the mesh has a config.
+ */
+export class NotReadyError extends MeshError {
+  readonly service: string | undefined;
+  /** What each source last saw (`DiscoverySource.describe()`). */
+  readonly sources: readonly string[];
+  constructor(service: string | undefined, waitedMs: number, sources: readonly string[]) {
+    super(
+      'MESHLET_ERR_NOT_READY',
+      `the mesh has no config yet${service ? ` for a call to "${service}"` : ''} after waiting ${waitedMs} ms ` +
+        `(${sources.join('; ') || 'no sources'}): check that the control plane is reachable from this process, ` +
+        `give it a cacheDir so the process can start from the last good config, or raise startupTimeoutMs`,
+    );
+    this.service = service;
+    this.sources = sources;
+  }
 }
