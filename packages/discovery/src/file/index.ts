@@ -1,0 +1,11 @@
+export { watchFile, type WatchFileOptions } from './watch.js';
+export {
+  readConfigFile,
+  parseConfigText,
+  MAX_CONFIG_FILE_BYTES,
+  MAX_CONFIG_DEPTH,
+  MAX_YAML_ALIAS_COUNT,
+  type ConfigFile,
+  type ConfigFileFormat,
+} from './parse.js';
+export { ConfigFileError, ConfigFileSchemaError, type ConfigFileErrorReason } from './errors.js';

@@ -1,0 +1,287 @@
+/**
+ * Reading a mesh config file (JSON or YAML, the shape of `createMesh`'s `{ services: { … } }`)
+ * without trusting it. A config file may be written by anyone with access to a config repo or a
+ * ConfigMap, so the parser refuses what could hurt the process reading it: files over 16 MiB,
+ * YAML tags (no `!!js/function`, no `!!binary`, …), alias bombs ("billion laughs"), nesting
+ * deeper than any config needs, duplicate keys (a service defined twice would silently lose
+ * one definition). `__proto__` keys end up as ordinary own properties (never a prototype), and
+ * core's `validateMeshConfig` reads the result through null-prototype copies anyway.
+ */
+import { open } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { extname } from 'node:path';
+import { isCollection, isPair, parseDocument, type Node as YamlNode, type YAMLError } from 'yaml';
+import { MeshConfigError, validateMeshConfig, type MeshConfig, type ResolvedMeshConfig } from '@meshlet/core';
+import { ConfigFileError, ConfigFileSchemaError } from './errors.js';
+import { checkJson } from './json-check.js';
+
+/** Largest config file read: 16 MiB. A mesh of 10 000 services × 10 endpoints fits in a few. */
+export const MAX_CONFIG_FILE_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Most nested levels a config file may have. A valid config needs 8
+ * (`services.x.routes[0].match.headers.h.exact`); deeper input only costs stack and time.
+ */
+export const MAX_CONFIG_DEPTH = 64;
+
+/**
+ * Most YAML alias expansions (`*name`), weighted by the aliases inside each anchored node, as
+ * counted by the `yaml` package. Plenty for sharing a few policy blocks; a "billion laughs"
+ * file (aliases of aliases) exceeds it at once.
+ */
+export const MAX_YAML_ALIAS_COUNT = 100;
+
+/** A parsed and validated config file. */
+export interface ConfigFile {
+  /** The config as written (JSON values; `validateMeshConfig` accepted it). */
+  config: MeshConfig;
+  /** The config with every default filled in. */
+  resolved: ResolvedMeshConfig;
+  /** The file's text (UTF-8 decoded, a leading byte-order mark removed). */
+  text: string;
+}
+
+/** Which parser a file's text goes to. */
+export type ConfigFileFormat = 'json' | 'yaml';
+
+/**
+ * Reads, parses and validates a mesh config file: `.json`, or `.yaml` / `.yml`.
+ * Throws `ConfigFileError` (`MESHLET_ERR_CONFIG_FILE`: unreadable, too large, a syntax error
+ * with its line and column) or `ConfigFileSchemaError` (a `MeshConfigError` naming the file and
+ * the config path).
+ */
+export async function readConfigFile(path: string): Promise<ConfigFile> {
+  const format = formatOf(path);
+  const { bytes } = await readConfigBytes(path);
+  return parseConfigText(decodeConfigBytes(bytes, path), path, format);
+}
+
+/**
+ * Parses and validates the text of a config file; `fileNameForErrors` names it in errors and,
+ * unless `format` is given, picks the parser by its extension (`.json`, `.yaml`, `.yml`).
+ * Throws like `readConfigFile`.
+ */
+export function parseConfigText(
+  text: string,
+  fileNameForErrors: string,
+  format: ConfigFileFormat = formatOf(fileNameForErrors),
+): ConfigFile {
+  const file = fileNameForErrors;
+  if (text.length > MAX_CONFIG_FILE_BYTES) {
+    throw new ConfigFileError(
+      file,
+      'too-large',
+      `${text.length} characters is over the ${MAX_CONFIG_FILE_BYTES}-byte limit of a config file: split the mesh or trim the file`,
+    );
+  }
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  const value = format === 'json' ? parseJson(text, file) : parseYaml(text, file);
+  let resolved: ResolvedMeshConfig;
+  try {
+    resolved = validateMeshConfig(value);
+  } catch (err) {
+    if (err instanceof MeshConfigError) throw new ConfigFileSchemaError(file, err);
+    throw err;
+  }
+  return { config: value as MeshConfig, resolved, text };
+}
+
+/** The parser for a file name, by extension; `ConfigFileError` (`format`) for any other name. */
+export function formatOf(file: string): ConfigFileFormat {
+  const ext = extname(file).toLowerCase();
+  if (ext === '.json') return 'json';
+  if (ext === '.yaml' || ext === '.yml') return 'yaml';
+  throw new ConfigFileError(
+    file,
+    'format',
+    `cannot tell the format from the name: a mesh config file must end in .json, .yaml or .yml`,
+  );
+}
+
+/**
+ * Reads a file's bytes, refusing one larger than `MAX_CONFIG_FILE_BYTES` (checked before reading
+ * and while reading, in case it grows). `stats` is the open file's own (`fstat`), so it matches
+ * the bytes even when the path is replaced meanwhile. Throws `ConfigFileError`.
+ */
+export async function readConfigBytes(path: string): Promise<{ bytes: Buffer; stats: Stats }> {
+  let handle;
+  try {
+    handle = await open(path, 'r');
+  } catch (err) {
+    throw fileError(path, err);
+  }
+  try {
+    const stats = await handle.stat();
+    if (!stats.isFile()) {
+      throw new ConfigFileError(path, 'io', `is not a regular file: point to the mesh config file itself`);
+    }
+    if (stats.size > MAX_CONFIG_FILE_BYTES) throw tooLarge(path, stats.size);
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      // The size from fstat plus one byte (to see EOF or growth in one read), then 64 KiB at a time.
+      const want = total < stats.size ? stats.size - total + 1 : 64 * 1024;
+      const chunk = Buffer.allocUnsafe(Math.min(want, 1024 * 1024));
+      const { bytesRead } = await handle.read(chunk, 0, chunk.length, null);
+      if (bytesRead === 0) break;
+      total += bytesRead;
+      if (total > MAX_CONFIG_FILE_BYTES) throw tooLarge(path, total);
+      chunks.push(bytesRead === chunk.length ? chunk : chunk.subarray(0, bytesRead));
+    }
+    return { bytes: Buffer.concat(chunks, total), stats };
+  } catch (err) {
+    throw err instanceof ConfigFileError ? err : fileError(path, err);
+  } finally {
+    await handle.close().catch(() => undefined);
+  }
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** Decodes a config file's bytes as UTF-8; `ConfigFileError` (`encoding`) if they are not. */
+export function decodeConfigBytes(bytes: Uint8Array, file: string): string {
+  try {
+    return utf8.decode(bytes);
+  } catch (err) {
+    throw new ConfigFileError(file, 'encoding', `is not valid UTF-8: save it as UTF-8`, undefined, { cause: err });
+  }
+}
+
+function parseJson(text: string, file: string): unknown {
+  const problem = checkJson(text, MAX_CONFIG_DEPTH);
+  if (problem !== undefined) {
+    throw new ConfigFileError(file, 'syntax', `invalid JSON: ${problem.message}`, lineColumn(text, problem.offset));
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    // checkJson accepts only what JSON.parse accepts; this is a last line of defence.
+    throw new ConfigFileError(file, 'syntax', `invalid JSON: ${(err as Error).message}`, undefined, { cause: err });
+  }
+}
+
+function parseYaml(text: string, file: string): unknown {
+  try {
+    const doc = parseDocument(text, {
+      version: '1.2',
+      schema: 'core',
+      // The YAML 1.1 types (!!binary, !!set, !!omap, !!timestamp …) are not JSON values.
+      resolveKnownTags: false,
+      // `<<` merge keys are YAML 1.1; in a config file they are an unknown key, reported with its path.
+      merge: false,
+      uniqueKeys: true,
+      // Keys are strings, as in JSON; a collection as a key is an error.
+      stringKeys: true,
+      strict: true,
+      prettyErrors: false,
+    });
+    const problem = doc.errors[0] ?? doc.warnings[0];
+    if (problem !== undefined) {
+      const more = doc.errors.length + doc.warnings.length - 1;
+      throw yamlError(file, text, problem, more);
+    }
+    const deep = tooDeep(doc.contents, MAX_CONFIG_DEPTH);
+    if (deep !== undefined) {
+      throw new ConfigFileError(
+        file,
+        'syntax',
+        `invalid YAML: nesting deeper than ${MAX_CONFIG_DEPTH} levels`,
+        lineColumn(text, deep),
+      );
+    }
+    return doc.toJS({ maxAliasCount: MAX_YAML_ALIAS_COUNT });
+  } catch (err) {
+    if (err instanceof ConfigFileError) throw err;
+    if (err instanceof ReferenceError && /alias/i.test(err.message)) {
+      throw new ConfigFileError(
+        file,
+        'syntax',
+        `invalid YAML: aliases (*name) expand more than ${MAX_YAML_ALIAS_COUNT} times, as in a "billion laughs" ` +
+          `attack; repeat the values instead of aliasing aliases`,
+        undefined,
+        { cause: err },
+      );
+    }
+    throw new ConfigFileError(file, 'syntax', `invalid YAML: ${(err as Error)?.message ?? String(err)}`, undefined, {
+      cause: err,
+    });
+  }
+}
+
+function yamlError(file: string, text: string, problem: YAMLError, more: number): ConfigFileError {
+  let message = problem.message;
+  if (problem.code === 'TAG_RESOLVE_FAILED') {
+    message = `${message}; tags (!…) are not allowed in a mesh config file: remove it`;
+  } else if (problem.code === 'RESOURCE_EXHAUSTION') {
+    message = `nesting too deep to parse (${message}); a mesh config needs fewer than ${MAX_CONFIG_DEPTH} levels`;
+  }
+  return new ConfigFileError(
+    file,
+    'syntax',
+    `invalid YAML: ${message}${more > 0 ? ` (and ${more} more problem${more > 1 ? 's' : ''})` : ''}`,
+    lineColumn(text, problem.pos[0]),
+    { cause: problem },
+  );
+}
+
+/** Offset of the first node nested deeper than `max` collections, walking iteratively. */
+function tooDeep(root: unknown, max: number): number | undefined {
+  const stack: Array<[unknown, number]> = [[root, 0]];
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop()!;
+    if (isPair(node)) {
+      stack.push([node.key, depth], [node.value, depth]);
+    } else if (isCollection(node)) {
+      if (depth >= max) return (node as YamlNode).range?.[0] ?? 0;
+      for (const item of node.items) stack.push([item, depth + 1]);
+    }
+    // An alias adds its anchor's depth, which is checked where the anchor is; the number of
+    // expansions is bounded by MAX_YAML_ALIAS_COUNT.
+  }
+  return undefined;
+}
+
+/** 1-based line and column (UTF-16 code units) of `offset` in `text`. */
+export function lineColumn(text: string, offset: number): { line: number; column: number } {
+  const end = Math.min(Math.max(offset, 0), text.length);
+  let line = 1;
+  let lineStart = 0;
+  for (let i = text.indexOf('\n'); i !== -1 && i < end; i = text.indexOf('\n', i + 1)) {
+    line++;
+    lineStart = i + 1;
+  }
+  return { line, column: end - lineStart + 1 };
+}
+
+function tooLarge(file: string, size: number): ConfigFileError {
+  return new ConfigFileError(
+    file,
+    'too-large',
+    `${size} bytes is over the ${MAX_CONFIG_FILE_BYTES}-byte limit of a config file: split the mesh or trim the file`,
+  );
+}
+
+/** A `ConfigFileError` naming the file and what to do, for an error of a file system call on it. */
+export function fileError(file: string, err: unknown): ConfigFileError {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'ENOENT' || code === 'ENOTDIR') {
+    return new ConfigFileError(file, 'not-found', `not found: create the file or fix the path`, undefined, { cause: err });
+  }
+  if (code === 'EACCES' || code === 'EPERM') {
+    return new ConfigFileError(file, 'io', `permission denied: make it readable by this process's user`, undefined, {
+      cause: err,
+    });
+  }
+  if (code === 'EISDIR') {
+    return new ConfigFileError(file, 'io', `is a directory: point to the mesh config file itself`, undefined, {
+      cause: err,
+    });
+  }
+  return new ConfigFileError(
+    file,
+    'io',
+    `cannot read it (${code ?? 'error'}: ${(err as Error)?.message ?? String(err)})`,
+    undefined,
+    { cause: err },
+  );
+}
