@@ -101,21 +101,21 @@ export function formatOf(file: string): ConfigFileFormat {
 /**
  * Reads a file's bytes, refusing one larger than `MAX_CONFIG_FILE_BYTES` (checked before reading
  * and while reading, in case it grows). `stats` is the open file's own (`fstat`), so it matches
- * the bytes even when the path is replaced meanwhile. Throws `ConfigFileError`.
+ * the bytes even when the path is replaced meanwhile. Throws `ConfigFileError` naming `file`.
  */
-export async function readConfigBytes(path: string): Promise<{ bytes: Buffer; stats: Stats }> {
+export async function readConfigBytes(path: string, file: string = path): Promise<{ bytes: Buffer; stats: Stats }> {
   let handle;
   try {
     handle = await open(path, 'r');
   } catch (err) {
-    throw fileError(path, err);
+    throw fileError(file, err);
   }
   try {
     const stats = await handle.stat();
     if (!stats.isFile()) {
-      throw new ConfigFileError(path, 'io', `is not a regular file: point to the mesh config file itself`);
+      throw new ConfigFileError(file, 'io', `is not a regular file: point to the mesh config file itself`);
     }
-    if (stats.size > MAX_CONFIG_FILE_BYTES) throw tooLarge(path, stats.size);
+    if (stats.size > MAX_CONFIG_FILE_BYTES) throw tooLarge(file, stats.size);
     const chunks: Buffer[] = [];
     let total = 0;
     for (;;) {
@@ -125,12 +125,12 @@ export async function readConfigBytes(path: string): Promise<{ bytes: Buffer; st
       const { bytesRead } = await handle.read(chunk, 0, chunk.length, null);
       if (bytesRead === 0) break;
       total += bytesRead;
-      if (total > MAX_CONFIG_FILE_BYTES) throw tooLarge(path, total);
+      if (total > MAX_CONFIG_FILE_BYTES) throw tooLarge(file, total);
       chunks.push(bytesRead === chunk.length ? chunk : chunk.subarray(0, bytesRead));
     }
     return { bytes: Buffer.concat(chunks, total), stats };
   } catch (err) {
-    throw err instanceof ConfigFileError ? err : fileError(path, err);
+    throw err instanceof ConfigFileError ? err : fileError(file, err);
   } finally {
     await handle.close().catch(() => undefined);
   }
@@ -265,7 +265,9 @@ function tooLarge(file: string, size: number): ConfigFileError {
 export function fileError(file: string, err: unknown): ConfigFileError {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   if (code === 'ENOENT' || code === 'ENOTDIR') {
-    return new ConfigFileError(file, 'not-found', `not found: create the file or fix the path`, undefined, { cause: err });
+    return new ConfigFileError(file, 'not-found', `not found: create the file or fix the path`, undefined, {
+      cause: err,
+    });
   }
   if (code === 'EACCES' || code === 'EPERM') {
     return new ConfigFileError(file, 'io', `permission denied: make it readable by this process's user`, undefined, {

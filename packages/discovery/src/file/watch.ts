@@ -144,7 +144,9 @@ class FileSource implements DiscoverySource {
       this.lastError === undefined
         ? ''
         : `; last error at ${this.lastError.at.toISOString()}: ${this.lastError.error.message}` +
-          (this.loadedAt !== undefined && this.lastError.at >= this.loadedAt ? ' (the last good config keeps serving)' : '');
+          (this.loadedAt !== undefined && this.lastError.at >= this.loadedAt
+            ? ' (the last good config keeps serving)'
+            : '');
     return `${this.name}: ${this.closed ? 'closed; ' : ''}${loaded}${error}`;
   }
 
@@ -237,7 +239,7 @@ class FileSource implements DiscoverySource {
     if (this.lastIdentity !== undefined && sameFile(current, this.lastIdentity) && !this.racy(current)) return;
 
     const readAt = Date.now();
-    const { bytes, stats } = await readConfigBytes(this.path);
+    const { bytes, stats } = await readConfigBytes(this.absolute, this.path);
     if (this.closed) return;
     this.lastIdentity = identity(stats);
     this.lastReadAt = readAt;

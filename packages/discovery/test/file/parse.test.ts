@@ -71,7 +71,10 @@ describe('readConfigFile', () => {
     const { config, resolved, text } = await readConfigFile(path);
     assert.equal(text, YAML_CONFIG);
     assert.deepEqual(Object.keys(config.services), ['users', 'orders']);
-    assert.deepEqual(config.services.users!.endpoints, ['10.0.0.1:8080', { address: '10.0.0.2:8080', zone: 'a', weight: 3 }]);
+    assert.deepEqual(config.services.users!.endpoints, [
+      '10.0.0.1:8080',
+      { address: '10.0.0.2:8080', zone: 'a', weight: 3 },
+    ]);
     const users = resolved.services.get('users')!;
     assert.equal(users.retry.maxAttempts, 4);
     assert.deepEqual(
@@ -117,7 +120,10 @@ describe('readConfigFile', () => {
   });
 
   it('names the file and the config path of a schema error, keeping issues and path', async () => {
-    const path = await file('schema.yaml', `services:\n  users:\n    endpoints: ["10.0.0.1:80"]\n    retry: { maxAttempts: -1, bakoff: {} }\n`);
+    const path = await file(
+      'schema.yaml',
+      `services:\n  users:\n    endpoints: ["10.0.0.1:80"]\n    retry: { maxAttempts: -1, bakoff: {} }\n`,
+    );
     let caught: unknown;
     await readConfigFile(path).catch((err: unknown) => (caught = err));
     assert.ok(caught instanceof MeshConfigError, String(caught));
@@ -169,7 +175,9 @@ describe('hostile YAML', () => {
     const levels = 'abcdefghij';
     let text = `a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n`;
     for (let i = 1; i < levels.length; i++) {
-      text += `${levels[i]}: &${levels[i]} [${Array(10).fill(`*${levels[i - 1]}`).join(', ')}]\n`;
+      text += `${levels[i]}: &${levels[i]} [${Array(10)
+        .fill(`*${levels[i - 1]}`)
+        .join(', ')}]\n`;
     }
     text += 'services: {}\n'; // 10^10 "lol"s if expanded
     const err = syncFileError(() => parseConfigText(text, 'bomb.yaml'));
@@ -215,7 +223,9 @@ describe('hostile YAML', () => {
 
   it('rejects nesting deeper than any config needs, iteratively and at any depth', () => {
     for (const depth of [65, 100_000]) {
-      const yaml = syncFileError(() => parseConfigText(`services: ${'['.repeat(depth)}${']'.repeat(depth)}\n`, 'deep.yaml'));
+      const yaml = syncFileError(() =>
+        parseConfigText(`services: ${'['.repeat(depth)}${']'.repeat(depth)}\n`, 'deep.yaml'),
+      );
       assert.equal(yaml.reason, 'syntax');
       assert.match(yaml.message, /nesting (deeper than 64 levels|too deep)/);
       const json = syncFileError(() =>
@@ -226,8 +236,14 @@ describe('hostile YAML', () => {
   });
 
   it('rejects several documents in one file and non-string keys', () => {
-    assert.match(syncFileError(() => parseConfigText('services: {}\n---\nservices: {}\n', 'docs.yaml')).message, /multiple documents/);
-    assert.match(syncFileError(() => parseConfigText('services:\n  ? [a, b]\n  : {}\n', 'keys.yaml')).message, /keys must be strings/);
+    assert.match(
+      syncFileError(() => parseConfigText('services: {}\n---\nservices: {}\n', 'docs.yaml')).message,
+      /multiple documents/,
+    );
+    assert.match(
+      syncFileError(() => parseConfigText('services:\n  ? [a, b]\n  : {}\n', 'keys.yaml')).message,
+      /keys must be strings/,
+    );
   });
 
   it('keeps __proto__ keys as data: never a prototype, never polluting Object.prototype', () => {
