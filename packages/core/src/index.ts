@@ -1,4 +1,21 @@
-export { createMesh, Mesh, type MeshOptions, type MeshStats, type MeshListener } from './mesh.js';
+export { createMesh, Mesh, type MeshOptions, type MeshStats, type MeshListener, type SourceStatus } from './mesh.js';
+export type {
+  DiscoverySource,
+  DiscoverySink,
+  DiscoverySnapshot,
+  Registration,
+  RegistrationHandle,
+  SourceContext,
+} from './discovery/source.js';
+export type { DiscoveryOptions } from './discovery/options.js';
+export {
+  DnsWatcher,
+  type DnsTarget,
+  type DnsResolverLike,
+  type DnsWatcherOptions,
+  type DnsEndpoint,
+  type DnsTimer,
+} from './discovery/dns.js';
 export type { ServiceStats, EndpointStats } from './service.js';
 export type { Protocol } from './protocol.js';
 export type { CallContext, CallHandle, Classification, Classifier, Dispatch, Middleware, Transport } from './types.js';
@@ -29,5 +46,7 @@ export {
   PerTryTimeoutError,
   InvalidRequestError,
   UnsupportedError,
+  NotReadyError,
+  DnsResolutionError,
 } from './errors.js';
 export { closeMatches, didYouMean } from './util/suggest.js';

@@ -8,13 +8,17 @@ import type { Clock } from './clock.js';
 import { systemClock } from './clock.js';
 import type { MeshConfig, ResolvedMeshConfig } from './config/types.js';
 import { validateMeshOptions, validateMeshUpdate } from './config/options.js';
+import { validateServiceConfig } from './config/validate.js';
+import { ConfigMerger } from './discovery/merge.js';
+import { readDiscoveryOptions, type DiscoveryOptions } from './discovery/options.js';
+import type { DiscoverySource, Registration, RegistrationHandle } from './discovery/source.js';
 import type { Endpoint } from './endpoint.js';
-import { MeshClosedError, MeshConfigError, UnknownServiceError, UnsupportedError } from './errors.js';
+import { MeshClosedError, MeshConfigError, NotReadyError, UnknownServiceError, UnsupportedError } from './errors.js';
 import type { Protocol } from './protocol.js';
 import { Service, type ServiceStats } from './service.js';
 import { MeshTelemetry, type TelemetryOptions } from './telemetry/telemetry.js';
 
-export interface MeshOptions extends MeshConfig {
+export interface MeshOptions extends Partial<MeshConfig>, DiscoveryOptions {
   /** Window of the latency percentiles in `stats()`, ms. Default 10 000. */
   statsWindowMs?: number;
   /** Providers to use instead of the global OpenTelemetry ones. */
@@ -27,6 +31,17 @@ export interface MeshOptions extends MeshConfig {
 
 export interface MeshStats {
   services: Record<string, ServiceStats>;
+}
+
+/** One discovery source's state, from `mesh.discoveryStatus()`. */
+export interface SourceStatus {
+  name: string;
+  /** It has delivered a config (or its disk cache has). */
+  ready: boolean;
+  /** The last problem it reported through `sink.error`, if any since its last good update. */
+  lastError: string | undefined;
+  /** The source's own one-line account (`describe()`). */
+  description: string;
 }
 
 /** Listener for mesh lifecycle events; protocol packages use it to manage their connection pools. */
@@ -55,15 +70,173 @@ export class Mesh {
   private readonly draining = new Set<Service>();
   /** How many services list each endpoint address: a transport's pool goes when it drops to 0. */
   private readonly addressRefs = new Map<string, number>();
+  /** The process's own service name (`createMesh({ service })`). */
+  readonly service: string | undefined;
+  private readonly sources: readonly DiscoverySource[];
+  private readonly sourceErrors: Array<Error | undefined>;
+  private readonly merger: ConfigMerger;
+  private readonly startupTimeoutMs: number;
+  private readyFlag = false;
+  private readonly readyPromise: Promise<void>;
+  private resolveReady!: () => void;
 
   constructor(options: MeshOptions) {
-    const valid = validateMeshOptions(options);
-    const resolved = valid.config;
+    const discovery = readDiscoveryOptions(options);
+    const valid = validateMeshOptions(discovery.rest);
     this.clock = valid.clock ?? systemClock;
     this.random = valid.random ?? Math.random;
     this.statsWindowMs = valid.statsWindowMs;
     this.telemetry = new MeshTelemetry(valid.telemetry);
-    this.install(resolved);
+    this.service = discovery.service;
+    this.sources = discovery.sources;
+    this.sourceErrors = this.sources.map(() => undefined);
+    this.startupTimeoutMs = discovery.startupTimeoutMs;
+    this.readyPromise = new Promise((resolve) => (this.resolveReady = resolve));
+    this.merger = new ConfigMerger(valid.config.services, this.sources.length, {
+      apply: (config) => this.install(config),
+      // A DNS failure keeps the last good endpoints; `dnsStatus()` reports it. Either way the
+      // service has had its first answer, which is what readiness waits for.
+      dnsEvent: () => this.checkReady(),
+      dnsOptions: discovery.dns,
+    });
+    this.install(this.merger.initial());
+    this.checkReady();
+    const context = { service: this.service };
+    this.sources.forEach((source, i) => {
+      const sink = {
+        update: (snapshot: unknown): void => {
+          if (this.closed) return;
+          this.merger.setSource(i, snapshot as never);
+          this.sourceErrors[i] = undefined;
+          this.checkReady();
+        },
+        error: (err: Error): void => {
+          this.sourceErrors[i] = err instanceof Error ? err : new Error(String(err));
+        },
+      };
+      try {
+        source.start(sink, context);
+      } catch (err) {
+        // A source that throws from start() is reported, not fatal: its status says why.
+        this.sourceErrors[i] = err instanceof Error ? err : new Error(String(err));
+      }
+    });
+  }
+
+  /** Resolves `ready()` once every source has delivered and every DNS service has answered (or failed) once. */
+  private checkReady(): void {
+    if (this.readyFlag) return;
+    for (let i = 0; i < this.sources.length; i++) if (!this.merger.hasView(i)) return;
+    if (this.merger.pendingDns().length > 0) return;
+    this.readyFlag = true;
+    this.resolveReady();
+  }
+
+  /** True once every discovery source (or its disk cache) has delivered a config; always true without sources. */
+  get isReady(): boolean {
+    return this.readyFlag;
+  }
+
+  /**
+   * Resolves when every discovery source has delivered a first config (a source's disk cache
+   * counts) and every `dns` service has had a first answer or failure. Rejects with
+   * `NotReadyError` (`MESHLET_ERR_NOT_READY`) after `timeoutMs` (default: the mesh's
+   * `startupTimeoutMs`, 10 000), or with the signal's reason; call it again to keep waiting.
+   */
+  ready(options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<void> {
+    if (this.readyFlag) return Promise.resolve();
+    return this.waitReady(undefined, options.timeoutMs ?? this.startupTimeoutMs, options.signal);
+  }
+
+  /**
+   * Whether a call to `host` must wait for the mesh's first config before it is routed: true
+   * before readiness for any name that could be a service (so it never leaks to DNS).
+   * Protocol packages ask this for hosts that are not configured services.
+   */
+  mayBeService(host: string): boolean {
+    return !this.readyFlag && !this.closed && isServiceName(host);
+  }
+
+  /** Waits for readiness on behalf of a call to `service` (bounded by `startupTimeoutMs` and `signal`). */
+  waitReady(service: string | undefined, timeoutMs = this.startupTimeoutMs, signal?: AbortSignal): Promise<void> {
+    if (this.readyFlag) return Promise.resolve();
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => {
+        clearTimeout(timer);
+        reject(signal!.reason);
+      };
+      const timer = setTimeout(() => {
+        signal?.removeEventListener('abort', onAbort);
+        reject(new NotReadyError(service, timeoutMs, this.describeSources()));
+      }, timeoutMs);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      void this.readyPromise.then(() => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        if (this.closed) reject(new MeshClosedError(service));
+        else resolve();
+      });
+    });
+  }
+
+  private describeSources(): string[] {
+    const out = this.sources.map((s, i) => {
+      let d: string;
+      try {
+        d = s.describe();
+      } catch (err) {
+        d = `${s.name}: describe() failed: ${String(err)}`;
+      }
+      const e = this.sourceErrors[i];
+      return e && !d.includes(e.message) ? `${d} (last error: ${e.message})` : d;
+    });
+    for (const name of this.merger.pendingDns()) out.push(`DNS for service "${name}": no answer yet`);
+    return out;
+  }
+
+  /** Each discovery source's state: ready or not, its last error and its own description. */
+  discoveryStatus(): SourceStatus[] {
+    return this.sources.map((s, i) => {
+      let description: string;
+      try {
+        description = s.describe();
+      } catch (err) {
+        description = `describe() failed: ${String(err)}`;
+      }
+      return {
+        name: s.name,
+        ready: this.merger.hasView(i),
+        lastError: this.sourceErrors[i]?.message,
+        description,
+      };
+    });
+  }
+
+  /** Every `dns` service: its DNS name, how many endpoints the last answer gave, and the last error. */
+  dnsStatus(): Array<{ service: string; name: string; endpoints: number; error: string | undefined }> {
+    return this.merger.dnsStatus();
+  }
+
+  /**
+   * Announces an endpoint of this process through the first discovery source that carries
+   * registrations (`controlPlane(...)` from `@meshlet/discovery`). Resolves once the source
+   * has accepted it; `handle.withdraw()` removes it, and `mesh.close()` withdraws every one
+   * before the mesh stops. Throws `MeshConfigError` for an invalid registration and
+   * `UnsupportedError` when no source carries registrations.
+   */
+  async register(registration: Registration): Promise<RegistrationHandle> {
+    if (this.closed) throw new MeshClosedError(readField(registration, 'service'));
+    const reg = checkRegistration(registration);
+    const source = this.sources.find((s) => typeof s.register === 'function');
+    if (source === undefined) {
+      throw new UnsupportedError(
+        reg.service,
+        'mesh.register() needs a discovery source that carries registrations: ' +
+          "pass discovery: [controlPlane({ address: 'host:15010' })] (from @meshlet/discovery) to createMesh",
+      );
+    }
+    return source.register!(reg);
   }
 
   /** True when `name` is a configured service (so a URL host can be routed through the mesh). */
@@ -88,7 +261,7 @@ export class Mesh {
    */
   update(config: MeshConfig): void {
     if (this.closed) throw new MeshClosedError();
-    this.install(validateMeshUpdate(config));
+    this.merger.setStatic(validateMeshUpdate(config).services);
   }
 
   private install(resolved: ResolvedMeshConfig): void {
@@ -156,7 +329,15 @@ export class Mesh {
   call<Req, Res>(service: string, req: Req, protocol: Protocol<Req, Res>, signal?: AbortSignal): Promise<Res> {
     if (this.closed) return Promise.reject(new MeshClosedError(service));
     const svc = this.services.get(service);
-    if (svc === undefined) return Promise.reject(new UnknownServiceError(service, this.services.keys()));
+    if (svc === undefined) {
+      // Before the first config, a name that may be a service waits for it instead of failing.
+      if (!this.readyFlag && isServiceName(service)) {
+        return this.waitReady(service, this.startupTimeoutMs, signal).then(() =>
+          this.call(service, req, protocol, signal),
+        );
+      }
+      return Promise.reject(new UnknownServiceError(service, this.services.keys()));
+    }
     const route = svc.matchRoute(req, protocol);
     if (route === undefined) {
       if (!speaks(svc, protocol)) return Promise.reject(protocolMismatch(svc, protocol));
@@ -197,6 +378,11 @@ export class Mesh {
     this.closed = true;
     const all = [...this.services.values(), ...this.draining];
     for (const svc of all) svc.retire(new MeshClosedError(svc.name));
+    // Sources withdraw this process's registrations first, so callers stop sending here
+    // while the calls in flight drain.
+    const sourcesClosed = Promise.allSettled(this.sources.map((s) => s.close()));
+    this.merger.stop();
+    this.resolveReady();
     this.closing = (async () => {
       await idleWithin(all, graceMs);
       for (const svc of all) svc.abortAll(new MeshClosedError(svc.name));
@@ -204,6 +390,7 @@ export class Mesh {
       await idleWithin(all, 1000);
       for (const svc of all) svc.stop();
       this.draining.clear();
+      await sourcesClosed;
       await Promise.all([...this.listeners].map((l) => l.closed?.()));
       this.listeners.clear();
     })();
@@ -262,6 +449,74 @@ function pickBackend(
     if (x < 0) return backends[i].service;
   }
   return backends[backends.length - 1].service;
+}
+
+/** The service-name syntax of the config (lower-case DNS name, not an IPv4 literal, not localhost). */
+const SERVICE_NAME = /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/;
+function isServiceName(name: string): boolean {
+  if (name.length === 0 || name.length > 253 || !SERVICE_NAME.test(name) || name.includes('..')) return false;
+  if (name === 'localhost' || name.endsWith('.localhost')) return false;
+  const last = name.slice(name.lastIndexOf('.') + 1);
+  return !/^\d+$/.test(last);
+}
+
+function readField(obj: unknown, key: string): string | undefined {
+  try {
+    const v = typeof obj === 'object' && obj !== null ? (obj as Record<string, unknown>)[key] : undefined;
+    return typeof v === 'string' ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Validates a registration with the config's own endpoint rules; returns a copy. */
+function checkRegistration(input: unknown): Registration {
+  const issues: Array<{ path: string; message: string }> = [];
+  if (typeof input !== 'object' || input === null) {
+    throw new MeshConfigError([
+      { path: 'registration', message: 'expected { service, address, zone?, weight?, metadata? }' },
+    ]);
+  }
+  const allowed = ['service', 'address', 'zone', 'weight', 'metadata'];
+  const raw: Record<string, unknown> = Object.create(null);
+  try {
+    for (const key of Object.keys(input)) {
+      if (!allowed.includes(key))
+        issues.push({ path: `registration.${key}`, message: `unknown key (expected one of ${allowed.join(', ')})` });
+      else raw[key] = (input as Record<string, unknown>)[key];
+    }
+  } catch (err) {
+    throw new MeshConfigError([{ path: 'registration', message: `could not be read: ${String(err)}` }]);
+  }
+  const service = raw.service;
+  if (typeof service !== 'string' || !isServiceName(service)) {
+    issues.push({
+      path: 'registration.service',
+      message: `expected a service name, got ${JSON.stringify(service) ?? String(service)}`,
+    });
+  }
+  if (issues.length > 0) throw new MeshConfigError(issues);
+  const endpoint: Record<string, unknown> = { address: raw.address };
+  for (const k of ['zone', 'weight', 'metadata']) if (raw[k] !== undefined) endpoint[k] = raw[k];
+  let resolved;
+  try {
+    resolved = validateServiceConfig(service as string, { endpoints: [endpoint] }, 'registration');
+  } catch (err) {
+    if (err instanceof MeshConfigError) {
+      throw new MeshConfigError(
+        err.issues.map((i) => ({
+          path: i.path.replace('registration.endpoints[0]', 'registration'),
+          message: i.message,
+        })),
+      );
+    }
+    throw err;
+  }
+  const ep = resolved.endpoints[0];
+  const out: Registration = { service: service as string, address: ep.address, weight: ep.weight };
+  if (ep.zone !== undefined) out.zone = ep.zone;
+  if (Object.keys(ep.metadata).length > 0) out.metadata = { ...ep.metadata };
+  return out;
 }
 
 /** Creates a mesh from validated options. Throws `MeshConfigError` naming the bad path. */

@@ -16,6 +16,11 @@
  *   endpoints is planned), never sent to DNS.
  * - any other host: passed through to plain undici, or, with `unknownHosts: 'reject'`,
  *   refused with `MESHLET_ERR_UNKNOWN_SERVICE` naming close service names.
+ * - before a mesh with discovery sources has its first config, an `http:`/`https:` host that
+ *   could be a service name (`mesh.mayBeService`) is neither: the verdict is a
+ *   `PendingVerdict`, and the caller waits for the config (`mesh.waitReady`, bounded by the
+ *   mesh's `startupTimeoutMs`, failing with `MESHLET_ERR_NOT_READY`) and asks again, so no
+ *   name leaks to DNS while the mesh does not know yet whether it is a service.
  *
  * Hot path: the canonical origin `http://<service>` (what undici.request and fetch hand a
  * dispatcher) is one Map lookup plus `mesh.hasService`; other canonical origins (lower-case
@@ -27,11 +32,17 @@ import { InvalidRequestError, UnknownServiceError, UnsupportedError, type Mesh, 
 /** What to do with a host that is not a configured service. */
 export type UnknownHosts = 'passthrough' | 'reject';
 
+/** Not decidable yet: the mesh has no config so far and `host` may be one of its services. */
+export class PendingVerdict {
+  constructor(readonly host: string) {}
+}
+
 /**
  * The verdict on one URL or origin: the service name (through the mesh), a `MeshError` to
- * fail the request with, or undefined (not a mesh URL: pass it through untouched).
+ * fail the request with, a `PendingVerdict` (wait for the mesh's first config, then ask
+ * again), or undefined (not a mesh URL: pass it through untouched).
  */
-export type UrlVerdict = string | MeshError | undefined;
+export type UrlVerdict = string | MeshError | PendingVerdict | undefined;
 
 /** Canonical origins remembered; past this the Map is cleared (service names only, so it rarely fills). */
 const CANONICAL_LIMIT = 1024;
@@ -156,6 +167,7 @@ export class MeshUrlResolver {
       }
       return host;
     }
+    if ((isHttp || protocol === 'https:') && this.mesh.mayBeService(host)) return new PendingVerdict(host);
     if (this.unknownHosts === 'passthrough') return undefined;
     return new UnknownServiceError(
       host || hostname || '(none)',

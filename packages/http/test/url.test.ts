@@ -4,11 +4,17 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { MeshError, type Mesh } from '@meshlet/core';
-import { MeshUrlResolver } from '../src/url.js';
+import { MeshUrlResolver, PendingVerdict } from '../src/url.js';
 
-function fakeMesh(names: string[]): Mesh {
+function fakeMesh(names: string[], ready = true): Mesh {
   const set = new Set(names);
-  return { hasService: (n: string) => set.has(n), serviceNames: () => [...set] } as unknown as Mesh;
+  return {
+    hasService: (n: string) => set.has(n),
+    serviceNames: () => [...set],
+    // As the mesh does it: before its first config, any name that could be a service.
+    mayBeService: (n: string) =>
+      !ready && /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/.test(n) && !/^\d+\.\d+\.\d+\.\d+$/.test(n),
+  } as unknown as Mesh;
 }
 
 const mesh = fakeMesh(['users', 'a.b-c']);
@@ -64,7 +70,11 @@ describe('MeshUrlResolver', () => {
 
   it('the cache never answers for a service that is gone', () => {
     const names = new Set(['gone']);
-    const m = { hasService: (n: string) => names.has(n), serviceNames: () => [...names] } as unknown as Mesh;
+    const m = {
+      hasService: (n: string) => names.has(n),
+      serviceNames: () => [...names],
+      mayBeService: () => false,
+    } as unknown as Mesh;
     const rr = new MeshUrlResolver(m, 'passthrough');
     assert.equal(rr.resolve('http://gone'), 'gone');
     names.delete('gone');
@@ -93,6 +103,28 @@ describe('MeshUrlResolver', () => {
     assert.deepEqual(v.suggestions, ['users']);
     for (const s of ['http://127.0.0.1:1', 'https://example.org/', 'not a url']) {
       assert.equal((strict.resolveUrl(s) as MeshError).code, 'MESHLET_ERR_UNKNOWN_SERVICE', s);
+    }
+  });
+
+  it('before the mesh has a config, every spelling of a name that may be a service is pending, never passed through', () => {
+    const notReady = fakeMesh(['known'], false);
+    for (const mode of ['passthrough', 'reject'] as const) {
+      const r2 = new MeshUrlResolver(notReady, mode);
+      assert.equal(r2.resolve('http://known'), 'known', 'a known service goes through at once');
+      for (const s of [
+        'http://users',
+        'HTTP://USERS/x',
+        'http://%75sers/',
+        'http://users.ns.svc:8080/x',
+        'https://users/',
+      ]) {
+        const v = r2.resolveUrl(s);
+        assert.ok(v instanceof PendingVerdict, `${mode} ${s}`);
+        assert.equal(v.host, s.includes('ns.svc') ? 'users.ns.svc' : 'users');
+      }
+      // What can never be a service is decided at once.
+      assert.ok(!(r2.resolveUrl('http://127.0.0.1:8080/') instanceof PendingVerdict));
+      assert.ok(!(r2.resolve('http://[::1]:80') instanceof PendingVerdict));
     }
   });
 });

@@ -1,13 +1,17 @@
 import type { LoadBalancerName } from '../balancer/types.js';
+import type { DnsRecordType } from './defaults.js';
 import type { ServiceProtocol } from './retry-on.js';
 
-export type { ServiceProtocol };
+export type { DnsRecordType, ServiceProtocol };
 
 /**
  * Input config, as written by users, in files (JSON/YAML) and by the control server.
  * Every field is optional except where noted; `validateMeshConfig` fills the defaults
  * (listed on each field) and rejects unknown keys. Every duration (`*Ms`) is a whole number of
  * milliseconds, at most 2 147 483 647 (the longest delay a Node timer honours).
+ *
+ * These types are checked at compile time to be exactly those of the schema (`schema.ts`), which
+ * is also published as JSON Schema (`@meshlet/core/schema/mesh.schema.json`).
  */
 export interface MeshConfig {
   services: Record<string, ServiceConfig>;
@@ -25,7 +29,7 @@ export type EndpointConfig =
     };
 
 export interface ServiceConfig {
-  /** Endpoints of this service. Default `[]` (a service that only routes elsewhere). */
+  /** Endpoints of this service. Default `[]` (a service that only routes elsewhere, or uses `dns`). */
   endpoints?: EndpointConfig[];
   /**
    * What the service speaks: decides which `retry.retryOn` tokens are valid, and a mesh refuses
@@ -43,6 +47,23 @@ export interface ServiceConfig {
   circuitBreaker?: CircuitBreakerConfig;
   outlierDetection?: OutlierDetectionConfig;
   routes?: RouteConfig[];
+  /** Endpoints from DNS, re-resolved on an interval, instead of `endpoints` (not both). */
+  dns?: DnsConfig;
+}
+
+/**
+ * DNS discovery of a service's endpoints. A and AAAA records give addresses (the port comes from
+ * `port`, required); SRV records give host, port and weight each (`port` is not allowed).
+ */
+export interface DnsConfig {
+  /** The name to resolve, e.g. `users.internal` or `_http._tcp.users.internal` (SRV). */
+  name: string;
+  /** Port of every resolved address, 1 to 65535: required for A/AAAA, not allowed for SRV. */
+  port?: number;
+  /** Record type. */
+  type: DnsRecordType;
+  /** Re-resolution interval, ms (sooner when a record's TTL ends), 1000 to 2^31 − 1. Default 30 000. */
+  refreshMs?: number;
 }
 
 export interface RetryConfig {
@@ -177,10 +198,21 @@ export interface ResolvedRoute {
   totalWeight: number;
 }
 
+export interface ResolvedDnsConfig {
+  name: string;
+  /** undefined for SRV (each record carries its port). */
+  port: number | undefined;
+  type: DnsRecordType;
+  refreshMs: number;
+}
+
 export interface ResolvedServiceConfig {
   name: string;
   protocol: ServiceProtocol;
+  /** `[]` when `dns` is set: the DNS watcher supplies the endpoints. */
   endpoints: ResolvedEndpoint[];
+  /** DNS discovery, or undefined for a service with static endpoints. */
+  dns: ResolvedDnsConfig | undefined;
   loadBalancer: LoadBalancerName;
   hashKey: { header: string } | { path: true } | undefined;
   ewmaDecayMs: number;
