@@ -42,27 +42,57 @@ export function decodeRequest(bytes: Uint8Array): DiscoveryRequest {
  * encoded per client (protobuf lets a message's fields be concatenated in any order).
  */
 export function prepareResources(resources: readonly AnyMessage[]): PreparedResources {
-  const { Any } = protocolTypes();
+  // google.protobuf.Any by hand: protobufjs's bundled Any names its field `type_url`, not `typeUrl`.
   const w = protobuf.Writer.create();
   for (const r of resources) {
     w.uint32(18).fork();
-    Any.encode(r, w);
+    if (r.typeUrl !== '') w.uint32(10).string(r.typeUrl);
+    if (r.value.length > 0) w.uint32(18).bytes(r.value);
     w.ldelim();
   }
   return { bytes: w.finish(), count: resources.length };
 }
 
 export function encodeResponse(res: DiscoveryResponseInput): Buffer {
-  const head = protocolTypes().DiscoveryResponse.encode(res).finish();
-  const prepared = res.prepared;
-  if (prepared === undefined || prepared.bytes.length === 0)
-    return Buffer.from(head.buffer, head.byteOffset, head.byteLength);
-  return Buffer.concat([head, prepared.bytes], head.length + prepared.bytes.length);
+  const head = protocolTypes()
+    .DiscoveryResponse.encode({
+      versionInfo: res.versionInfo,
+      typeUrl: res.typeUrl,
+      nonce: res.nonce,
+      errorDetail: res.errorDetail,
+    })
+    .finish();
+  const parts: Uint8Array[] = [head];
+  let length = head.length;
+  if (res.resources !== undefined && res.resources.length > 0) {
+    const bytes = prepareResources(res.resources).bytes;
+    parts.push(bytes);
+    length += bytes.length;
+  }
+  if (res.prepared !== undefined && res.prepared.bytes.length > 0) {
+    parts.push(res.prepared.bytes);
+    length += res.prepared.bytes.length;
+  }
+  if (parts.length === 1) return Buffer.from(head.buffer, head.byteOffset, head.byteLength);
+  return Buffer.concat(parts, length);
 }
 
 /** Decodes a response (throws on malformed bytes: grpc-js then fails the call with INTERNAL). */
 export function decodeResponse(bytes: Uint8Array): DiscoveryResponse {
-  return protocolTypes().DiscoveryResponse.decode(bytes) as unknown as DiscoveryResponse;
+  const m = protocolTypes().DiscoveryResponse.decode(bytes) as unknown as { resources: Array<Record<string, unknown>> };
+  const list = m.resources;
+  const resources: AnyMessage[] = new Array(list.length);
+  for (let i = 0; i < list.length; i++) {
+    const r = list[i];
+    const typeUrl = r.type_url ?? r.typeUrl;
+    const value = r.value;
+    resources[i] = {
+      typeUrl: typeof typeUrl === 'string' ? typeUrl : '',
+      value: value instanceof Uint8Array ? value : new Uint8Array(),
+    };
+  }
+  m.resources = resources as unknown as Array<Record<string, unknown>>;
+  return m as unknown as DiscoveryResponse;
 }
 
 /**

@@ -283,6 +283,13 @@ describe('protocol: requests, responses and the service definition', () => {
       direct.resources.map((r) => decodeResource(r)),
     );
     assert.equal(viaPrepared.resources.length, 2);
+    assert.deepEqual(
+      viaPrepared.resources.map((r) => decodeResource(r, SERVICE_TYPE_URL)),
+      [
+        { ok: true, kind: 'service', name: 'a', value: { protocol: 'grpc' } },
+        { ok: true, kind: 'service', name: 'b', value: {} },
+      ],
+    );
     // The same prepared bytes serve another client's header.
     const other = decodeResponse(
       discoveryService.StreamResources.responseSerialize({
