@@ -1,0 +1,120 @@
+/**
+ * The served snapshot: for each resource type, the encoded resources (once, shared by every
+ * stream), the version at which the type last changed, and the plain resources for the admin
+ * endpoint.
+ *
+ * One version counter covers the whole snapshot ("17"); it goes up by one per rebuild that changes
+ * anything. A type's version is the counter's value when that type last changed, so a change to
+ * endpoints alone does not resend every Service resource.
+ */
+import {
+  ENDPOINT_SET_TYPE_URL as TYPE_URL_ENDPOINT_SET,
+  SERVICE_TYPE_URL as TYPE_URL_SERVICE,
+  encodeEndpointSet,
+  encodeService,
+  prepareResources,
+  type AnyMessage,
+  type JsonObject,
+  type PreparedResources,
+} from '@meshlet/discovery/protocol';
+import type { ResourceSet, WireEndpoint } from './resources.js';
+
+export const SERVED_TYPES = [TYPE_URL_SERVICE, TYPE_URL_ENDPOINT_SET] as const;
+export type ServedType = (typeof SERVED_TYPES)[number];
+
+export interface TypeSnapshot {
+  /** Snapshot version at which this type last changed ('' before the first build). */
+  version: string;
+  prepared: PreparedResources;
+  /** ms since the epoch (server clock) at which `version` was built. */
+  changedAt: number;
+  /** Encoded Any per resource name, to compare with the next build. */
+  encoded: Map<string, Uint8Array>;
+}
+
+export class SnapshotBuilder {
+  private counter = 0;
+  private readonly types = new Map<ServedType, TypeSnapshot>();
+  /** Service resources are re-encoded only when their config object changes (a reload). */
+  private serviceCache = new WeakMap<object, AnyMessage>();
+  private current: ResourceSet = { services: new Map(), endpointSets: new Map() };
+
+  constructor(private readonly now: () => number) {
+    const empty = prepareResources([]);
+    for (const t of SERVED_TYPES) this.types.set(t, { version: '', prepared: empty, changedAt: 0, encoded: new Map() });
+  }
+
+  /** The snapshot version ('0' before the first build). */
+  get version(): string {
+    return String(this.counter);
+  }
+
+  get resources(): ResourceSet {
+    return this.current;
+  }
+
+  type(typeUrl: ServedType): TypeSnapshot {
+    return this.types.get(typeUrl)!;
+  }
+
+  /**
+   * Installs a new resource set. `sources` maps each service name to the config object its
+   * Service resource was built from (identity-cached encoding). Returns the types that changed
+   * (empty: nothing changed, the version stays).
+   */
+  update(set: ResourceSet, sources: ReadonlyMap<string, object>): ServedType[] {
+    const services = new Map<string, Uint8Array>();
+    const serviceAnys: AnyMessage[] = [];
+    for (const [name, config] of set.services) {
+      const key = sources.get(name) ?? config;
+      let any = this.serviceCache.get(key);
+      if (any === undefined) {
+        any = encodeService(name, config as JsonObject);
+        this.serviceCache.set(key, any);
+      }
+      services.set(name, any.value);
+      serviceAnys.push(any);
+    }
+    const endpointSets = new Map<string, Uint8Array>();
+    const endpointAnys: AnyMessage[] = [];
+    for (const [name, endpoints] of set.endpointSets) {
+      const any = encodeEndpointSet(name, endpoints as WireEndpoint[]);
+      endpointSets.set(name, any.value);
+      endpointAnys.push(any);
+    }
+
+    const changed: ServedType[] = [];
+    const next: Array<[ServedType, Map<string, Uint8Array>, AnyMessage[]]> = [
+      [TYPE_URL_SERVICE, services, serviceAnys],
+      [TYPE_URL_ENDPOINT_SET, endpointSets, endpointAnys],
+    ];
+    for (const [typeUrl, encoded] of next) {
+      const prev = this.types.get(typeUrl)!;
+      if (prev.version === '' || !sameResources(prev.encoded, encoded)) changed.push(typeUrl);
+    }
+    this.current = set;
+    if (changed.length === 0) return changed;
+    this.counter += 1;
+    const version = String(this.counter);
+    const at = this.now();
+    for (const [typeUrl, encoded, anys] of next) {
+      if (!changed.includes(typeUrl)) continue;
+      this.types.set(typeUrl, { version, prepared: prepareResources(anys), changedAt: at, encoded });
+    }
+    return changed;
+  }
+
+  /** Drops the encoding cache (after a reload, old config objects are garbage anyway). */
+  resetServiceCache(): void {
+    this.serviceCache = new WeakMap();
+  }
+}
+
+function sameResources(a: Map<string, Uint8Array>, b: Map<string, Uint8Array>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [name, bytes] of b) {
+    const old = a.get(name);
+    if (old === undefined || !Buffer.from(old.buffer, old.byteOffset, old.byteLength).equals(bytes)) return false;
+  }
+  return true;
+}

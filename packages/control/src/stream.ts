@@ -1,0 +1,347 @@
+/**
+ * One client's stream, server side (xDS state-of-the-world ADS semantics):
+ *
+ * - The first request must carry `node` with a non-empty `id`; without it the stream is ended
+ *   with INVALID_ARGUMENT.
+ * - A request for Service or EndpointSet with no `response_nonce` is a subscription (always
+ *   wildcard: `resource_names` other than empty/`*` are served the whole set too); the server
+ *   answers with the type's current resources.
+ * - A request with a nonce answers the response that had that nonce. A nonce other than the last
+ *   one sent for the type is stale (the client answers an older response while a newer one is on
+ *   the wire) and is ignored, as xDS requires. With `error_detail` it is a NACK: recorded (node,
+ *   version, reason) and logged; the same version is not sent again, the next change is.
+ *   Without, it is an ACK of `version_info`.
+ * - A Registration request carries the client's whole set: each entry is validated (service name,
+ *   address, weight, zone, metadata, as in the config), the valid ones replace the node's set, the
+ *   refused ones come back in `error_detail`, and the reply's `version_info` is the revision.
+ * - Nothing a client sends can crash the server: undecodable messages end that stream (grpc-js
+ *   fails the call), unknown types and malformed fields are logged and ignored.
+ *
+ * Writes honour back-pressure: while grpc-js's buffer is full, newer versions replace queued ones
+ * (state of the world: only the latest matters), so a slow client cannot grow our memory.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { MeshConfigError, validateServiceConfig } from '@meshlet/core';
+import type { Logger } from 'pino';
+import { SERVED_TYPES, type ServedType, type SnapshotBuilder } from './snapshot.js';
+import type { ClientRecord, ControlStore, StoredRegistration } from './store.js';
+import { TYPE_URL_REGISTRATION, type DiscoveryRequest, type DiscoveryResponseInput } from './wire.js';
+
+/** What a stream needs from its server. */
+export interface StreamHost {
+  readonly logger: Logger;
+  readonly store: ControlStore;
+  readonly snapshot: SnapshotBuilder;
+  readonly maxRegistrationsPerNode: number;
+  streamClosed(stream: ClientStream): void;
+  registrationsFrom(stream: ClientStream, nodeId: string, regs: StoredRegistration[]): void;
+}
+
+interface Subscription {
+  /** Last nonce sent for the type ('' before any response). */
+  nonce: string;
+  sentVersion: string;
+  /** A newer version must be sent once the write buffer drains. */
+  pending: boolean;
+}
+
+const MAX_NAME_IN_LOG = 200;
+
+export class ClientStream {
+  nodeId: string | undefined;
+  private record: ClientRecord | undefined;
+  private readonly subs = new Map<ServedType, Subscription>();
+  private nonce = 0;
+  private blocked = false;
+  private closed = false;
+  private readonly log: Logger;
+
+  constructor(
+    readonly id: string,
+    private readonly call: grpc.ServerDuplexStream<unknown, unknown>,
+    private readonly host: StreamHost,
+  ) {
+    this.log = host.logger.child({ streamId: id });
+    call.on('data', (req: DiscoveryRequest) => {
+      try {
+        this.onRequest(req);
+      } catch (err) {
+        // A bug or an input we did not foresee: this stream ends, the server stays up.
+        this.log.error(
+          { event: 'stream_error', err: (err as Error).message },
+          'request handling failed; ending the stream',
+        );
+        this.fail(grpc.status.INTERNAL, `the control server could not handle a request: ${(err as Error).message}`);
+      }
+    });
+    call.on('drain', () => this.onDrain());
+    call.on('end', () => {
+      // The client half-closed: end ours too.
+      this.end();
+    });
+    call.on('error', (err: Error & { code?: number }) => {
+      this.log.debug({ event: 'stream_error', err: err.message, code: err.code }, 'stream error');
+      this.cleanup('error: ' + err.message);
+    });
+    call.on('close', () => this.cleanup('closed'));
+    call.on('cancelled', () => this.cleanup('cancelled'));
+  }
+
+  /** Ends the stream cleanly (status OK), e.g. at shutdown. */
+  end(): void {
+    if (this.closed) return;
+    try {
+      this.call.end();
+    } catch {
+      // already ended
+    }
+    this.cleanup('ended by server');
+  }
+
+  /** Sends the current version of `typeUrl` if the client subscribed to it. */
+  push(typeUrl: ServedType): void {
+    const sub = this.subs.get(typeUrl);
+    if (sub === undefined || this.closed) return;
+    if (this.blocked) {
+      sub.pending = true;
+      return;
+    }
+    this.send(typeUrl, sub);
+  }
+
+  private send(typeUrl: ServedType, sub: Subscription): void {
+    const snap = this.host.snapshot.type(typeUrl);
+    if (snap.version === sub.sentVersion && sub.nonce !== '') {
+      sub.pending = false;
+      return;
+    }
+    sub.nonce = String(++this.nonce);
+    sub.sentVersion = snap.version;
+    sub.pending = false;
+    const response: DiscoveryResponseInput = {
+      versionInfo: snap.version,
+      typeUrl,
+      nonce: sub.nonce,
+      prepared: snap.prepared,
+    };
+    if (this.record !== undefined) this.record.sent[typeUrl] = snap.version;
+    if (!this.write(response)) this.blocked = true;
+  }
+
+  private write(response: DiscoveryResponseInput): boolean {
+    try {
+      return this.call.write(response);
+    } catch (err) {
+      this.log.warn({ event: 'write_error', err: (err as Error).message }, 'write failed; ending the stream');
+      this.cleanup('write failed');
+      return true;
+    }
+  }
+
+  private onDrain(): void {
+    this.blocked = false;
+    for (const [typeUrl, sub] of this.subs) {
+      if (this.blocked) return;
+      if (sub.pending) this.send(typeUrl, sub);
+    }
+  }
+
+  private onRequest(req: DiscoveryRequest): void {
+    if (this.closed) return;
+    if (this.record === undefined) {
+      const node = req.node;
+      if (node === null || typeof node.id !== 'string' || node.id === '') {
+        this.log.warn(
+          { event: 'bad_request', peer: this.call.getPeer() },
+          'first request without node.id; ending the stream',
+        );
+        this.fail(
+          grpc.status.INVALID_ARGUMENT,
+          'the first request of a stream must carry node.id (see meshlet.v1.Node)',
+        );
+        return;
+      }
+      this.nodeId = node.id.slice(0, MAX_NAME_IN_LOG);
+      this.record = {
+        streamId: this.id,
+        nodeId: this.nodeId,
+        service: node.cluster.slice(0, MAX_NAME_IN_LOG),
+        zone: node.zone.slice(0, MAX_NAME_IN_LOG),
+        peer: this.call.getPeer(),
+        userAgent: `${node.userAgentName} ${node.userAgentVersion}`.trim().slice(0, MAX_NAME_IN_LOG),
+        connectedAt: Date.now(),
+        subscriptions: [],
+        acked: {},
+        sent: {},
+        lastNack: undefined,
+      };
+      void this.host.store.putClient(this.record);
+      this.log.info(
+        {
+          event: 'connect',
+          nodeId: this.nodeId,
+          service: this.record.service,
+          peer: this.record.peer,
+          userAgent: this.record.userAgent,
+        },
+        'client connected',
+      );
+    }
+    const typeUrl = req.typeUrl;
+    if (typeUrl === TYPE_URL_REGISTRATION) {
+      this.onRegistrations(req);
+      return;
+    }
+    const served = SERVED_TYPES.find((t) => t === typeUrl);
+    if (served === undefined) {
+      this.log.warn(
+        { event: 'bad_request', nodeId: this.nodeId, typeUrl: String(typeUrl).slice(0, MAX_NAME_IN_LOG) },
+        'request for an unknown type; ignored',
+      );
+      return;
+    }
+    let sub = this.subs.get(served);
+    if (sub === undefined || req.responseNonce === '') {
+      // A (re)subscription: answer with the current resources.
+      if (sub === undefined) {
+        sub = { nonce: '', sentVersion: '', pending: false };
+        this.subs.set(served, sub);
+        this.record!.subscriptions.push(served);
+        this.log.debug(
+          { event: 'subscribe', nodeId: this.nodeId, typeUrl: served, version: req.versionInfo },
+          'subscribed',
+        );
+      }
+      sub.nonce = '';
+      if (this.blocked) sub.pending = true;
+      else this.send(served, sub);
+      return;
+    }
+    if (req.responseNonce !== sub.nonce) {
+      this.log.debug(
+        { event: 'stale_nonce', nodeId: this.nodeId, typeUrl: served, nonce: req.responseNonce, current: sub.nonce },
+        'stale nonce; ignored',
+      );
+      return;
+    }
+    const rec = this.record!;
+    if (req.errorDetail !== null && req.errorDetail !== undefined) {
+      const reason = describeNack(req);
+      rec.lastNack = { typeUrl: served, version: sub.sentVersion, reason, at: Date.now() };
+      if (req.versionInfo !== '') rec.acked[served] = req.versionInfo;
+      this.log.warn(
+        {
+          event: 'nack',
+          nodeId: this.nodeId,
+          service: rec.service,
+          typeUrl: served,
+          version: sub.sentVersion,
+          kept: req.versionInfo,
+          reason,
+        },
+        'client rejected a version (NACK)',
+      );
+    } else {
+      rec.acked[served] = req.versionInfo;
+      this.log.info({ event: 'ack', nodeId: this.nodeId, typeUrl: served, version: req.versionInfo }, 'client ACKed');
+    }
+    void this.host.store.putClient(rec);
+  }
+
+  private onRegistrations(req: DiscoveryRequest): void {
+    const revision = req.registrationRevision;
+    const valid: StoredRegistration[] = [];
+    const refused: Array<{ name: string; reason: string }> = [];
+    const seen = new Set<string>();
+    const now = Date.now();
+    const list = Array.isArray(req.registrations) ? req.registrations : [];
+    for (let i = 0; i < list.length; i++) {
+      const r = list[i]!;
+      const service = typeof r.service === 'string' ? r.service : '';
+      const ep = r.endpoint;
+      const address = ep !== null && ep !== undefined && typeof ep.address === 'string' ? ep.address : '';
+      const name = `${service.slice(0, MAX_NAME_IN_LOG)}/${address.slice(0, MAX_NAME_IN_LOG)}`;
+      if (valid.length >= this.host.maxRegistrationsPerNode) {
+        refused.push({ name, reason: `a node may hold at most ${this.host.maxRegistrationsPerNode} registrations` });
+        continue;
+      }
+      if (ep === null || ep === undefined) {
+        refused.push({ name, reason: 'registration has no endpoint' });
+        continue;
+      }
+      const weight = ep.weight === 0 ? 1 : ep.weight;
+      const endpoint: Record<string, unknown> = { address, weight };
+      if (ep.zone !== '') endpoint.zone = ep.zone;
+      if (Object.keys(ep.metadata).length > 0) endpoint.metadata = ep.metadata;
+      try {
+        validateServiceConfig(service, { endpoints: [endpoint] }, `registrations[${i}]`);
+      } catch (err) {
+        const reason = err instanceof MeshConfigError ? err.message : `invalid registration: ${(err as Error).message}`;
+        refused.push({ name, reason });
+        continue;
+      }
+      const key = `${service} ${address}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      valid.push({
+        nodeId: this.nodeId!,
+        service,
+        address,
+        weight,
+        zone: ep.zone === '' ? undefined : ep.zone,
+        metadata: { ...ep.metadata },
+        since: now,
+      });
+    }
+    this.host.registrationsFrom(this, this.nodeId!, valid);
+    if (refused.length > 0) {
+      this.log.warn({ event: 'registration_refused', nodeId: this.nodeId, revision, refused }, 'registrations refused');
+    }
+    const response: DiscoveryResponseInput = {
+      versionInfo: String(revision),
+      typeUrl: TYPE_URL_REGISTRATION,
+      nonce: String(++this.nonce),
+      ...(refused.length > 0
+        ? {
+            errorDetail: {
+              code: grpc.status.INVALID_ARGUMENT,
+              message: refused.map((r) => `${r.name}: ${r.reason}`).join('\n'),
+              details: refused,
+            },
+          }
+        : {}),
+    };
+    // Registration replies bypass back-pressure: they are small and the client waits on them.
+    this.write(response);
+  }
+
+  private fail(code: grpc.status, details: string): void {
+    if (this.closed) return;
+    try {
+      this.call.emit('error', { code, details });
+    } catch {
+      // the call is gone already
+    }
+    this.cleanup(details);
+  }
+
+  private cleanup(why: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.record !== undefined) {
+      this.log.info(
+        { event: 'disconnect', nodeId: this.nodeId, service: this.record.service, peer: this.record.peer, reason: why },
+        'client disconnected',
+      );
+    }
+    this.host.streamClosed(this);
+  }
+}
+
+function describeNack(req: DiscoveryRequest): string {
+  const e = req.errorDetail!;
+  let reason = typeof e.message === 'string' && e.message !== '' ? e.message : '';
+  if (reason === '' && Array.isArray(e.details)) reason = e.details.map((d) => `${d.name}: ${d.reason}`).join('\n');
+  if (reason === '') reason = `(no reason given, code ${e.code})`;
+  return reason.length > 4096 ? reason.slice(0, 4096) + '…' : reason;
+}
