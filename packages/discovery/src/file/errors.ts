@@ -43,15 +43,22 @@ export class ConfigFileError extends MeshError {
 
 /**
  * A config file that parsed but is not a valid mesh config: the core `MeshConfigError` with the
- * file named first in the message (`mesh.yaml: services.users.retry.maxAttempts: …`). `issues`
- * and `path` are the original's; `cause` is the original error.
+ * file (and, when the first issue's path is found in the text, its line and column) first in the
+ * message: `mesh.yaml:4:7: services.users.retry.maxAttempts: …`. `issues` and `path` are the
+ * original's; `cause` is the original error.
  */
 export class ConfigFileSchemaError extends MeshConfigError {
   readonly file: string;
-  constructor(file: string, original: MeshConfigError) {
+  /** 1-based line where the first issue's path is written, when found. */
+  readonly line: number | undefined;
+  /** 1-based column (UTF-16 code units) of it, when found. */
+  readonly column: number | undefined;
+  constructor(file: string, original: MeshConfigError, where?: { line: number; column: number }) {
     super(original.issues);
     this.file = file;
-    this.message = `${file}: ${original.message}`;
+    this.line = where?.line;
+    this.column = where?.column;
+    this.message = `${where ? `${file}:${where.line}:${where.column}` : file}: ${original.message}`;
     this.cause = original;
   }
 }

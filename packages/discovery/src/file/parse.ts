@@ -14,6 +14,8 @@ import { isCollection, isPair, parseDocument, type Node as YamlNode, type YAMLEr
 import { MeshConfigError, validateMeshConfig, type MeshConfig, type ResolvedMeshConfig } from '@meshlet/core';
 import { ConfigFileError, ConfigFileSchemaError } from './errors.js';
 import { checkJson } from './json-check.js';
+import { lineColumn } from './line-column.js';
+import { locatePath } from './locate.js';
 
 /** Largest config file read: 16 MiB. A mesh of 10 000 services × 10 endpoints fits in a few. */
 export const MAX_CONFIG_FILE_BYTES = 16 * 1024 * 1024;
@@ -80,7 +82,7 @@ export function parseConfigText(
   try {
     resolved = validateMeshConfig(value);
   } catch (err) {
-    if (err instanceof MeshConfigError) throw new ConfigFileSchemaError(file, err);
+    if (err instanceof MeshConfigError) throw new ConfigFileSchemaError(file, err, locatePath(text, err.path));
     throw err;
   }
   return { config: value as MeshConfig, resolved, text };
@@ -239,18 +241,6 @@ function tooDeep(root: unknown, max: number): number | undefined {
     // expansions is bounded by MAX_YAML_ALIAS_COUNT.
   }
   return undefined;
-}
-
-/** 1-based line and column (UTF-16 code units) of `offset` in `text`. */
-export function lineColumn(text: string, offset: number): { line: number; column: number } {
-  const end = Math.min(Math.max(offset, 0), text.length);
-  let line = 1;
-  let lineStart = 0;
-  for (let i = text.indexOf('\n'); i !== -1 && i < end; i = text.indexOf('\n', i + 1)) {
-    line++;
-    lineStart = i + 1;
-  }
-  return { line, column: end - lineStart + 1 };
 }
 
 function tooLarge(file: string, size: number): ConfigFileError {

@@ -16,6 +16,7 @@ import {
   parseConfigText,
   readConfigFile,
 } from '../../src/file/index.js';
+import { parsePath } from '../../src/file/locate.js';
 
 let dir: string;
 before(async () => {
@@ -133,7 +134,10 @@ describe('readConfigFile', () => {
     const paths = caught.issues.map((i) => i.path).sort();
     assert.deepEqual(paths, ['services.users.retry.bakoff', 'services.users.retry.maxAttempts']);
     assert.equal(caught.path, caught.issues[0]!.path);
-    assert.ok(caught.message.startsWith(`${path}: ${caught.path}: `), caught.message);
+    // The first issue's key is located in the file: line 4, where `retry: {…}` is written.
+    assert.equal(caught.line, 4);
+    assert.equal(caught.column, caught.path.endsWith('bakoff') ? 31 : 14);
+    assert.ok(caught.message.startsWith(`${path}:4:${caught.column}: ${caught.path}: `), caught.message);
     assert.match(caught.message, /did you mean "backoff"/);
     assert.ok(caught.cause instanceof MeshConfigError);
   });
@@ -267,7 +271,7 @@ describe('hostile YAML', () => {
       }
       assert.ok(caught instanceof ConfigFileSchemaError, String(caught));
       assert.equal(caught.path, '__proto__');
-      assert.match(caught.message, new RegExp(`^${name.replace('.', '\\.')}: __proto__: unknown key`));
+      assert.match(caught.message, new RegExp(`^${name.replace('.', '\\.')}:1:\\d+: __proto__: unknown key`));
       assert.equal(({} as Record<string, unknown>).polluted, undefined);
     }
   });
@@ -291,5 +295,88 @@ describe('parseConfigText', () => {
     const err = syncFileError(() => parseConfigText(`{services: {}}`, 'admin upload', 'json'));
     assert.equal(err.message, `admin upload:1:2: invalid JSON: expected a double-quoted property name, got 's'`);
     assert.deepEqual(parseConfigText(`{services: {}}`, 'x.yaml').config, { services: {} });
+  });
+});
+
+describe('schema error positions', () => {
+  it('locates the first issue in YAML and JSON, through quoted keys, indexes and aliases', () => {
+    const cases: Array<[string, string, string, number, number]> = [
+      [
+        'a.yaml',
+        `services:\n  users:\n    endpoints:\n      - 10.0.0.1:80\n      - { address: "10.0.0.2", zone: a }\n`,
+        'services.users.endpoints[1].address',
+        5,
+        11,
+      ],
+      [
+        'b.json',
+        `{\n  "services": {\n    "api.v2": {\n      "endpoints": ["10.0.0.1:80"],\n      "timeout": { "requestMs": -5 }\n    }\n  }\n}\n`,
+        'services["api.v2"].timeout.requestMs',
+        5,
+        20,
+      ],
+      [
+        'c.yaml',
+        `x-shared: &retry { maxAttempts: 0 }\nservices:\n  users:\n    endpoints: ["10.0.0.1:80"]\n    retry: *retry\n`,
+        '(root)',
+        1,
+        1,
+      ],
+    ];
+    for (const [name, text, path, line, column] of cases) {
+      let caught: unknown;
+      try {
+        parseConfigText(text, name);
+      } catch (err) {
+        caught = err;
+      }
+      assert.ok(caught instanceof ConfigFileSchemaError, String(caught));
+      if (path === '(root)') {
+        // `x-shared` is an unknown top-level key, reported (and located) first.
+        assert.equal(caught.path, 'x-shared');
+      } else {
+        assert.equal(caught.path, path, caught.message);
+      }
+      assert.deepEqual([caught.line, caught.column], [line, column], caught.message);
+      assert.ok(caught.message.startsWith(`${name}:${line}:${column}: ${caught.path}: `), caught.message);
+    }
+  });
+
+  it('gives no position when the path is not written in the file (a missing key)', () => {
+    let caught: unknown;
+    try {
+      parseConfigText(`{}`, 'm.json');
+    } catch (err) {
+      caught = err;
+    }
+    assert.ok(caught instanceof ConfigFileSchemaError, String(caught));
+    assert.equal(caught.path, 'services');
+    assert.equal(caught.line, undefined);
+    assert.match(caught.message, /^m\.json: services: expected an object/);
+  });
+});
+
+describe('parsePath', () => {
+  it('splits validator paths, and gives up on what it cannot read back', () => {
+    assert.deepEqual(parsePath('(root)'), []);
+    assert.deepEqual(parsePath('services.users.endpoints[0].address'), [
+      'services',
+      'users',
+      'endpoints',
+      0,
+      'address',
+    ]);
+    assert.deepEqual(parsePath('services["a.b"].routes[12].match.headers["x \\"y\\""]'), [
+      'services',
+      'a.b',
+      'routes',
+      12,
+      'match',
+      'headers',
+      'x "y"',
+    ]);
+    assert.equal(parsePath('services["aaaa"...(300 characters)].retry'), undefined);
+    assert.equal(parsePath('services[01]'), undefined);
+    assert.equal(parsePath('.services'), undefined);
   });
 });

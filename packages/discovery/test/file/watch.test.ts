@@ -171,7 +171,7 @@ describe('watchFile', () => {
     const schema = sink.errors[1]!;
     assert.ok(schema instanceof ConfigFileSchemaError, String(schema));
     assert.equal(schema.path, 'services.users.endpoints[0]');
-    assert.ok(schema.message.startsWith(`${path}: services.users.endpoints[0]`), schema.message);
+    assert.ok(schema.message.startsWith(`${path}:3:17: services.users.endpoints[0]: `), schema.message);
 
     assert.equal(sink.updateCalls, 1, 'an invalid file never reaches the mesh');
     await save(path, yaml('10.0.0.9:80'));
@@ -191,7 +191,7 @@ describe('watchFile', () => {
     await until('the rejection', () => sink.errors.length === 1);
     const err = sink.errors[0]!;
     assert.ok(err instanceof ConfigFileSchemaError, String(err));
-    assert.equal(err.message, `${path}: services.users: also defined by control plane 127.0.0.1:15010`);
+    assert.equal(err.message, `${path}:2:3: services.users: also defined by control plane 127.0.0.1:15010`);
     assert.equal(err.path, 'services.users');
     assert.equal(sink.updates.length, 1);
   });
