@@ -451,7 +451,7 @@ describe('control server: robustness and lifecycle', () => {
     assert.equal((await s.admin('/nope')).status, 404);
     const res = await fetch(`http://127.0.0.1:${s.server.adminAddress.port}/clients`, { method: 'POST' });
     assert.equal(res.status, 405);
-    assert.match((await res.json()).error, /use GET/);
+    assert.match(((await res.json()) as { error: string }).error, /use GET/);
   });
 
   it('stop() ends every stream cleanly and closes both ports', async () => {
