@@ -5,8 +5,8 @@
  * Change detection has two legs, because neither is enough alone:
  * - `fs.watch` on the file's *directory*, not the file: editors save by writing a temporary file
  *   and renaming it over the original (a new inode a file watch never sees), some delete and
- *   recreate it, and Kubernetes ConfigMaps swap a `..data` symlink beside it. Any event in the
- *   directory triggers a (debounced) check; a check costs one `stat` when nothing changed.
+ *   recreate it, and Kubernetes ConfigMaps swap a `..data` symlink beside it. Such an event
+ *   triggers a (debounced) check; a check costs one `stat` when nothing changed.
  * - a `stat` poll (every 2 s), for filesystems where `fs.watch` misses events or is unavailable
  *   (network mounts, some container overlays). It compares mtime, ctime, size, inode and device,
  *   and re-reads a file modified within 2 s of the last read ("racily clean", as git calls it:
@@ -17,7 +17,7 @@
 import { createHash } from 'node:crypto';
 import { watch, type FSWatcher, type Stats } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
 import {
   MeshConfigError,
   type DiscoverySink,
@@ -164,10 +164,14 @@ class FileSource implements DiscoverySource {
   /** Watches the directory (see the file comment); failures fall back to the poll, which retries. */
   private openWatcher(): void {
     if (!this.useWatch || this.watcher !== undefined || this.closed) return;
+    const name = basename(this.absolute);
     try {
-      // Any entry may matter (the file, a temp file renamed over it, a swapped `..data` symlink):
-      // every event leads to a debounced check, which costs one stat when nothing changed.
-      const watcher = watch(dirname(this.absolute), { persistent: false }, () => this.changed());
+      // Events that may concern the file: its own name (written, or a temp file renamed over it,
+      // or deleted and recreated), a Kubernetes `..data` symlink swap, or an unnamed event. Others
+      // (a busy directory) are ignored, so they cannot keep postponing the debounced check.
+      const watcher = watch(dirname(this.absolute), { persistent: false }, (_event, filename) => {
+        if (filename === null || filename === name || filename.startsWith('..')) this.changed();
+      });
       watcher.on('error', () => {
         // E.g. the directory was removed: the poll carries on and reopens the watcher later.
         if (this.watcher === watcher) this.closeWatcher();

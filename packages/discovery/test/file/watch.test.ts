@@ -5,7 +5,7 @@
  * what the sink saw, never assertions on how fast it happened.
  */
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rename, rm, symlink, unlink, writeFile } from 'node:fs/promises';
 import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -125,7 +125,7 @@ describe('watchFile', () => {
     const dir = await freshDir();
     const path = join(dir, 'mesh.yaml');
     await writeFile(path, yaml('10.0.0.1:80'));
-    const { sink } = start(path);
+    const { sink } = start(path, { pollMs: 3_600_000 }); // the watch alone must see each save
     await until('the first update', () => sink.updates.length === 1);
     for (const next of ['10.0.0.3:80', '10.0.0.4:80']) {
       const tmp = join(dir, `.mesh.yaml.${next}.tmp`);
@@ -134,6 +134,48 @@ describe('watchFile', () => {
       await until(`the save of ${next}`, () => (sink.endpoints('users') as string[])[0] === next);
     }
     assert.equal(sink.updates.length, 3);
+    assert.deepEqual(sink.errors, []);
+  });
+
+  it('follows a Kubernetes ConfigMap update (an atomic swap of the ..data symlink) through fs.watch', async () => {
+    const dir = await freshDir();
+    const path = join(dir, 'mesh.yaml');
+    // The kubelet's layout: mesh.yaml -> ..data/mesh.yaml, ..data -> ..<version> (a directory).
+    await mkdir(join(dir, '..v1'));
+    await writeFile(join(dir, '..v1', 'mesh.yaml'), yaml('10.0.0.1:80'));
+    await symlink('..v1', join(dir, '..data'));
+    await symlink(join('..data', 'mesh.yaml'), path);
+    // The poll is an hour away: only the directory watch can see this update in time.
+    const { sink } = start(path, { pollMs: 3_600_000 });
+    await until('the first update', () => sink.updates.length === 1);
+    await mkdir(join(dir, '..v2'));
+    await writeFile(join(dir, '..v2', 'mesh.yaml'), yaml('10.0.0.2:80'));
+    await symlink('..v2', join(dir, '..data_tmp'));
+    await rename(join(dir, '..data_tmp'), join(dir, '..data'));
+    await until('the swapped config', () => sink.updates.length === 2);
+    assert.deepEqual(sink.endpoints('users'), ['10.0.0.2:80']);
+    assert.deepEqual(sink.errors, []);
+  });
+
+  it('is not held back by a busy directory: events of other files do not postpone the check', async () => {
+    const dir = await freshDir();
+    const path = join(dir, 'mesh.yaml');
+    await writeFile(path, yaml('10.0.0.1:80'));
+    const { sink } = start(path, { pollMs: 3_600_000 });
+    await until('the first update', () => sink.updates.length === 1);
+    await save(path, yaml('10.0.0.2:80'));
+    // Another file written every 20 ms, more often than the 100 ms debounce, until the edit
+    // arrives: if those events reset the debounce timer, the edit would wait for the storm to end.
+    let writes = 0;
+    const storm = (async () => {
+      while (sink.updates.length < 2 && writes < 500) {
+        await writeFile(join(dir, 'app.log'), `line ${writes++}\n`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
+    await until('the edit during the storm', () => sink.updates.length === 2 || writes >= 500);
+    await storm;
+    assert.equal(sink.updates.length, 2, `the edit arrived only after ${writes} writes to another file`);
     assert.deepEqual(sink.errors, []);
   });
 
