@@ -77,7 +77,7 @@ export class ClientStream {
     call.on('drain', () => this.onDrain());
     call.on('end', () => {
       // The client half-closed: end ours too.
-      this.end();
+      this.end('client ended the stream');
     });
     call.on('error', (err: Error & { code?: number }) => {
       this.log.debug({ event: 'stream_error', err: err.message, code: err.code }, 'stream error');
@@ -88,14 +88,14 @@ export class ClientStream {
   }
 
   /** Ends the stream cleanly (status OK), e.g. at shutdown. */
-  end(): void {
+  end(why = 'ended by server'): void {
     if (this.closed) return;
     try {
       this.call.end();
     } catch {
       // already ended
     }
-    this.cleanup('ended by server');
+    this.cleanup(why);
   }
 
   /** Sends the current version of `typeUrl` if the client subscribed to it. */
@@ -261,9 +261,13 @@ export class ClientStream {
       const ep = r.endpoint;
       const address = ep !== null && ep !== undefined && typeof ep.address === 'string' ? ep.address : '';
       const name = `${service.slice(0, MAX_NAME_IN_LOG)}/${address.slice(0, MAX_NAME_IN_LOG)}`;
-      if (valid.length >= this.host.maxRegistrationsPerNode) {
-        refused.push({ name, reason: `a node may hold at most ${this.host.maxRegistrationsPerNode} registrations` });
-        continue;
+      if (i >= this.host.maxRegistrationsPerNode) {
+        // One entry for the whole excess keeps the reply small whatever the client sent.
+        refused.push({
+          name: `registrations[${i}..${list.length - 1}]`,
+          reason: `a node may hold at most ${this.host.maxRegistrationsPerNode} registrations; ${list.length - i} refused`,
+        });
+        break;
       }
       if (ep === null || ep === undefined) {
         refused.push({ name, reason: 'registration has no endpoint' });

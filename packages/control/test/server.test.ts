@@ -306,6 +306,24 @@ describe('control server: registrations', () => {
     );
   });
 
+  it('caps the registrations of one node, refusing the excess in one entry', async () => {
+    const s = await server(CONFIG, { maxRegistrationsPerNode: 2 });
+    const c = client(s);
+    c.send({
+      node: { id: 'greedy' },
+      typeUrl: REGISTRATION_TYPE_URL,
+      registrationRevision: 1,
+      registrations: [1, 2, 3, 4, 5].map((i) => ({ service: 'users', endpoint: { address: `127.0.0.1:${7000 + i}` } })),
+    });
+    const reply = await c.next(REGISTRATION_TYPE_URL);
+    assert.deepEqual(
+      reply.response.errorDetail!.details.map((d) => d.name),
+      ['registrations[2..4]'],
+    );
+    assert.match(reply.response.errorDetail!.message, /at most 2 registrations; 3 refused/);
+    await eventually(async () => (await s.admin('/endpoints/users')).body.endpoints.length === 4);
+  });
+
   it("withdraws a dropped stream's registrations after the grace period", async () => {
     const s = await server(CONFIG, { registrationGraceMs: 200 });
     const watcher = client(s);
