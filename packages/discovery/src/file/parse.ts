@@ -213,7 +213,7 @@ function parseYaml(text: string, file: string): unknown {
 function yamlError(file: string, text: string, problem: YAMLError, more: number): ConfigFileError {
   let message = problem.message;
   if (problem.code === 'TAG_RESOLVE_FAILED') {
-    message = `${message}; tags (!…) are not allowed in a mesh config file: remove it`;
+    message = `${message}; a mesh config file allows only the YAML 1.2 core tags (!!str, !!int, !!float, !!bool, !!null, !!seq, !!map): remove it`;
   } else if (problem.code === 'RESOURCE_EXHAUSTION') {
     message = `nesting too deep to parse (${message}); a mesh config needs fewer than ${MAX_CONFIG_DEPTH} levels`;
   }
