@@ -340,6 +340,8 @@ export class ControlPlaneSource implements DiscoverySource {
     } else {
       this.nack(typeUrl, this.versions[type] ?? '', res, rejected);
     }
+    // After the version update, so the file names the versions it holds.
+    if (this.cacheDirty) this.scheduleCacheWrite();
   }
 
   /**
@@ -358,7 +360,7 @@ export class ControlPlaneSource implements DiscoverySource {
       try {
         sink.update({ services: view });
         this.delivered = view;
-        this.scheduleCacheWrite();
+        this.cacheDirty = true;
         return next;
       } catch (err) {
         lastError = err;
