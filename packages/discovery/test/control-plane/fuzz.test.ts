@@ -62,7 +62,7 @@ const garbage: fc.Arbitrary<AnyMessage> = fc.record({
   value: fc.uint8Array({ maxLength: 64 }),
 });
 const deep: fc.Arbitrary<AnyMessage> = fc.integer({ min: 30, max: 200 }).map((depth) => {
-  let inner = new Uint8Array();
+  let inner: Uint8Array = new Uint8Array();
   for (let i = 0; i < depth; i++) {
     const w = protobuf.Writer.create();
     w.uint32(10).fork().uint32(10).string('retry').uint32(18).fork().uint32(42).bytes(inner).ldelim().ldelim();
