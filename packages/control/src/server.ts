@@ -19,7 +19,7 @@ import { buildResources, type DnsEndpoints } from './resources.js';
 import { SnapshotBuilder, SERVED_TYPES } from './snapshot.js';
 import { MemoryStore, type ControlStore, type StoredConfig } from './store.js';
 import { ClientStream, type StreamHost } from './stream.js';
-import { discoveryService, STREAM_METHOD } from './wire.js';
+import { serverService, STREAM_METHOD } from './wire.js';
 
 export interface ControlServerOptions {
   /** The mesh config file (YAML or JSON, `{ services: { … } }`). Watched: edits are pushed. */
@@ -175,7 +175,7 @@ class ControlServerImpl implements ControlServer, StreamHost {
         'grpc.keepalive_timeout_ms': 10_000,
         'grpc.keepalive_permit_without_calls': 1,
       });
-      this.grpcServer.addService(discoveryService, {
+      this.grpcServer.addService(serverService, {
         [STREAM_METHOD]: (call: grpc.ServerDuplexStream<unknown, unknown>) => this.onStream(call),
       });
       this.boundPort = await new Promise<number>((resolve, reject) => {

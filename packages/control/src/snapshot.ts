@@ -11,6 +11,7 @@ import {
   ENDPOINT_SET_TYPE_URL as TYPE_URL_ENDPOINT_SET,
   SERVICE_TYPE_URL as TYPE_URL_SERVICE,
   encodeEndpointSet,
+  encodeResponse,
   encodeService,
   prepareResources,
   type AnyMessage,
@@ -26,6 +27,14 @@ export interface TypeSnapshot {
   /** Snapshot version at which this type last changed ('' before the first build). */
   version: string;
   prepared: PreparedResources;
+  /**
+   * The whole response for this version, encoded once for every stream, with nonce `nonce`
+   * (unique on a stream: a stream gets each version once this way; a resend of the same version
+   * is encoded per stream with a nonce of its own).
+   */
+  response: Buffer;
+  /** Nonce of `response`: a letter for the type, then the version (`S7`, `E7`). */
+  nonce: string;
   /** ms since the epoch (server clock) at which `version` was built. */
   changedAt: number;
   /** Encoded Any per resource name, to compare with the next build. */
@@ -41,7 +50,16 @@ export class SnapshotBuilder {
 
   constructor(private readonly now: () => number) {
     const empty = prepareResources([]);
-    for (const t of SERVED_TYPES) this.types.set(t, { version: '', prepared: empty, changedAt: 0, encoded: new Map() });
+    for (const t of SERVED_TYPES) {
+      this.types.set(t, {
+        version: '',
+        prepared: empty,
+        response: Buffer.alloc(0),
+        nonce: '',
+        changedAt: 0,
+        encoded: new Map(),
+      });
+    }
   }
 
   /** The snapshot version ('0' before the first build). */
@@ -99,7 +117,10 @@ export class SnapshotBuilder {
     const at = this.now();
     for (const [typeUrl, encoded, anys] of next) {
       if (!changed.includes(typeUrl)) continue;
-      this.types.set(typeUrl, { version, prepared: prepareResources(anys), changedAt: at, encoded });
+      const prepared = prepareResources(anys);
+      const nonce = (typeUrl === TYPE_URL_SERVICE ? 'S' : 'E') + version;
+      const response = encodeResponse({ versionInfo: version, typeUrl, nonce, prepared });
+      this.types.set(typeUrl, { version, prepared, response, nonce, changedAt: at, encoded });
     }
     return changed;
   }

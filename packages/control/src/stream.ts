@@ -25,7 +25,12 @@ import { MeshConfigError, validateServiceConfig } from '@meshlet/core';
 import type { Logger } from 'pino';
 import { SERVED_TYPES, type ServedType, type SnapshotBuilder } from './snapshot.js';
 import type { ClientRecord, ControlStore, StoredRegistration } from './store.js';
-import { TYPE_URL_REGISTRATION, type DiscoveryRequest, type DiscoveryResponseInput } from './wire.js';
+import {
+  TYPE_URL_REGISTRATION,
+  type DiscoveryRequest,
+  type DiscoveryResponseInput,
+  type OutgoingResponse,
+} from './wire.js';
 
 /** What a stream needs from its server. */
 export interface StreamHost {
@@ -111,24 +116,25 @@ export class ClientStream {
 
   private send(typeUrl: ServedType, sub: Subscription): void {
     const snap = this.host.snapshot.type(typeUrl);
-    if (snap.version === sub.sentVersion && sub.nonce !== '') {
-      sub.pending = false;
-      return;
-    }
-    sub.nonce = String(++this.nonce);
-    sub.sentVersion = snap.version;
     sub.pending = false;
-    const response: DiscoveryResponseInput = {
-      versionInfo: snap.version,
-      typeUrl,
-      nonce: sub.nonce,
-      prepared: snap.prepared,
-    };
+    const fresh = snap.version !== sub.sentVersion;
+    if (!fresh && sub.nonce !== '') return;
+    sub.sentVersion = snap.version;
+    let response: OutgoingResponse;
+    if (fresh) {
+      // The shared bytes, encoded once for every stream.
+      sub.nonce = snap.nonce;
+      response = snap.response;
+    } else {
+      // The same version again on this stream (a re-subscription): a nonce of its own.
+      sub.nonce = `${snap.nonce}.${++this.nonce}`;
+      response = { versionInfo: snap.version, typeUrl, nonce: sub.nonce, prepared: snap.prepared };
+    }
     if (this.record !== undefined) this.record.sent[typeUrl] = snap.version;
     if (!this.write(response)) this.blocked = true;
   }
 
-  private write(response: DiscoveryResponseInput): boolean {
+  private write(response: OutgoingResponse): boolean {
     try {
       return this.call.write(response);
     } catch (err) {
@@ -304,7 +310,7 @@ export class ClientStream {
     const response: DiscoveryResponseInput = {
       versionInfo: String(revision),
       typeUrl: TYPE_URL_REGISTRATION,
-      nonce: String(++this.nonce),
+      nonce: `r${++this.nonce}`,
       ...(refused.length > 0
         ? {
             errorDetail: {

@@ -155,6 +155,31 @@ describe('control server: snapshot, ACK, NACK', () => {
   });
 });
 
+describe('control server: re-subscription', () => {
+  it('answers a repeated subscription with the current version again, under a new nonce', async () => {
+    const s = await server();
+    const c = client(s);
+    c.subscribe('node-resub');
+    const first = await c.next(SERVICE_TYPE_URL);
+    await c.next(ENDPOINT_SET_TYPE_URL);
+    c.send({ typeUrl: SERVICE_TYPE_URL, versionInfo: '1' });
+    const again = await c.next(SERVICE_TYPE_URL);
+    assert.equal(again.response.versionInfo, '1');
+    assert.notEqual(again.response.nonce, first.response.nonce);
+    assert.deepEqual(byName(again), byName(first));
+    // The first nonce is stale now; the new one is ACKed.
+    c.send({
+      typeUrl: SERVICE_TYPE_URL,
+      versionInfo: '',
+      responseNonce: first.response.nonce,
+      errorDetail: { code: 3, message: 'stale' },
+    });
+    c.ack(again);
+    await eventually(async () => (await s.admin('/clients')).body[0].acked[SERVICE_TYPE_URL] === '1');
+    assert.equal((await s.admin('/clients')).body[0].lastNack, null);
+  });
+});
+
 describe('control server: config file', () => {
   it('pushes a new version after an edit; edits within the debounce window make one version', async () => {
     const s = await server(CONFIG, { debounceMs: 20 });
