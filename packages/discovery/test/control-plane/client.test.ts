@@ -202,6 +202,21 @@ describe('controlPlane client', () => {
     assert.equal(ack.versionInfo, '');
   });
 
+  it('a response that is not a DiscoveryResponse at all breaks only the stream: reported, reconnected, last good kept', async () => {
+    const { server, sink, stream, source } = await setup();
+    await push(stream, SERVICE_TYPE_URL, '1', 'a', [encodeService('users', {})]);
+    await push(stream, ENDPOINT_SET_TYPE_URL, '1', 'b', [encodeEndpointSet('users', ['127.0.0.1:1'])]);
+    const before = sink.updates.length;
+    stream.send(Buffer.from([0x12, 0xff, 0xff, 0xff, 0x0f])); // a length far past the end
+    const err = await sink.erred((e) => e instanceof ControlPlaneError && /stream failed/.test(e.message));
+    assert.match(err.message, /INTERNAL/);
+    const s2 = await server.stream(1);
+    const sub = await s2.next((r) => r.typeUrl === SERVICE_TYPE_URL);
+    assert.equal(sub.versionInfo, '1');
+    assert.equal(sink.updates.length, before);
+    assert.match(source.describe(), /last error at .*stream failed/);
+  });
+
   it('reconnects with backoff after the server restarts, serves the last good config meanwhile and resubscribes with its versions', async () => {
     const { server, sink, stream, source } = await setup();
     await push(stream, SERVICE_TYPE_URL, '7', 'a', [encodeService('users', {})]);

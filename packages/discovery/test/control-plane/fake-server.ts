@@ -4,9 +4,22 @@
 import * as grpc from '@grpc/grpc-js';
 import { MeshConfigError, type ServiceConfig } from '@meshlet/core';
 import type { DiscoverySink } from '@meshlet/core';
-import { discoveryService, type DiscoveryRequest, type DiscoveryResponseInput } from '../../src/protocol/index.js';
+import {
+  discoveryService,
+  encodeResponse,
+  type DiscoveryRequest,
+  type DiscoveryResponseInput,
+} from '../../src/protocol/index.js';
 
-type Call = grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponseInput>;
+/** The real definition, except that a Buffer is sent as is (to send bytes that are not a message). */
+const rawCapable = {
+  StreamResources: {
+    ...discoveryService.StreamResources,
+    responseSerialize: (v: DiscoveryResponseInput | Buffer) => (Buffer.isBuffer(v) ? v : encodeResponse(v)),
+  },
+};
+
+type Call = grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponseInput | Buffer>;
 
 export class FakeStream {
   readonly requests: DiscoveryRequest[] = [];
@@ -63,7 +76,7 @@ export class FakeStream {
     });
   }
 
-  send(res: DiscoveryResponseInput): void {
+  send(res: DiscoveryResponseInput | Buffer): void {
     this.call.write(res);
   }
 
@@ -81,7 +94,7 @@ export class FakeControlServer {
 
   async start(port = 0): Promise<this> {
     const server = new grpc.Server();
-    server.addService(discoveryService, {
+    server.addService(rawCapable, {
       StreamResources: (call: Call) => {
         const s = new FakeStream(call);
         this.streams.push(s);
