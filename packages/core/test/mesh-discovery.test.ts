@@ -242,4 +242,37 @@ describe('mesh with discovery sources', () => {
       (err: unknown) => err instanceof MeshConfigError && err.path === 'servce',
     );
   });
+
+  it('takes a dns service endpoints from DNS, is ready after the first answer, and keeps them when DNS fails', async () => {
+    let answer: Array<{ address: string; ttl: number }> | Error = [
+      { address: '10.1.0.1', ttl: 30 },
+      { address: '10.1.0.2', ttl: 30 },
+    ];
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => (release = r));
+    const resolver = {
+      resolve4: async () => {
+        await gate;
+        if (answer instanceof Error) throw answer;
+        return answer;
+      },
+      resolve6: async () => [],
+      resolveSrv: async () => [],
+    };
+    const mesh = make({
+      services: { users: { dns: { name: 'users.internal', port: 8080, type: 'A', refreshMs: 1000 } } } as never,
+      dnsResolver: resolver,
+    });
+    assert.equal(mesh.isReady, false, 'not ready before DNS answered');
+    release();
+    await mesh.ready({ timeoutMs: 1000 });
+    assert.deepEqual(
+      mesh.stats().services.users.endpoints.map((e) => e.address),
+      ['10.1.0.1:8080', '10.1.0.2:8080'],
+    );
+    answer = Object.assign(new Error('queryA ESERVFAIL users.internal'), { code: 'ESERVFAIL' });
+    await new Promise((r) => setTimeout(r, 1300));
+    assert.equal(mesh.stats().services.users.endpoints.length, 2, 'last good set kept');
+    assert.match(mesh.dnsStatus()[0].error ?? '', /users\.internal/);
+  });
 });
