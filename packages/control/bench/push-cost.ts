@@ -3,7 +3,7 @@
 // process, one registration change → time until every client has the new EndpointSet version,
 // and the server process's CPU for that push.
 //
-//   node --import tsx packages/control/bench/push-cost.ts [clients=100,1000] [rounds=5]
+//   node --expose-gc --import tsx packages/control/bench/push-cost.ts [clients=100,1000] [rounds=5]
 import { fork } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -88,12 +88,16 @@ if (process.argv[2] === '--clients') {
       debounceMs: 0,
     });
     await server.start();
+    global.gc?.();
+    const before = process.memoryUsage();
     const child = fork(fileURLToPath(import.meta.url), ['--clients', String(server.address.port), String(n)], {
       execArgv: ['--import', 'tsx'],
     });
     const next = (): Promise<any> => new Promise((resolve) => child.once('message', resolve));
     await next(); // ready
-    const mem0 = process.memoryUsage().heapUsed;
+    global.gc?.();
+    const after = process.memoryUsage();
+    const perClient = `${((after.heapUsed - before.heapUsed) / n / 1024).toFixed(1)} KiB heap, ${((after.rss - before.rss) / n / 1024).toFixed(1)} KiB RSS per connected client`;
     // A registrar stream that flips one registration per round.
     const Client = grpc.makeGenericClientConstructor(discoveryService, 'ADS');
     const reg = new Client(`127.0.0.1:${server.address.port}`, grpc.credentials.createInsecure());
@@ -125,7 +129,7 @@ if (process.argv[2] === '--clients') {
     console.log(
       `${n} clients: change → all ${n} have it: p50 ${p50.toFixed(1)} ms, max ${max.toFixed(1)} ms over ${rounds}; ` +
         `server CPU per push (registration → every write): median ${[...cpus].sort((a, b) => a - b)[Math.floor(cpus.length / 2)]!.toFixed(1)} ms; ` +
-        `server heap now ${((process.memoryUsage().heapUsed - mem0) / 1024 / 1024).toFixed(1)} MiB above the pre-registrar baseline`,
+        perClient,
     );
     call.cancel();
     reg.close();
