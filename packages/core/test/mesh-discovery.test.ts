@@ -239,7 +239,8 @@ describe('mesh with discovery sources', () => {
     );
     assert.throws(
       () => createMesh({ services: {}, servce: 'x' } as never),
-      (err: unknown) => err instanceof MeshConfigError && err.path === 'servce',
+      (err: unknown) =>
+        err instanceof MeshConfigError && err.path === 'servce' && /did you mean "service"/.test(err.message),
     );
   });
 

@@ -17,7 +17,17 @@ import { checkNumber, MAX_DURATION_MS, resolveServices } from './validate.js';
 /** Default of `statsWindowMs`. */
 export const DEFAULT_STATS_WINDOW_MS = 10_000;
 
-const OPTION_KEYS = ['services', 'statsWindowMs', 'telemetry', 'clock', 'random'];
+const OPTION_KEYS = [
+  'services',
+  'statsWindowMs',
+  'telemetry',
+  'clock',
+  'random',
+  'service',
+  'discovery',
+  'startupTimeoutMs',
+  'dnsResolver',
+];
 const MESH_UPDATE_KEYS = ['services'];
 const TELEMETRY_KEYS = ['meterProvider', 'tracerProvider'];
 
