@@ -1,6 +1,6 @@
 import type { Attributes } from '@opentelemetry/api';
 import type { Endpoint } from './endpoint.js';
-import type { CallContext, CallHandle, Classifier, Transport } from './types.js';
+import type { AttemptSink, CallContext, CallHandle, Classifier, Transport } from './types.js';
 
 /**
  * What a protocol package (HTTP, gRPC) plugs into the mesh: the transport leaf, the
@@ -14,6 +14,13 @@ export interface Protocol<Req, Res> {
   readonly durationMetric: string;
   /** Sends one attempt to one endpoint. */
   readonly transport: Transport<Req, Res>;
+  /**
+   * Optional callback form of `transport`, used for a call's first attempt while its
+   * endpoint's breaker is closed: sends the attempt and reports its outcome to `sink`
+   * exactly once (synchronously or later), so the attempt costs no promise. Must not throw
+   * after reporting.
+   */
+  start?(req: Req, ctx: CallContext, endpoint: Endpoint, sink: AttemptSink<Res>): void;
   /** Compiles a service's `retry.retryOn` tokens (undefined: the protocol default) into a classifier. */
   classifier(retryOn: readonly string[] | undefined): Classifier<Res>;
   /** Request method, for route matching and telemetry. */
@@ -40,6 +47,12 @@ export interface Protocol<Req, Res> {
    * `InvalidRequestError` passes through, any other error is wrapped in one.
    */
   prepare?(req: Req, ctx: CallContext): Promise<void> | undefined;
+  /**
+   * Optional: told the call's answer synchronously, once, as soon as it is decided (before
+   * the call's promise resolves with it), so a protocol can hand the response to its caller
+   * without waiting for a microtask. Should not throw.
+   */
+  deliver?(req: Req, res: Res): void;
   /** Optional: receives a handle to abort the call, once, when the call starts. */
   bindCall?(req: Req, call: CallHandle): void;
   /** Status attribute of an attempt for its span event (e.g. the HTTP status). */

@@ -52,6 +52,12 @@ export interface CallContext {
   trace: Context | undefined;
 }
 
+/** Where a callback-style transport (`Protocol.start`) reports its attempt's outcome, once. */
+export interface AttemptSink<Res> {
+  attemptResolved(res: Res): void;
+  attemptRejected(err: unknown): void;
+}
+
 /** The leaf of the stack: sends one attempt to one endpoint. */
 export type Transport<Req, Res> = (req: Req, ctx: CallContext, endpoint: Endpoint) => Promise<Res>;
 

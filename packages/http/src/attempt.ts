@@ -29,6 +29,12 @@ export interface LegacyHandler {
 }
 
 import { DeadlineExceededError, InvalidRequestError, type CallContext } from '@meshlet/core';
+
+/** Where an attempt reports its outcome (the mesh call itself, or a promise's resolvers), once. */
+export interface AttemptTarget {
+  attemptResolved(res: HttpAttempt): void;
+  attemptRejected(err: unknown): void;
+}
 import { isInvalidRequest } from './classifier.js';
 import type { HttpRequest } from './request.js';
 
@@ -59,17 +65,19 @@ export class HttpAttempt {
   rawHeaders: Buffer[] = [];
 
   private phase = PENDING;
-  private resolve: ((v: HttpAttempt) => void) | undefined;
-  private reject: ((e: unknown) => void) | undefined;
+  /** Told the outcome (head or failure) once, then cleared. */
+  private target: AttemptTarget | undefined;
   private abortFn: ((err?: Error) => void) | undefined;
   private resumeFn: (() => void) | undefined;
-  private held: Buffer[] | undefined;
+  /** Body bytes that came before commit: the first chunk, then any more (one chunk is the common case). */
+  private held1: Buffer | undefined = undefined;
+  private held: Buffer[] | undefined = undefined;
   private heldBytes = 0;
   private paused = false;
   private ended = false;
   private trailers: Buffer[] | null = null;
   private error: Error | undefined;
-  private sink: LegacyHandler | undefined;
+  private sink: LegacyHandler | undefined = undefined;
   private drained = 0;
 
   private pendingAbort: unknown = undefined;
@@ -77,10 +85,11 @@ export class HttpAttempt {
   private readonly req: HttpRequest;
   private bodyTimer: ReturnType<typeof setTimeout> | undefined = undefined;
   private sinkDone = false;
+  /** True while the mesh is told the head, inside undici's onHeaders: a commit then comes before any body byte. */
+  private inHead = false;
 
-  constructor(resolve: (v: HttpAttempt) => void, reject: (e: unknown) => void, ctx: CallContext, req: HttpRequest) {
-    this.resolve = resolve;
-    this.reject = reject;
+  constructor(target: AttemptTarget, ctx: CallContext, req: HttpRequest) {
+    this.target = target;
     this.ctx = ctx;
     this.req = req;
     ctx.onAbort(this.onAbort);
@@ -88,19 +97,23 @@ export class HttpAttempt {
 
   /** Rejects the pending attempt with `err`, as the caller's fault when it is one. */
   private fail(err: unknown): void {
-    const reject = this.reject;
-    this.resolve = this.reject = undefined;
-    if (reject === undefined) return;
+    const target = this.target;
+    this.target = undefined;
+    if (target === undefined) return;
     const body = this.req.callerBody;
     if (body !== undefined && body.failed) {
-      reject(new InvalidRequestError(this.ctx.service, 'the request body stream failed', body.sourceError));
+      target.attemptRejected(
+        new InvalidRequestError(this.ctx.service, 'the request body stream failed', body.sourceError),
+      );
       return;
     }
     // The request is dead: release the caller's stream (undici leaves a pending read of an iterable to its owner).
     body?.cancel(err);
     if (isInvalidRequest(err) && !(err instanceof InvalidRequestError)) {
-      reject(new InvalidRequestError(this.ctx.service, 'undici refused the request before sending it', err));
-    } else reject(err);
+      target.attemptRejected(
+        new InvalidRequestError(this.ctx.service, 'undici refused the request before sending it', err),
+      );
+    } else target.attemptRejected(err);
   }
 
   /**
@@ -112,22 +125,22 @@ export class HttpAttempt {
     if (this.phase !== PENDING) return;
     this.pendingAbort = reason;
     // Settle first: undici may report the abort back through onError synchronously.
-    const reject = this.reject;
-    this.resolve = this.reject = undefined;
+    const target = this.target;
+    this.target = undefined;
     const body = this.req.callerBody;
-    if (body !== undefined && body.waiting && reject !== undefined) {
+    if (body !== undefined && body.waiting && target !== undefined) {
       // Cut while waiting on the caller's own body stream: the caller's fault, not the endpoint's.
       const err = new InvalidRequestError(
         this.ctx.service,
         'the request body stream stalled (the attempt was cut while waiting for its next chunk)',
         reason,
       );
-      reject(err);
+      target.attemptRejected(err);
       body.cancel(err);
       this.abortFn?.(reason as Error);
       return;
     }
-    reject?.(reason);
+    target?.attemptRejected(reason);
     this.abortFn?.(reason as Error);
     body?.cancel(reason);
   };
@@ -144,11 +157,14 @@ export class HttpAttempt {
     this.statusText = statusText;
     this.rawHeaders = rawHeaders;
     this.resumeFn = resume;
-    const resolve = this.resolve;
-    if (resolve === undefined) return false; // already rejected by an abort
+    const target = this.target;
+    if (target === undefined) return false; // already rejected by an abort
     this.phase = HEADED;
-    this.resolve = this.reject = undefined;
-    resolve(this);
+    this.target = undefined;
+    // The mesh may decide at once and commit from inside this callback (its fast path).
+    this.inHead = true;
+    target.attemptResolved(this);
+    this.inHead = false;
     return true;
   }
 
@@ -163,7 +179,8 @@ export class HttpAttempt {
       if (this.drained > DRAIN_LIMIT) this.abortFn?.(new Error('meshlet: discarded response too large to drain'));
       return true;
     }
-    (this.held ??= []).push(chunk);
+    if (this.held1 === undefined) this.held1 = chunk;
+    else (this.held ??= []).push(chunk);
     this.heldBytes += chunk.length;
     if (this.heldBytes >= HOLD_LIMIT) {
       this.paused = true;
@@ -203,10 +220,15 @@ export class HttpAttempt {
     this.phase = COMMITTED;
     this.sink = sink;
     sink.onResponseStarted?.();
-    const go = sink.onHeaders?.(this.statusCode, this.rawHeaders, this.resumeSink, this.statusText);
+    // A body that has already ended needs no resume, and one committed inside the head callback
+    // (nothing held) can resume undici directly: no closure in either case.
+    const resume = this.ended ? noop : this.inHead ? this.resumeFn! : () => this.resumeSink();
+    const go = sink.onHeaders?.(this.statusCode, this.rawHeaders, resume, this.statusText);
     let paused = go === false;
+    const held1 = this.held1;
     const held = this.held;
-    this.held = undefined;
+    this.held1 = this.held = undefined;
+    if (held1 !== undefined && !this.sinkDone && sink.onData?.(held1) === false) paused = true;
     if (held !== undefined) {
       for (let i = 0; i < held.length && !this.sinkDone; i++) if (sink.onData?.(held[i]) === false) paused = true;
     }
@@ -214,21 +236,31 @@ export class HttpAttempt {
       this.finishSink();
       return;
     }
-    // The body is still coming: bound it by what is left of the call's deadline.
-    const left = this.ctx.remainingMs();
-    this.bodyTimer = setTimeout(onBodyDeadline, left > 0 ? Math.min(left, MAX_TIMER_MS) : 0, this);
+    // The body is still coming: bound it by what is left of the call's deadline. Committed
+    // inside the head callback, the body usually follows in the same read: look at the end of
+    // this event-loop turn (one check for every response of the turn), so a small response
+    // arms no timer.
+    if (this.inHead) checkBodyLater(this);
+    else this.armBodyTimer();
     if (!paused && this.paused) {
       this.paused = false;
       this.resumeFn?.();
     } else if (paused) this.paused = true;
   }
 
-  private readonly resumeSink = (): void => {
+  /** Arms the body-deadline timer for what is left of the call's deadline, unless the body has ended. */
+  armBodyTimer(): void {
+    if (this.ended || this.sinkDone || this.phase !== COMMITTED || this.bodyTimer !== undefined) return;
+    const left = this.ctx.remainingMs();
+    this.bodyTimer = setTimeout(onBodyDeadline, left > 0 ? Math.min(left, MAX_TIMER_MS) : 0, this);
+  }
+
+  private resumeSink(): void {
     if (this.paused && this.phase === COMMITTED) {
       this.paused = false;
       this.resumeFn?.();
     }
-  };
+  }
 
   /**
    * Tells the caller's handler how the response ended, once: an abort the caller makes from
@@ -277,7 +309,7 @@ export class HttpAttempt {
   discard(): void {
     if (this.phase !== HEADED) return;
     this.phase = DISCARDED;
-    this.held = undefined;
+    this.held1 = this.held = undefined;
     if (this.ended) return;
     if (this.heldBytes > DRAIN_LIMIT) {
       this.abortFn?.(new Error('meshlet: discarded response'));
@@ -288,6 +320,30 @@ export class HttpAttempt {
       this.resumeFn?.();
     }
   }
+}
+
+function noop(): void {}
+
+/** Attempts committed inside their head callback, to look at once the turn's reads are done. */
+let bodiesToCheck: HttpAttempt[] = [];
+let spareBodies: HttpAttempt[] = [];
+let checkScheduled = false;
+
+function checkBodyLater(attempt: HttpAttempt): void {
+  bodiesToCheck.push(attempt);
+  if (!checkScheduled) {
+    checkScheduled = true;
+    setImmediate(checkBodies);
+  }
+}
+
+function checkBodies(): void {
+  checkScheduled = false;
+  const list = bodiesToCheck;
+  bodiesToCheck = spareBodies;
+  for (let i = 0; i < list.length; i++) list[i].armBodyTimer();
+  list.length = 0;
+  spareBodies = list;
 }
 
 function onBodyDeadline(attempt: HttpAttempt): void {

@@ -183,7 +183,8 @@ export class MeshDispatcher extends Dispatcher {
       );
       return;
     }
-    this.mesh.call(service, req, this.protocol).then(state.deliver, state.fail);
+    // The answer reaches the handler through the protocol's deliver hook (state.deliver); the promise reports failures.
+    this.mesh.call(service, req, this.protocol).then(undefined, state.fail);
   }
 
   override close(): Promise<void>;
@@ -251,14 +252,15 @@ class MeshCallState {
     if (this.abortReason !== undefined) call.abort(this.abortReason);
   }
 
-  readonly deliver = (res: HttpAttempt): void => {
+  /** The call's answer (HttpRequest's deliver hook, as soon as the mesh decides it). */
+  deliver(res: HttpAttempt): void {
     this.committed = res;
     try {
       res.commit(this.handler);
     } catch (err) {
       res.handlerFailed(err as Error);
     }
-  };
+  }
 
   readonly fail = (err: unknown): void => {
     this.handler.onError?.(err as Error);

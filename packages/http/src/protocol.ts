@@ -11,7 +11,7 @@
  */
 import type { Attributes } from '@opentelemetry/api';
 import type { CallContext, Endpoint, Protocol } from '@meshlet/core';
-import { HttpAttempt } from './attempt.js';
+import { HttpAttempt, type AttemptTarget } from './attempt.js';
 import { BODY_TO_BUFFER } from './body.js';
 import { HttpClassifier, errorKind } from './classifier.js';
 import { findHeader } from './headers.js';
@@ -24,16 +24,16 @@ export function createHttpProtocol(pools: PoolSet): Protocol<HttpRequest, HttpAt
     name: 'http',
     durationMetric: 'http.client.request.duration',
     transport(req: HttpRequest, ctx: CallContext, ep: Endpoint): Promise<HttpAttempt> {
-      // A body meant for buffering that prepare did not read is sent once, as a stream.
-      if (req.bodyKind === BODY_TO_BUFFER) req.sendUnbuffered();
-      const pool = pools.get(ep, req.service);
-      const opts = ctx.trace === undefined ? req.opts : req.tracedOptions(ctx.trace);
       // A shared executor hands over resolve/reject: no closure per attempt.
       const promise = new Promise<HttpAttempt>(capture);
-      const attempt = new HttpAttempt(captured.resolve!, captured.reject!, ctx, req);
+      const target = new PromiseTarget(captured.resolve!, captured.reject!);
       captured.resolve = captured.reject = undefined;
-      pool.dispatch(opts, attempt as never);
+      send(req, ctx, ep, target);
       return promise;
+    },
+    // The callback form (a call's first attempt): the call itself is told the outcome, no promise.
+    start(req: HttpRequest, ctx: CallContext, ep: Endpoint, sink: AttemptTarget): void {
+      send(req, ctx, ep, sink);
     },
     classifier: (retryOn) => new HttpClassifier(retryOn),
     method: (req) => req.method,
@@ -43,6 +43,8 @@ export function createHttpProtocol(pools: PoolSet): Protocol<HttpRequest, HttpAt
     discard: (res) => res.discard(),
     spanName: (req) => req.method,
     bindCall: (req, call) => req.bind(call),
+    // The answer reaches the caller's handler at once (inside undici's head callback on the fast path).
+    deliver: (req, res) => req.deliver(res),
     prepare: (req, ctx) => req.prepare(ctx),
     attemptAttributes: (req, _ctx, ep, res, err) =>
       res !== undefined
@@ -50,6 +52,28 @@ export function createHttpProtocol(pools: PoolSet): Protocol<HttpRequest, HttpAt
         : attributes.forError(ep, req.method, err),
     attemptStatus: (res, err) => (res !== undefined ? res.statusCode : errorType(err)),
   };
+
+  function send(req: HttpRequest, ctx: CallContext, ep: Endpoint, target: AttemptTarget): void {
+    // A body meant for buffering that prepare did not read is sent once, as a stream.
+    if (req.bodyKind === BODY_TO_BUFFER) req.sendUnbuffered();
+    const pool = pools.get(ep, req.service);
+    const opts = ctx.trace === undefined ? req.opts : req.tracedOptions(ctx.trace);
+    pool.dispatch(opts, new HttpAttempt(target, ctx, req) as never);
+  }
+}
+
+/** An attempt's outcome as a promise (the promise form of the transport: retries, breaker probes). */
+class PromiseTarget implements AttemptTarget {
+  constructor(
+    private readonly resolve: (v: HttpAttempt) => void,
+    private readonly reject: (e: unknown) => void,
+  ) {}
+  attemptResolved(res: HttpAttempt): void {
+    this.resolve(res);
+  }
+  attemptRejected(err: unknown): void {
+    this.reject(err);
+  }
 }
 
 const captured: { resolve: ((v: HttpAttempt) => void) | undefined; reject: ((e: unknown) => void) | undefined } = {

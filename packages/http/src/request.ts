@@ -24,6 +24,7 @@ import {
   isStreamBody,
   readBody,
 } from './body.js';
+import type { HttpAttempt } from './attempt.js';
 import { scanHeaders, withHeaders, type HeaderFacts, type HeaderInput } from './headers.js';
 
 const arraySetter: TextMapSetter<string[]> = {
@@ -97,7 +98,7 @@ export class HttpRequest implements HeaderFacts {
     /** The caller's dispatch options. */
     private readonly callerOpts: Dispatcher.DispatchOptions,
     /** Told the mesh call's handle when the call starts, so the caller's abort can reach it. */
-    private readonly owner?: { bind(call: CallHandle): void },
+    private readonly owner?: { bind(call: CallHandle): void; deliver?(res: HttpAttempt): void },
   ) {
     const method = callerOpts.method;
     this.method = typeof method === 'string' ? method.toUpperCase() : 'GET';
@@ -212,6 +213,11 @@ export class HttpRequest implements HeaderFacts {
 
   bind(call: CallHandle): void {
     this.owner?.bind(call);
+  }
+
+  /** The call's answer, as soon as the mesh has decided it: handed to the owner (the dispatcher's caller). */
+  deliver(res: HttpAttempt): void {
+    this.owner?.deliver?.(res);
   }
 
   /** May this request be sent again? Idempotent (or opted in) with a replayable body. */

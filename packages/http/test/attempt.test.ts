@@ -25,8 +25,10 @@ function fakeCtx(remaining: number): CallContext & { abortHandler?: (r: unknown)
 function start(ctx: CallContext, req: Partial<HttpRequest> = {}) {
   let settled: { ok: boolean; value: unknown } | undefined;
   const attempt = new HttpAttempt(
-    (v) => (settled = { ok: true, value: v }),
-    (e) => (settled = { ok: false, value: e }),
+    {
+      attemptResolved: (v) => (settled = { ok: true, value: v }),
+      attemptRejected: (e) => (settled = { ok: false, value: e }),
+    },
     ctx,
     req as HttpRequest,
   );
@@ -136,8 +138,7 @@ describe('HttpAttempt commit', () => {
     const ctx = fakeCtx(1000);
     let settled: HttpAttempt | undefined;
     const attempt = new HttpAttempt(
-      (v) => (settled = v),
-      () => {},
+      { attemptResolved: (v) => (settled = v), attemptRejected: () => {} },
       ctx,
       {} as HttpRequest,
     );
@@ -164,8 +165,7 @@ describe('HttpAttempt commit', () => {
 describe('HttpAttempt handlerFailed', () => {
   it('reports the handler’s own error once and cuts the response', () => {
     const attempt = new HttpAttempt(
-      () => {},
-      () => {},
+      { attemptResolved: () => {}, attemptRejected: () => {} },
       fakeCtx(1000),
       {} as HttpRequest,
     );

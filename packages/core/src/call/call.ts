@@ -12,9 +12,10 @@ import type { Endpoint } from '../endpoint.js';
 import { DeadlineExceededError, PerTryTimeoutError } from '../errors.js';
 import type { Protocol } from '../protocol.js';
 import type { TimerEntry } from '../timer-queue.js';
-import type { CallContext, CallHandle, Classification, Classifier } from '../types.js';
+import type { AttemptSink, CallContext, CallHandle, Classification, Classifier } from '../types.js';
 import type { PickContext } from '../balancer/types.js';
 import type { Service } from '../service.js';
+import { firstAttemptSettled } from './service-tier.js';
 
 /** What the attempt timer is set for. */
 export const NONE = 0;
@@ -27,7 +28,7 @@ export const END_FAILED = 1;
 export const END_CANCELLED = 2;
 export const END_INVALID = 3;
 
-export class Call<Req, Res> implements CallContext, PickContext, CallHandle, TimerEntry {
+export class Call<Req, Res> implements CallContext, PickContext, CallHandle, TimerEntry, AttemptSink<Res> {
   attempt = 0;
   endpoint: Endpoint | undefined = undefined;
   trace: Context | undefined = undefined;
@@ -77,6 +78,11 @@ export class Call<Req, Res> implements CallContext, PickContext, CallHandle, Tim
   private lazyController: AbortController | undefined = undefined;
   /** Rejects the current backoff sleep or queue wait. */
   wake: ((reason: unknown) => void) | undefined = undefined;
+  /** The call's own promise, when the service tier runs it without an async frame (the fast path). */
+  resolveCall: ((res: Res) => void) | undefined = undefined;
+  rejectCall: ((err: unknown) => void) | undefined = undefined;
+  /** A callback-style attempt (`Protocol.start`) is waiting for its outcome. */
+  awaiting = false;
 
   constructor(
     readonly svc: Service,
@@ -155,6 +161,18 @@ export class Call<Req, Res> implements CallContext, PickContext, CallHandle, Tim
   callerSignal: AbortSignal | undefined = undefined;
   handleEvent(): void {
     this.abort(this.callerSignal!.reason);
+  }
+
+  // The sink of a callback-style first attempt (`Protocol.start`): its outcome, once.
+  attemptResolved(res: Res): void {
+    if (!this.awaiting) return;
+    this.awaiting = false;
+    firstAttemptSettled(this, res, undefined, false);
+  }
+  attemptRejected(err: unknown): void {
+    if (!this.awaiting) return;
+    this.awaiting = false;
+    firstAttemptSettled(this, undefined, err, true);
   }
 
   // The breaker's target: it calls these on the call object itself.

@@ -13,7 +13,10 @@
  */
 import { DeadlineExceededError, InvalidRequestError, CircuitOpenError } from '../errors.js';
 import { BreakerRejectedError } from '../policy/circuit-breaker.js';
+import type { ServiceEndpoint } from '../service.js';
 import { armTimer, disarmTimer, DEADLINE, PER_TRY, type Call } from './call.js';
+
+type Endpoint = ServiceEndpoint;
 
 /** A failed attempt weighs as this many typical latencies in the peak EWMA. */
 const FAILURE_PENALTY = 5;
@@ -26,6 +29,43 @@ const FAILURE_PENALTY = 5;
  * run the first attempt in its own frame, without another async function per call.
  */
 export function sendAttempt<Req, Res>(call: Call<Req, Res>, startedAt?: number): Promise<Res> | undefined {
+  const ep = beginSend(call, startedAt);
+  if (ep === undefined) return undefined;
+  try {
+    return call.inline ? call.protocol.transport(call.req, call, ep) : ep.circuit!.run(call);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
+/**
+ * Starts the first attempt in the callback form (`Protocol.start`): its outcome reaches
+ * the call's sink methods (`Call.attemptResolved` / `attemptRejected`), maybe before this
+ * returns, with no promise while the breaker is closed. Returns false when no endpoint is
+ * left but the call holds a response to answer with (never on a first attempt); throws when
+ * the call cannot go on, as `sendAttempt` does.
+ */
+export function startAttempt<Req, Res>(call: Call<Req, Res>, startedAt: number): boolean {
+  const ep = beginSend(call, startedAt);
+  if (ep === undefined) return false;
+  call.awaiting = true;
+  if (!call.inline) {
+    ep.circuit!.run(call).then(
+      (res) => call.attemptResolved(res as Res),
+      (err: unknown) => call.attemptRejected(err),
+    );
+    return true;
+  }
+  try {
+    call.protocol.start!(call.req, call, ep, call);
+  } catch (err) {
+    call.attemptRejected(err);
+  }
+  return true;
+}
+
+/** Pick, per-attempt state, accounting and timer: what every attempt does before its transport. */
+function beginSend<Req, Res>(call: Call<Req, Res>, startedAt: number | undefined): Endpoint | undefined {
   const svc = call.svc;
   const now = startedAt ?? svc.deps.clock.now();
   const remaining = call.deadline - now;
@@ -63,11 +103,7 @@ export function sendAttempt<Req, Res>(call: Call<Req, Res>, startedAt?: number):
   armTimer(call, now, remaining, svc.config.timeout.perTryMs);
   const circuit = ep.circuit;
   call.inline = circuit === undefined || circuit.closed;
-  try {
-    return call.inline ? call.protocol.transport(call.req, call, ep) : circuit!.run(call);
-  } catch (err) {
-    return Promise.reject(err);
-  }
+  return ep;
 }
 
 /** The attempt's transport answered. */

@@ -24,7 +24,7 @@ import {
 import type { Protocol } from '../protocol.js';
 import type { Service } from '../service.js';
 import { Call, DEADLINE, armTimer, disarmTimer } from './call.js';
-import { attemptAnswered, attemptFailed, runAttempt, sendAttempt, settleAttempt } from './endpoint-tier.js';
+import { attemptAnswered, attemptFailed, runAttempt, settleAttempt, startAttempt } from './endpoint-tier.js';
 import { retryGate } from './retry.js';
 
 const SPAN_OPTIONS = { kind: SpanKind.CLIENT };
@@ -33,7 +33,14 @@ const RETRY = new Error('meshlet: retryable attempt');
 /** Carries a cancellation through p-retry, which refuses non-Error reasons. */
 const CANCELLED = new Error('meshlet: cancelled');
 
-export async function runCall<Req, Res>(
+/**
+ * One logical call. While nothing needs to wait (a slot is free, nothing to prepare, the
+ * protocol has a callback transport), the call runs without an async frame: the first
+ * attempt starts here and its outcome arrives through the call's sink
+ * (`firstAttemptSettled`); only a retry, a queue wait or a prepare step go through
+ * `runCallAsync`. Either way the same steps run in the same order.
+ */
+export function runCall<Req, Res>(
   svc: Service,
   req: Req,
   protocol: Protocol<Req, Res>,
@@ -41,12 +48,11 @@ export async function runCall<Req, Res>(
   route: string | undefined,
   callerSignal: AbortSignal | undefined,
 ): Promise<Res> {
-  const { clock, telemetry } = svc.deps;
-  const start = clock.now();
+  const start = svc.deps.clock.now();
   const cfg = svc.config;
   if (callerSignal?.aborted) {
     svc.cancelled++;
-    throw callerSignal.reason;
+    return Promise.reject(callerSignal.reason);
   }
 
   const call = new Call<Req, Res>(
@@ -71,62 +77,176 @@ export async function runCall<Req, Res>(
     callerSignal.addEventListener('abort', call);
   }
   svc.track(call);
-  let admitted = false;
+  if (!svc.limiter.tryAcquire()) return runCallAsync(call, start, QUEUED, undefined);
+  admit(call, start);
+  if (protocol.prepare !== undefined) {
+    // The prepare step gets the attempt's cancellation tools (onAbort, signal).
+    call.beginAttempt();
+    const prepared = protocol.prepare(req, call);
+    if (prepared !== undefined) return runCallAsync(call, start, PREPARING, prepared);
+    call.endAttempt();
+  }
+  if (protocol.start === undefined) return runCallAsync(call, start, ADMITTED, undefined);
+  // The fast path: the first attempt starts here; its outcome settles the call's promise.
+  const promise = new Promise<Res>(capture);
+  call.resolveCall = captured.resolve as (res: Res) => void;
+  call.rejectCall = captured.reject;
+  captured.resolve = captured.reject = undefined;
   try {
-    if (!svc.limiter.tryAcquire()) await queueWait(call);
-    admitted = true;
-    svc.requests++;
-    svc.budget.deposit();
-    telemetry.refresh(start);
-    // No tracer and no propagator registered: no span, and not even a context lookup.
-    if (telemetry.tracingOn || (telemetry.propagationOn && trace.getSpan(context.active()) !== undefined)) {
-      startSpan(call);
+    if (!startAttempt(call, start)) callSucceeded(call);
+  } catch (err) {
+    callFailed(call, err);
+  }
+  return promise;
+}
+
+const captured: { resolve: ((v: unknown) => void) | undefined; reject: ((e: unknown) => void) | undefined } = {
+  resolve: undefined,
+  reject: undefined,
+};
+/** A shared promise executor: hands over resolve/reject with no closure per call. */
+function capture(resolve: (v: never) => void, reject: (e: unknown) => void): void {
+  captured.resolve = resolve as (v: unknown) => void;
+  captured.reject = reject;
+}
+
+/** Admission done: count the call, feed the budget, start its span. */
+function admit<Req, Res>(call: Call<Req, Res>, start: number): void {
+  const svc = call.svc;
+  const telemetry = svc.deps.telemetry;
+  svc.requests++;
+  svc.budget.deposit();
+  telemetry.refresh(start);
+  // No tracer and no propagator registered: no span, and not even a context lookup.
+  if (telemetry.tracingOn || (telemetry.propagationOn && trace.getSpan(context.active()) !== undefined)) {
+    startSpan(call);
+  }
+}
+
+/** The outcome of a fast-path first attempt (from the call's sink). */
+export function firstAttemptSettled<Req, Res>(
+  call: Call<Req, Res>,
+  res: Res | undefined,
+  err: unknown,
+  failed: boolean,
+): void {
+  if (failed) attemptFailed(call, err);
+  else attemptAnswered(call, res as Res);
+  try {
+    settleAttempt(call);
+  } catch (e) {
+    callFailed(call, e);
+    return;
+  }
+  if (call.cls === 'retryable' && !call.stop && call.svc.config.retry.maxAttempts > 1) {
+    retryRest(call).then(
+      () => callSucceeded(call),
+      (e: unknown) => callFailed(call, e),
+    );
+  } else callSucceeded(call);
+}
+
+/** Ends a fast-path call with its answer (or the error `finish` makes of it). */
+function callSucceeded<Req, Res>(call: Call<Req, Res>): void {
+  let res: Res;
+  try {
+    res = finish(call);
+  } catch (err) {
+    callFailed(call, err);
+    return;
+  }
+  endCall(call);
+  const resolve = call.resolveCall!;
+  call.resolveCall = call.rejectCall = undefined;
+  deliver(call, res);
+  resolve(res);
+}
+
+/** Hands the answer to the protocol's `deliver` hook, if it has one. */
+function deliver<Req, Res>(call: Call<Req, Res>, res: Res): void {
+  const hook = call.protocol.deliver;
+  if (hook === undefined) return;
+  try {
+    hook.call(call.protocol, call.req, res);
+  } catch {
+    // A protocol's hook must not throw; if it does, the caller still gets the promise.
+  }
+}
+
+/** Ends a fast-path call with an error. */
+function callFailed<Req, Res>(call: Call<Req, Res>, err: unknown): void {
+  countFailure(call, err);
+  endCall(call);
+  const reject = call.rejectCall!;
+  call.resolveCall = call.rejectCall = undefined;
+  reject(err);
+}
+
+function countFailure<Req, Res>(call: Call<Req, Res>, err: unknown): void {
+  const svc = call.svc;
+  if (call.cancelled) svc.cancelled++;
+  else if (err instanceof InvalidRequestError) svc.invalidRequests++;
+  else svc.failures++;
+  call.span?.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
+}
+
+/** What every admitted call does at its end: latency, span, slot, in-flight list, caller's signal. */
+function endCall<Req, Res>(call: Call<Req, Res>): void {
+  const svc = call.svc;
+  // call.now is the clock at the last attempt's end (or failed pick): the call's end, one read saved.
+  svc.latency.record((call.now > 0 ? call.now : svc.deps.clock.now()) - (call.deadline - call.timeoutMs));
+  call.span?.end();
+  svc.limiter.release();
+  svc.untrack(call);
+  call.callerSignal?.removeEventListener('abort', call);
+}
+
+/** Where `runCallAsync` takes over. */
+const QUEUED = 0;
+const PREPARING = 1;
+const ADMITTED = 2;
+
+/**
+ * The call when something must be awaited first: a concurrency slot (QUEUED), the
+ * protocol's prepare step (PREPARING, its promise in `prepared`), or a protocol without a
+ * callback transport (ADMITTED).
+ */
+async function runCallAsync<Req, Res>(
+  call: Call<Req, Res>,
+  start: number,
+  stage: number,
+  prepared: Promise<void> | undefined,
+): Promise<Res> {
+  const svc = call.svc;
+  const clock = svc.deps.clock;
+  const protocol = call.protocol;
+  let admitted = stage !== QUEUED;
+  let res: Res;
+  try {
+    let first = start;
+    if (stage === QUEUED) {
+      await queueWait(call);
+      admitted = true;
+      admit(call, start);
+      first = clock.now();
+      if (protocol.prepare !== undefined) {
+        call.beginAttempt();
+        prepared = protocol.prepare(call.req, call);
+        if (prepared === undefined) call.endAttempt();
+      }
     }
     try {
-      let first = start;
-      if (protocol.prepare !== undefined) {
-        // The prepare step gets the attempt's cancellation tools (onAbort, signal).
-        call.beginAttempt();
-        const prepared = protocol.prepare(req, call);
-        if (prepared === undefined) call.endAttempt();
-        else {
-          await runPrepare(call, prepared);
-          first = clock.now();
-        }
+      if (prepared !== undefined) {
+        await runPrepare(call, prepared);
+        first = clock.now();
       }
-      // The first attempt, inline: no async frame of its own.
-      const sent = sendAttempt(call, first);
-      if (sent !== undefined) {
-        try {
-          attemptAnswered(call, await sent);
-        } catch (err) {
-          attemptFailed(call, err);
-        }
-        settleAttempt(call);
-      }
-      if (call.cls === 'retryable' && !call.stop && cfg.retry.maxAttempts > 1 && (await retryGate(call))) {
-        try {
-          await pRetry(() => retryAttempt(call), {
-            retries: cfg.retry.maxAttempts - 2,
-            minTimeout: 0,
-            maxTimeout: 0,
-            factor: 1,
-            shouldRetry: ({ error }) => (error === RETRY ? retryGate(call) : false),
-          });
-        } catch (err) {
-          if (err === CANCELLED) throw call.cancelReason;
-          if (err !== RETRY) throw err;
-        }
-      }
-      return finish(call);
+      await runAttempt(call, first);
+      if (call.cls === 'retryable' && !call.stop && svc.config.retry.maxAttempts > 1) await retryRest(call);
+      res = finish(call);
     } catch (err) {
-      if (call.cancelled) svc.cancelled++;
-      else if (err instanceof InvalidRequestError) svc.invalidRequests++;
-      else svc.failures++;
-      call.span?.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
+      countFailure(call, err);
       throw err;
     } finally {
-      // call.now is the clock at the last attempt's end (or failed pick): the call's end, one read saved.
       svc.latency.record((call.now > 0 ? call.now : clock.now()) - start);
       call.span?.end();
     }
@@ -136,7 +256,26 @@ export async function runCall<Req, Res>(
   } finally {
     if (admitted) svc.limiter.release();
     svc.untrack(call);
-    if (callerSignal !== undefined) callerSignal.removeEventListener('abort', call);
+    call.callerSignal?.removeEventListener('abort', call);
+  }
+  deliver(call, res);
+  return res;
+}
+
+/** Attempts 2..n, each behind the retry gate (called after a retryable first attempt). */
+async function retryRest<Req, Res>(call: Call<Req, Res>): Promise<void> {
+  if (!(await retryGate(call))) return;
+  try {
+    await pRetry(() => retryAttempt(call), {
+      retries: call.svc.config.retry.maxAttempts - 2,
+      minTimeout: 0,
+      maxTimeout: 0,
+      factor: 1,
+      shouldRetry: ({ error }) => (error === RETRY ? retryGate(call) : false),
+    });
+  } catch (err) {
+    if (err === CANCELLED) throw call.cancelReason;
+    if (err !== RETRY) throw err;
   }
 }
 
