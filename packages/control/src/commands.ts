@@ -138,7 +138,7 @@ export async function runCheck(
         checks.push({
           section: 'control server',
           ok: true,
-          message: `config ${config.path} is loaded (${config.services} services, version ${config.version})`,
+          message: `config ${config.path} is loaded (${plural(config.services, 'service')}, version ${config.version})`,
         });
       } else {
         checks.push({
@@ -257,7 +257,7 @@ export async function runStatus(opts: { control: string; json: boolean }, out: O
   }
   const lines = [
     `control server ${opts.control}: ${ready ? 'ready' : 'NOT READY'}`,
-    `  config   ${config.path}: ${config.services} services (${config.registeredServices} with registrations), version ${config.version}, loaded ${config.loadedAt ?? '-'}`,
+    `  config   ${config.path}: ${plural(config.services, 'service')} (${config.registeredServices} with registrations), version ${config.version}, loaded ${config.loadedAt ?? '-'}`,
     `  reload   ${config.lastReloadError === null ? 'ok' : `FAILED at ${config.lastReloadError.at}: ${config.lastReloadError.message}`}`,
     '',
     `clients: ${clients.length}`,
@@ -291,6 +291,10 @@ export async function runStatus(opts: { control: string; json: boolean }, out: O
   }
   out.stdout(lines.join('\n'));
   return 0;
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
 
 function firstLine(s: string): string {

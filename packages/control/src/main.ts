@@ -16,8 +16,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { runCheck, runEndpoints, runStatus, type Output } from './commands.js';
-import { runControl } from './run-control.js';
+import type { Output } from './commands.js';
 
 export const EXIT_OK = 0;
 export const EXIT_PROBLEMS = 1;
@@ -125,6 +124,8 @@ export async function main(argv: string[], out: Output = defaultOutput()): Promi
       const adminPort = portOption(v['admin-port'], 'admin-port', 15011);
       if (typeof port === 'string') return usage(port);
       if (typeof adminPort === 'string') return usage(adminPort);
+      // Loaded on use: help, --version and the admin-reading commands need no gRPC server.
+      const { runControl } = await import('./run-control.js');
       return runControl(
         {
           configPath: v.config,
@@ -140,18 +141,21 @@ export async function main(argv: string[], out: Output = defaultOutput()): Promi
       if (parsed.positionals.length > 0) return usage(`unexpected argument "${parsed.positionals[0]}"`);
       const control = v.control === undefined && v.config !== undefined ? undefined : controlOption(v.control);
       if (control instanceof Error) return usage(control.message);
+      const { runCheck } = await import('./commands.js');
       return runCheck({ config: v.config as string | undefined, control, json: v.json === true }, out);
     }
     case 'endpoints': {
       if (parsed.positionals.length !== 1) return usage('give exactly one service name: meshlet endpoints <service>');
       const control = controlOption(v.control);
       if (control instanceof Error) return usage(control.message);
+      const { runEndpoints } = await import('./commands.js');
       return runEndpoints({ service: parsed.positionals[0]!, control, json: v.json === true }, out);
     }
     case 'status': {
       if (parsed.positionals.length > 0) return usage(`unexpected argument "${parsed.positionals[0]}"`);
       const control = controlOption(v.control);
       if (control instanceof Error) return usage(control.message);
+      const { runStatus } = await import('./commands.js');
       return runStatus({ control, json: v.json === true }, out);
     }
   }
