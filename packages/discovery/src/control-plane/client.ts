@@ -55,6 +55,7 @@ import {
   split,
   type Rejection,
   type ResourceMap,
+  type ResourceMemo,
   type ResourceType,
 } from './state.js';
 
@@ -114,6 +115,7 @@ export class ControlPlaneSource implements DiscoverySource {
   // Resources: the last good version of each, by type.
   private services: ResourceMap = new Map();
   private endpointSets: ResourceMap = new Map();
+  private readonly memos: Record<ResourceType, ResourceMemo> = { service: new Map(), endpointSet: new Map() };
   /** Last version accepted (ACKed) per type; sent again when resubscribing. */
   private readonly versions: Record<ResourceType, string | undefined> = { service: undefined, endpointSet: undefined };
   /** Types the control plane has delivered at least once in this process. */
@@ -331,7 +333,7 @@ export class ControlPlaneSource implements DiscoverySource {
     }
     const version = typeof res.versionInfo === 'string' ? res.versionInfo : '';
     const current = type === 'service' ? this.services : this.endpointSets;
-    const evaluation = evaluateResponse(type, res.resources, current);
+    const evaluation = evaluateResponse(type, res.resources, current, this.memos[type]);
     let next = evaluation.next;
     const rejected = evaluation.rejected;
     this.received.add(type);

@@ -9,7 +9,9 @@ import {
   ENDPOINT_SET_TYPE_URL,
   SERVICE_TYPE_URL,
   decodeResource,
+  peekName,
   shortName,
+  type DecodedResource,
   type AnyMessage,
   type EndpointJson,
   type JsonObject,
@@ -35,6 +37,17 @@ export type ResourceMap = Map<string, JsonObject | EndpointJson[]>;
 export interface Rejection {
   name: string;
   reason: string;
+}
+
+/**
+ * The last individually valid version of each resource of a type, with its bytes: a resource
+ * whose bytes did not change since is neither decoded nor validated again (most of a push is
+ * unchanged resources). Holds only the names of the latest response.
+ */
+export type ResourceMemo = Map<string, { bytes: Uint8Array; value: JsonObject | EndpointJson[] }>;
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.length).equals(b);
 }
 
 export interface Evaluation {
@@ -66,6 +79,7 @@ export function evaluateResponse(
   type: ResourceType,
   resources: readonly AnyMessage[],
   current: ResourceMap,
+  memo?: ResourceMemo,
 ): Evaluation {
   const typeUrl = TYPE_URLS[type];
   const rejected: Rejection[] = [];
@@ -74,8 +88,24 @@ export function evaluateResponse(
   const seen = new Set<string>();
   let unnamed = false;
   const list = Array.isArray(resources) ? resources : [];
+  const fresh: ResourceMemo = new Map();
   for (let i = 0; i < list.length; i++) {
-    const res = decodeResource(list[i], typeUrl);
+    const any = list[i];
+    let res: DecodedResource | undefined;
+    let known = false;
+    if (memo !== undefined && any != null && any.typeUrl === typeUrl && any.value instanceof Uint8Array) {
+      const hint = peekName(any.value);
+      const hit = hint === undefined ? undefined : memo.get(hint);
+      if (hit !== undefined && sameBytes(hit.bytes, any.value)) {
+        // Same bytes as an earlier valid version: same name, same value, same verdict.
+        res =
+          type === 'service'
+            ? { ok: true, kind: 'service', name: hint as string, value: hit.value as JsonObject }
+            : { ok: true, kind: 'endpointSet', name: hint as string, value: hit.value as EndpointJson[] };
+        known = true;
+      }
+    }
+    if (res === undefined) res = decodeResource(any, typeUrl);
     if (!res.ok) {
       if (res.name === undefined) {
         unnamed = true;
@@ -95,6 +125,11 @@ export function evaluateResponse(
       continue;
     }
     seen.add(name);
+    if (known) {
+      valid.set(name, res.value);
+      fresh.set(name, { bytes: any.value, value: res.value });
+      continue;
+    }
     try {
       if (res.kind === 'service') {
         if (Object.hasOwn(res.value, 'endpoints')) {
@@ -111,10 +146,15 @@ export function evaluateResponse(
         validateServiceConfig(name, { endpoints: res.value });
       }
       valid.set(name, res.value);
+      fresh.set(name, { bytes: any.value, value: res.value });
     } catch (err) {
       refusedNames.add(name);
       rejected.push({ name: shortName(name), reason: reasonOf(err) });
     }
+  }
+  if (memo !== undefined) {
+    memo.clear();
+    for (const [name, entry] of fresh) if (!refusedNames.has(name)) memo.set(name, entry);
   }
   const next: ResourceMap = new Map();
   if (unnamed) for (const [name, value] of current) next.set(name, value);

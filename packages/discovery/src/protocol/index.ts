@@ -16,6 +16,7 @@ export {
   encodeRegistration,
   decodeRegistration,
   decodeResource,
+  peekName,
   shortName,
   type DecodedResource,
   type EndpointJson,

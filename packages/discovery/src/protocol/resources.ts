@@ -214,8 +214,12 @@ export function decodeResource(any: AnyMessage, expectedTypeUrl?: string): Decod
   }
 }
 
-/** Field 1 of a Service or EndpointSet is its name: read just that, for errors about oversized resources. */
-function peekName(bytes: Uint8Array): string | undefined {
+/**
+ * The name of a Service or EndpointSet (field 1) without decoding the rest; `undefined` if it
+ * cannot be read. Never throws. (On the wire a repeated field 1 means the last one wins; this
+ * reads the first: use it as a hint, e.g. to find the previous version of a resource.)
+ */
+export function peekName(bytes: Uint8Array): string | undefined {
   try {
     const r = protobuf.Reader.create(bytes);
     while (r.pos < r.len) {

@@ -5,7 +5,14 @@ import assert from 'node:assert/strict';
 import protobuf from 'protobufjs';
 import { encodeEndpointSet, encodeService, ENDPOINT_SET_TYPE_URL, SERVICE_TYPE_URL } from '../../src/protocol/index.js';
 import { writeStruct } from '../../src/protocol/struct.js';
-import { combine, evaluateResponse, servicesNamed, split, type ResourceMap } from '../../src/control-plane/state.js';
+import {
+  combine,
+  evaluateResponse,
+  servicesNamed,
+  split,
+  type ResourceMap,
+  type ResourceMemo,
+} from '../../src/control-plane/state.js';
 
 describe('evaluateResponse', () => {
   it('valid resources replace, invalid ones keep their last good version, absent ones go', () => {
@@ -70,6 +77,43 @@ function encodeWithEndpoints(name: string, config: Record<string, unknown>) {
   writeStruct(w, config, 1, '');
   return { typeUrl: SERVICE_TYPE_URL, value: w.ldelim().finish() };
 }
+
+describe('evaluateResponse with a memo of unchanged resources', () => {
+  it('reuses the decoded value of a resource whose bytes did not change, and re-checks changed ones', () => {
+    const memo: ResourceMemo = new Map();
+    const a1 = encodeService('a', { retry: { maxAttempts: 2 } });
+    const b1 = encodeService('b', {});
+    const first = evaluateResponse('service', [a1, b1], new Map(), memo);
+    assert.deepEqual([...memo.keys()], ['a', 'b']);
+    const aValue = first.next.get('a');
+
+    // Same bytes in a new buffer: the very same value object comes back, no re-decode.
+    const a1copy = { typeUrl: a1.typeUrl, value: Uint8Array.from(a1.value) };
+    const second = evaluateResponse(
+      'service',
+      [a1copy, encodeService('b', { retry: { maxAttempts: 0 } })],
+      first.next,
+      memo,
+    );
+    assert.equal(second.next.get('a'), aValue);
+    assert.equal(second.rejected.length, 1, 'the changed b is checked again, and refused');
+    assert.equal(second.rejected[0].name, 'b');
+    assert.deepEqual([...memo.keys()], ['a'], 'invalid and absent resources leave the memo');
+  });
+
+  it('a resource naming itself twice on the wire is judged by its last name, as protobuf decodes it', () => {
+    const memo: ResourceMemo = new Map();
+    evaluateResponse('service', [encodeService('a', {})], new Map(), memo);
+    // field 1 = "a", config, field 1 = "b": decodes as "b", whatever the first name says.
+    const tricky = encodeService('a', { retry: { maxAttempts: 0 } });
+    const w = protobuf.Writer.create().uint32(10).string('b').finish();
+    const value = new Uint8Array(tricky.value.length + w.length);
+    value.set(tricky.value);
+    value.set(w, tricky.value.length);
+    const res = evaluateResponse('service', [{ typeUrl: SERVICE_TYPE_URL, value }], new Map(), memo);
+    assert.equal(res.rejected[0].name, 'b');
+  });
+});
 
 describe('combine and split', () => {
   it('joins a Service and its EndpointSet; either alone makes a service', () => {
