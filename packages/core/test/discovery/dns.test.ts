@@ -227,8 +227,11 @@ describe('DnsWatcher: schedule', () => {
     await time.advance(60_000);
     resolver.set('A', 'users.test', { fail: 'ETIMEOUT' });
     await time.advance(60_000);
-    assert.ok(time.timers.length > 5);
-    assert.ok(time.timers.every((t) => t.unrefed));
+    assert.ok(time.timers.length > 5, `${time.timers.length} timers armed`);
+    assert.ok(
+      time.timers.every((t) => t.unrefed),
+      'every timer unref-ed',
+    );
     watcher.stop();
   });
 
@@ -242,14 +245,17 @@ describe('DnsWatcher: schedule', () => {
       { name: 'users.test', port: 80, type: 'A', refreshMs: 60_000 },
       { resolver, onEndpoints: () => done.resolve(), onError: () => {} },
     );
-    watcher.start();
-    await done.promise;
-    await settle();
-    // The watcher's only handle is its timer: read it through the private field.
-    armed = (watcher as unknown as { timer: ReturnType<typeof setTimeout> }).timer;
-    assert.ok(armed !== undefined);
-    assert.equal(armed.hasRef(), false);
-    watcher.stop();
+    try {
+      watcher.start();
+      await done.promise;
+      await settle();
+      // The watcher's only handle is its timer: read it through the private field.
+      armed = (watcher as unknown as { timer: ReturnType<typeof setTimeout> }).timer;
+      assert.ok(armed !== undefined, 'a timer is armed');
+      assert.equal(armed.hasRef(), false);
+    } finally {
+      watcher.stop();
+    }
   });
 
   it('never overlaps lookups: refreshNow during a lookup returns that lookup', async () => {
@@ -307,7 +313,7 @@ describe('DnsWatcher: failures keep the last good set', () => {
       resolver.set('A', 'users.test', reply as Reply<Records>);
       await time.advance(30_000);
       assert.equal(errors.length, 1);
-      assert.ok(errors[0] instanceof DnsResolutionError);
+      assert.ok(errors[0] instanceof DnsResolutionError, 'a DnsResolutionError');
       assert.equal(reported.length, 1, 'onEndpoints not called');
       assert.deepEqual(addrs(watcher.endpoints), ['10.0.0.1:8080', '10.0.0.2:8080']);
       assert.equal(watcher.lastError, errors[0]);
@@ -366,7 +372,7 @@ describe('DnsWatcher: failures keep the last good set', () => {
     resolver.set('AAAA', 'users.svc.example', { fail: 'ENOTFOUND' });
     await time.advance(1_000);
     const [servfail, nxdomain] = errors;
-    assert.ok(servfail instanceof MeshError);
+    assert.ok(servfail instanceof MeshError, 'a MeshError');
     assert.equal(servfail.code, 'MESHLET_ERR_DNS');
     assert.equal(servfail.name, 'DnsResolutionError');
     assert.equal(servfail.service, 'users');
