@@ -29,6 +29,9 @@
  * - Lookups never overlap; `refreshNow()` while one is in flight returns that one.
  * - Timers are unref'd: a watcher never keeps a process alive. `stop()` clears the timer and
  *   drops the result of a lookup in flight (a watcher's own default resolver also cancels it).
+ * - Every lookup asks the DNS server: Node's resolver keeps no cache (c-ares ≥ 1.31 caches answers
+ *   for their TTL, which Node turns off since nodejs/node#57640; on the few releases before it, a
+ *   change shows up at most one TTL late, as with any caching resolver).
  * - An exception thrown by `onEndpoints` or `onError` does not stop the watcher; it is emitted as
  *   a process warning. If `onEndpoints` threw, the same set is offered again after the next lookup.
  */

@@ -155,7 +155,9 @@ describe('DnsWatcher with a real DNS server', () => {
   });
 
   it('SERVFAIL: onError with ESERVFAIL and the last good set kept; NXDOMAIN likewise; then recovery', async () => {
-    server.zone.set('A users.flaky.test', A('users.flaky.test', 1, '10.0.1.1', '10.0.1.2'));
+    // TTL 0 answers: some Node versions (c-ares ≥ 1.31 before nodejs/node#57640) cache answers for their TTL,
+    // and this test flips the zone and looks up again at once.
+    server.zone.set('A users.flaky.test', A('users.flaky.test', 0, '10.0.1.1', '10.0.1.2'));
     const reports = new Reports();
     const watcher = watch({ name: 'users.flaky.test', port: 80, type: 'A', refreshMs: 600_000 }, reports);
     watcher.start();
@@ -191,7 +193,7 @@ describe('DnsWatcher with a real DNS server', () => {
     const name = '_http._tcp.users.srv.test';
     server.zone.set(
       `SRV ${name}`,
-      SRV(name, 30, ['b1.srv.test', 8001, 10, 5], ['b2.srv.test', 8002, 10, 0], ['backup.srv.test', 9000, 20, 1]),
+      SRV(name, 0, ['b1.srv.test', 8001, 10, 5], ['b2.srv.test', 8002, 10, 0], ['backup.srv.test', 9000, 20, 1]),
     );
     server.zone.set('A b1.srv.test', A('b1.srv.test', 30, '10.0.2.1'));
     server.zone.set('AAAA b1.srv.test', AAAA('b1.srv.test', 30, 'fd00::1'));
@@ -212,12 +214,23 @@ describe('DnsWatcher with a real DNS server', () => {
     assert.ok(server.queries.includes('AAAA b2.srv.test'), 'b2 AAAA was asked (NODATA)');
     assert.ok(!server.queries.some((q) => q.endsWith('backup.srv.test')), 'the backup group is not resolved');
 
+    // A new target in the group: picked up on the next lookup.
+    server.zone.set(`SRV ${name}`, SRV(name, 0, ['b1.srv.test', 8001, 10, 5], ['b3.srv.test', 8003, 10, 2]));
+    server.zone.set('A b3.srv.test', A('b3.srv.test', 30, '10.0.2.9'));
+    await watcher.refreshNow();
+    assert.deepEqual(reports.endpoints[1], [
+      { address: '10.0.2.1:8001', weight: 5 },
+      { address: '10.0.2.9:8003', weight: 2 },
+      { address: '[fd00::1]:8001', weight: 5 },
+    ]);
+
     // An SRV name that does not exist: NXDOMAIN, an error, the set stays.
+
     server.zone.set(`SRV ${name}`, 'NXDOMAIN');
     await watcher.refreshNow();
     assert.equal(reports.errors[0]!.resolverCode, 'ENOTFOUND');
     assert.equal(reports.errors[0]!.recordType, 'SRV');
-    assert.equal(watcher.endpoints.length, 4);
+    assert.equal(watcher.endpoints.length, 3);
     watcher.stop();
   });
 
