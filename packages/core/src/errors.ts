@@ -236,7 +236,7 @@ export class DnsResolutionError extends MeshError {
     cause?: unknown,
   ) {
     const next =
-      resolverCode === 'ENOTFOUND' || resolverCode === 'ENODATA'
+      resolverCode === 'ENOTFOUND' || resolverCode === 'ENODATA' || resolverCode === 'EBADNAME'
         ? `check services["${service}"].dns.name and .type (and that the records exist)`
         : `check that the DNS server in /etc/resolv.conf is up and answers for ${dnsName}`;
     super(

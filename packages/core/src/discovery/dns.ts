@@ -424,6 +424,8 @@ function explain(code: string, type: string, err: unknown): string {
       return 'no such name (NXDOMAIN)';
     case 'ENODATA':
       return `the name has no ${type} record`;
+    case 'EBADNAME':
+      return 'not a valid DNS name';
     case 'ESERVFAIL':
       return 'the DNS server failed to answer (SERVFAIL)';
     case 'ETIMEOUT':
