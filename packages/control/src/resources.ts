@@ -29,51 +29,74 @@ export interface ResourceSet {
 /** DNS answers for one service. */
 export type DnsEndpoints = ReadonlyArray<{ address: string; weight: number }>;
 
+/** Parsed, sorted static endpoints per config `endpoints` array (stable until a reload replaces it). */
+const staticCache = new WeakMap<object, WireEndpoint[]>();
+
+function staticEndpoints(list: unknown): WireEndpoint[] {
+  if (!Array.isArray(list)) return [];
+  let out = staticCache.get(list);
+  if (out === undefined) {
+    const byAddress = new Map<string, WireEndpoint>();
+    for (const e of list) {
+      const ep = staticEndpoint(e);
+      if (ep !== undefined && !byAddress.has(ep.address)) byAddress.set(ep.address, ep);
+    }
+    out = sortByAddress([...byAddress.values()]);
+    staticCache.set(list, out);
+  }
+  return out;
+}
+
+function sortByAddress(list: WireEndpoint[]): WireEndpoint[] {
+  return list.sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
+}
+
 export function buildResources(
   services: Record<string, Record<string, unknown>>,
   dns: ReadonlyMap<string, DnsEndpoints>,
   registrations: Iterable<StoredRegistration>,
 ): ResourceSet {
   const outServices = new Map<string, Record<string, unknown>>();
-  const byService = new Map<string, Map<string, WireEndpoint>>();
-  const endpointsOf = (name: string): Map<string, WireEndpoint> => {
-    let m = byService.get(name);
-    if (m === undefined) byService.set(name, (m = new Map()));
+  const statics = new Map<string, WireEndpoint[]>();
+  /** Services whose set is more than their static endpoints: address → endpoint. */
+  const merged = new Map<string, Map<string, WireEndpoint>>();
+  const mergedOf = (name: string): Map<string, WireEndpoint> => {
+    let m = merged.get(name);
+    if (m === undefined) {
+      merged.set(name, (m = new Map()));
+      for (const e of statics.get(name) ?? []) m.set(e.address, e);
+    }
     return m;
   };
 
-  for (const name of Object.keys(services).sort()) {
+  for (const name of Object.keys(services)) {
     const { endpoints, dns: dnsConfig, ...rest } = services[name] ?? {};
     outServices.set(name, rest);
-    const set = endpointsOf(name);
-    if (Array.isArray(endpoints)) {
-      for (const e of endpoints) {
-        const ep = staticEndpoint(e);
-        if (ep !== undefined && !set.has(ep.address)) set.set(ep.address, ep);
-      }
-    }
+    statics.set(name, staticEndpoints(endpoints));
     if (dnsConfig !== undefined) {
+      const set = mergedOf(name);
       for (const e of dns.get(name) ?? []) {
         if (!set.has(e.address)) set.set(e.address, { address: e.address, weight: e.weight, zone: '', metadata: {} });
       }
     }
   }
   for (const r of registrations) {
-    const set = endpointsOf(r.service);
+    const set = mergedOf(r.service);
     if (!set.has(r.address)) {
       set.set(r.address, { address: r.address, weight: r.weight, zone: r.zone ?? '', metadata: { ...r.metadata } });
     }
   }
 
   const endpointSets = new Map<string, WireEndpoint[]>();
-  for (const name of [...byService.keys()].sort()) {
-    const set = byService.get(name)!;
-    endpointSets.set(
-      name,
-      [...set.values()].sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0)),
-    );
+  const names = new Set([...statics.keys(), ...merged.keys()]);
+  for (const name of [...names].sort()) {
+    const m = merged.get(name);
+    // A service with only static endpoints shares the cached array: no copy, and the snapshot
+    // sees the same array and skips its comparison.
+    endpointSets.set(name, m === undefined ? statics.get(name)! : sortByAddress([...m.values()]));
   }
-  return { services: outServices, endpointSets };
+  const sortedServices = new Map([...outServices.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)));
+  return { services: sortedServices, endpointSets };
 }
 
 function staticEndpoint(e: unknown): WireEndpoint | undefined {

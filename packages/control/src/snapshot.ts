@@ -47,6 +47,8 @@ export class SnapshotBuilder {
   /** Service resources are re-encoded only when their config object changes (a reload). */
   private serviceCache = new WeakMap<object, AnyMessage>();
   private current: ResourceSet = { services: new Map(), endpointSets: new Map() };
+  /** The last build's endpoint sets and their encodings, by service. */
+  private endpointCache = new Map<string, { endpoints: WireEndpoint[]; any: AnyMessage }>();
 
   constructor(private readonly now: () => number) {
     const empty = prepareResources([]);
@@ -95,11 +97,18 @@ export class SnapshotBuilder {
     }
     const endpointSets = new Map<string, Uint8Array>();
     const endpointAnys: AnyMessage[] = [];
+    const endpointCache = new Map<string, { endpoints: WireEndpoint[]; any: AnyMessage }>();
     for (const [name, endpoints] of set.endpointSets) {
-      const any = encodeEndpointSet(name, endpoints as WireEndpoint[]);
-      endpointSets.set(name, any.value);
-      endpointAnys.push(any);
+      // Re-encode only the sets that changed: one registration must not re-encode the whole mesh.
+      let entry = this.endpointCache.get(name);
+      if (entry === undefined || !sameEndpoints(entry.endpoints, endpoints)) {
+        entry = { endpoints, any: encodeEndpointSet(name, endpoints) };
+      }
+      endpointCache.set(name, entry);
+      endpointSets.set(name, entry.any.value);
+      endpointAnys.push(entry.any);
     }
+    this.endpointCache = endpointCache;
 
     const changed: ServedType[] = [];
     const next: Array<[ServedType, Map<string, Uint8Array>, AnyMessage[]]> = [
@@ -135,7 +144,22 @@ function sameResources(a: Map<string, Uint8Array>, b: Map<string, Uint8Array>): 
   if (a.size !== b.size) return false;
   for (const [name, bytes] of b) {
     const old = a.get(name);
+    if (old === bytes) continue;
     if (old === undefined || !Buffer.from(old.buffer, old.byteOffset, old.byteLength).equals(bytes)) return false;
+  }
+  return true;
+}
+
+function sameEndpoints(a: readonly WireEndpoint[], b: readonly WireEndpoint[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    if (x.address !== y.address || x.weight !== y.weight || x.zone !== y.zone) return false;
+    const xk = Object.keys(x.metadata);
+    if (xk.length !== Object.keys(y.metadata).length) return false;
+    for (const k of xk) if (x.metadata[k] !== y.metadata[k]) return false;
   }
   return true;
 }

@@ -72,6 +72,21 @@ describe('SnapshotBuilder', () => {
     assert.equal(b.type(ENDPOINT_SET_TYPE_URL).prepared.count, 1);
   });
 
+  it('re-encodes only the endpoint sets that changed', () => {
+    const b = new SnapshotBuilder(() => 0);
+    const services: Record<string, Record<string, unknown>> = {};
+    for (let i = 0; i < 50; i++) services[`svc-${i}`] = { endpoints: [`10.0.0.${i}:80`] };
+    const sources = new Map<string, object>(Object.entries(services));
+    b.update(buildResources(services, new Map(), []), sources);
+    const before = new Map(b.type(ENDPOINT_SET_TYPE_URL).encoded);
+    b.update(buildResources(services, new Map(), [reg('svc-7', '10.9.9.9:80')]), sources);
+    const after = b.type(ENDPOINT_SET_TYPE_URL).encoded;
+    for (const [name, bytes] of after) {
+      if (name === 'svc-7') assert.notEqual(bytes, before.get(name));
+      else assert.equal(bytes, before.get(name), `${name} was re-encoded`);
+    }
+  });
+
   it('encodes resources the client decodes back', () => {
     const b = new SnapshotBuilder(() => 0);
     const services = { users: { endpoints: [{ address: '10.0.0.1:80', zone: 'a' }], loadBalancer: 'round-robin' } };
