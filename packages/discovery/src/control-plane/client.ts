@@ -38,6 +38,7 @@ import {
   shortName,
   type DiscoveryRequestInput,
   type DiscoveryResponse,
+  type JsonObject,
   type NodeInput,
 } from '../protocol/index.js';
 import { ControlPlaneError, DiscoveryCacheError, RegistrationError } from '../errors.js';
@@ -69,6 +70,12 @@ const MAX_NACK_DETAILS = 100;
 /** Largest response accepted from the control server (the whole state of the world of one type). */
 const MAX_RECEIVE_BYTES = 64 * 1024 * 1024;
 const KEEPALIVE_MS = 60_000;
+/**
+ * Longest time a new service from a Service response waits for its EndpointSet before it (and
+ * the routes to it) apply without endpoints. Servers that send an EndpointSet for every service
+ * (meshlet's does) end the wait with that response, in a few ms.
+ */
+const WARMING_MS = 1000;
 const KEEPALIVE_TIMEOUT_MS = 20_000;
 
 interface Waiter {
@@ -127,6 +134,10 @@ export class ControlPlaneSource implements DiscoverySource {
   private cacheWriting: Promise<void> | undefined;
   private lastError: { message: string; at: number } | undefined;
   private lastNack: { type: string; version: string; message: string; at: number } | undefined;
+  /** New services held back until their EndpointSet arrives (see `deliver`), and the timer that bounds the wait. */
+  private warming = new Set<string>();
+  private warmingTimer: NodeJS.Timeout | undefined;
+  private readonly warmingMs: number;
 
   // Registrations.
   private readonly registrations = new Map<number, Registration>();
@@ -134,8 +145,13 @@ export class ControlPlaneSource implements DiscoverySource {
   private revision = 0;
   private waiters: Waiter[] = [];
 
-  constructor(opts: ResolvedControlPlaneOptions, random: () => number = Math.random) {
+  constructor(
+    opts: ResolvedControlPlaneOptions,
+    random: () => number = Math.random,
+    internals: { warmingMs?: number } = {},
+  ) {
     this.opts = opts;
+    this.warmingMs = internals.warmingMs ?? WARMING_MS;
     this.name = `control plane ${opts.address}`;
     this.backoff = new Backoff(opts.backoff, random);
     this.nodeId = opts.node.id ?? `${hostname()}/${process.pid}/${randomBytes(4).toString('hex')}`;
@@ -169,6 +185,10 @@ export class ControlPlaneSource implements DiscoverySource {
     parts.push(versions);
     if (this.cacheServed !== undefined && !this.deliveredFromStream())
       parts.push(`serving the disk cache ${this.cachePath} saved at ${this.cacheServed.savedAt || 'an unknown time'}`);
+    if (this.warming.size > 0) {
+      const names = [...this.warming].slice(0, 10).map((n) => JSON.stringify(n));
+      parts.push(`waiting for the endpoints of new services ${names.join(', ')}`);
+    }
     if (this.lastError !== undefined)
       parts.push(`last error at ${new Date(this.lastError.at).toISOString()}: ${this.lastError.message}`);
     if (this.lastNack !== undefined)
@@ -361,7 +381,13 @@ export class ControlPlaneSource implements DiscoverySource {
   private deliver(type: ResourceType, current: ResourceMap, next: ResourceMap, rejected: Rejection[]): ResourceMap {
     const sink = this.sink;
     if (sink === undefined) return current;
-    const view = combine(type === 'service' ? next : this.services, type === 'endpointSet' ? next : this.endpointSets);
+    const services = type === 'service' ? next : this.services;
+    const endpointSets = type === 'endpointSet' ? next : this.endpointSets;
+    const view = combine(services, endpointSets);
+    // Make before break: a service that is new in a Service response and whose EndpointSet has not
+    // arrived yet is held back, with the routes to it, until its EndpointSet response (xDS clients
+    // warm a new cluster the same way), so traffic never shifts to a service with no endpoints.
+    const warming = type === 'service' ? this.holdBack(view, services, endpointSets) : new Set<string>();
     const reverted = new Set<string>();
     let lastError: unknown;
     for (let round = 0; round < MAX_MERGE_ROUNDS; round++) {
@@ -369,6 +395,7 @@ export class ControlPlaneSource implements DiscoverySource {
         sink.update({ services: view });
         this.delivered = view;
         this.cacheDirty = true;
+        this.setWarming(warming);
         return next;
       } catch (err) {
         lastError = err;
@@ -401,6 +428,63 @@ export class ControlPlaneSource implements DiscoverySource {
       reason: `the whole response was rejected: ${reason.length > 2000 ? `${reason.slice(0, 2000)}…` : reason}`,
     });
     return current;
+  }
+
+  /** Removes the warming services (and whatever routes to them) from `view`; returns their names. */
+  private holdBack(view: Record<string, ServiceConfig>, services: ResourceMap, endpointSets: ResourceMap): Set<string> {
+    const held = new Set<string>();
+    const delivered = this.delivered;
+    for (const [name, config] of services) {
+      if (endpointSets.has(name) || Object.hasOwn(config as JsonObject, 'dns')) continue;
+      if (delivered !== undefined && Object.hasOwn(delivered, name)) continue;
+      held.add(name);
+    }
+    if (held.size === 0) return held;
+    for (const name of held) delete view[name];
+    for (let changed = true; changed;) {
+      changed = false;
+      for (const name of Object.keys(view)) {
+        if (!routesTo(view[name], held)) continue;
+        const before = delivered !== undefined && Object.hasOwn(delivered, name) ? delivered[name] : undefined;
+        if (before !== undefined && !routesTo(before, held)) view[name] = before;
+        else {
+          delete view[name];
+          held.add(name);
+          changed = true;
+        }
+      }
+    }
+    return held;
+  }
+
+  private setWarming(names: Set<string>): void {
+    this.warming = names;
+    if (this.warmingTimer !== undefined) clearTimeout(this.warmingTimer);
+    this.warmingTimer = undefined;
+    if (names.size > 0 && !this.closing) this.warmingTimer = setTimeout(() => this.flushWarming(), this.warmingMs);
+  }
+
+  /** The EndpointSets of the warming services did not come: apply them without endpoints. */
+  private flushWarming(): void {
+    this.warmingTimer = undefined;
+    if (this.warming.size === 0 || this.closing || this.sink === undefined) return;
+    const names = [...this.warming];
+    this.warming = new Set();
+    const view = combine(this.services, this.endpointSets);
+    try {
+      this.sink.update({ services: view });
+      this.delivered = view;
+      this.scheduleCacheWrite();
+    } catch (err) {
+      this.report(
+        new ControlPlaneError(
+          this.opts.address,
+          `services ${names.map((n) => JSON.stringify(n)).join(', ')} got no EndpointSet within ${this.warmingMs} ms, and the mesh refused them without (${(err as Error).message}); they wait for the next push`,
+          undefined,
+          { cause: err },
+        ),
+      );
+    }
   }
 
   private nack(typeUrl: string, keptVersion: string, res: DiscoveryResponse, rejected: Rejection[]): void {
@@ -655,6 +739,7 @@ export class ControlPlaneSource implements DiscoverySource {
 
   private async doClose(): Promise<void> {
     this.closing = true;
+    if (this.warmingTimer !== undefined) clearTimeout(this.warmingTimer);
     if (this.reconnectTimer !== undefined) {
       clearTimeout(this.reconnectTimer);
       this.reconnectTimer = undefined;
@@ -691,6 +776,17 @@ export class ControlPlaneSource implements DiscoverySource {
     this.closed = true;
     if (this.cacheWriting !== undefined) await this.cacheWriting;
   }
+}
+
+function routesTo(config: ServiceConfig | undefined, names: ReadonlySet<string>): boolean {
+  const routes = (config as { routes?: unknown } | undefined)?.routes;
+  if (!Array.isArray(routes)) return false;
+  for (const r of routes) {
+    const backends = (r as { backends?: unknown } | null)?.backends;
+    if (!Array.isArray(backends)) continue;
+    for (const b of backends) if (names.has((b as { service?: unknown } | null)?.service as string)) return true;
+  }
+  return false;
 }
 
 function addRejection(rejected: Rejection[], name: string, reason: string): void {

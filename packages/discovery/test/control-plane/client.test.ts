@@ -13,6 +13,8 @@ import {
 } from '../../src/protocol/index.js';
 import { controlPlane } from '../../src/index.js';
 import { ControlPlaneError } from '../../src/errors.js';
+import { ControlPlaneSource } from '../../src/control-plane/client.js';
+import { resolveControlPlaneOptions } from '../../src/control-plane/options.js';
 import { FakeControlServer, FakeSink, type FakeStream } from './fake-server.js';
 
 const fast = { initialMs: 20, multiplier: 1.6, maxMs: 200, jitter: 0.2 };
@@ -121,7 +123,8 @@ describe('controlPlane client', () => {
       { timeout: { requestMs: 500 }, endpoints: [{ address: '127.0.0.1:2' }] },
       'valid one applied',
     );
-    assert.deepEqual(view['new-one'], { protocol: 'grpc' });
+    assert.equal(view['new-one'], undefined, 'a new service waits for its EndpointSet');
+    assert.match(source.describe(), /waiting for the endpoints of new services "new-one"/);
     assert.match(source.describe(), /last NACK of type\.meshlet\.dev\/meshlet\.v1\.Service version "2"/);
     const reported = sink.errors.find((e) => e instanceof ControlPlaneError && /NACK/.test(e.message));
     assert.ok(reported, 'the NACK is reported to the mesh');
@@ -135,6 +138,70 @@ describe('controlPlane client', () => {
     assert.equal(ack.errorDetail, null);
     assert.deepEqual(sink.last!.users, { retry: { maxAttempts: 4 }, endpoints: [{ address: '127.0.0.1:1' }] });
     assert.equal(sink.last!['new-one'], undefined, 'absent from the state of the world: removed');
+  });
+
+  it('a new service and the routes to it wait for its EndpointSet (make before break), then apply together', async () => {
+    const { sink, stream, source } = await setup();
+    await push(stream, SERVICE_TYPE_URL, '1', 'a', [encodeService('users', { retry: { maxAttempts: 2 } })]);
+    await push(stream, ENDPOINT_SET_TYPE_URL, '1', 'b', [encodeEndpointSet('users', ['127.0.0.1:1'])]);
+    const canary = {
+      routes: [
+        {
+          backends: [
+            { service: 'users', weight: 90 },
+            { service: 'users-v2', weight: 10 },
+          ],
+        },
+      ],
+    };
+    const ack = await push(stream, SERVICE_TYPE_URL, '2', 'c', [
+      encodeService('users', canary),
+      encodeService('users-v2', {}),
+    ]);
+    assert.equal(ack.errorDetail, null, 'nothing is wrong: ACKed');
+    assert.deepEqual(
+      sink.last,
+      { users: { retry: { maxAttempts: 2 }, endpoints: [{ address: '127.0.0.1:1' }] } },
+      'users keeps its old routes',
+    );
+    assert.match(source.describe(), /waiting for the endpoints of new services "users-v2"$/);
+    await push(stream, ENDPOINT_SET_TYPE_URL, '2', 'd', [
+      encodeEndpointSet('users', ['127.0.0.1:1']),
+      encodeEndpointSet('users-v2', ['127.0.0.1:2']),
+    ]);
+    assert.deepEqual(sink.last, {
+      users: { ...canary, endpoints: [{ address: '127.0.0.1:1' }] },
+      'users-v2': { endpoints: [{ address: '127.0.0.1:2' }] },
+    });
+    assert.doesNotMatch(source.describe(), /waiting for the endpoints/);
+  });
+
+  it('a new service whose EndpointSet never comes applies without endpoints after the warming wait', async () => {
+    const server = await new FakeControlServer().start();
+    cleanups.push(() => server.stop());
+    const sink = new FakeSink();
+    sink.validate = (services) => void validateMeshConfig({ services });
+    const source = new ControlPlaneSource(
+      resolveControlPlaneOptions({ address: server.address, backoff: fast }),
+      Math.random,
+      { warmingMs: 50 },
+    );
+    cleanups.push(() => source.close());
+    source.start(sink, { service: undefined });
+    const stream = await server.stream(0);
+    await push(stream, SERVICE_TYPE_URL, '1', 'a', [encodeService('users', {})]);
+    await push(stream, ENDPOINT_SET_TYPE_URL, '1', 'b', [encodeEndpointSet('users', ['127.0.0.1:1'])]);
+    await push(stream, SERVICE_TYPE_URL, '2', 'c', [
+      encodeService('users', { routes: [{ backends: [{ service: 'router-only' }] }] }),
+      encodeService('router-only', {}),
+    ]);
+    const n = sink.updates.length;
+    assert.equal(sink.last!['router-only'], undefined);
+    await sink.updated(n + 1);
+    assert.deepEqual(sink.last, {
+      users: { routes: [{ backends: [{ service: 'router-only' }] }], endpoints: [{ address: '127.0.0.1:1' }] },
+      'router-only': {},
+    });
   });
 
   it('an invalid resource that never had a good version stays absent', async () => {
