@@ -210,6 +210,9 @@ class ControlServerImpl implements ControlServer, StreamHost {
         },
         'control server listening',
       );
+      // An edit between the first read and the watch's start would otherwise go unseen until the
+      // next one; an unchanged file costs one read and no version.
+      this.reload();
     } catch (err) {
       await this.teardown();
       this.phase = 'stopped';
