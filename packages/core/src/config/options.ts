@@ -17,7 +17,11 @@ import { checkNumber, MAX_DURATION_MS, resolveServices } from './validate.js';
 /** Default of `statsWindowMs`. */
 export const DEFAULT_STATS_WINDOW_MS = 10_000;
 
-const OPTION_KEYS = [
+/**
+ * Every `createMesh` option key; any other is an unknown-key issue with a did-you-mean. A new
+ * option is added here (and read where it belongs).
+ */
+export const OPTION_KEYS: readonly string[] = [
   'services',
   'statsWindowMs',
   'telemetry',

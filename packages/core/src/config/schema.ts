@@ -149,7 +149,6 @@ export const EndpointSchema = Type.Union(
   ],
   {
     'x-expected': 'a "host:port" string or an object { address, weight?, zone?, metadata? }',
-    'x-check': 'endpoint',
   },
 );
 
@@ -390,6 +389,7 @@ export const RouteSchema = Type.Object(
           ),
           headers: Type.Optional(
             Type.Record(Type.String({ pattern: HTTP_TOKEN_PATTERN }), HeaderMatchSchema, {
+              ...closed,
               description: 'Header name (any case) to matcher.',
               'x-expected': 'an object mapping header names to matchers',
               'x-key': 'header',
@@ -497,7 +497,6 @@ export const MeshConfigSchema = Type.Object(
       ...closed,
       description: 'Services by name; the name is the host in http://<name>/.',
       'x-expected': 'an object mapping service names to service configs',
-      'x-key': 'service',
     }),
   },
   {

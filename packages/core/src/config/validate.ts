@@ -28,7 +28,7 @@ import { DEFAULTS, type DnsRecordType } from './defaults.js';
 import { INVALID, type Issue, type Obj, join, readObject, ROOT, show, throwIfIssues } from './read.js';
 import { regexRisk } from './regex-safety.js';
 import { retryOnProblem, type ServiceProtocol } from './retry-on.js';
-import { MeshConfigSchema, ServiceConfigSchema } from './schema.js';
+import { HTTP_TOKEN_PATTERN, MeshConfigSchema, SERVICE_NAME_SHAPE, ServiceConfigSchema } from './schema.js';
 import type {
   ResolvedDnsConfig,
   ResolvedEndpoint,
@@ -131,7 +131,7 @@ function checkServiceName(issues: Issue[], name: string, path: string): void {
   // Length first: the pattern below is linear, but there is no reason to run it over megabytes.
   if (name.length > 253) {
     issues.push({ path, message: `expected a service name of at most 253 characters, got ${name.length}` });
-  } else if (!SERVICE_NAME.test(name)) {
+  } else if (!SERVICE_NAME_SHAPE.test(name)) {
     issues.push({ path, message: `${expected}, got ${show(name)}` });
   } else if (name.includes('..')) {
     issues.push({ path, message: `expected a service name without empty labels (".."), got ${show(name)}` });
@@ -160,9 +160,6 @@ const valid = (v: unknown): boolean => v !== undefined && v !== INVALID;
 
 /** The metadata of endpoints that have none: one shared, frozen, prototype-less empty record. */
 const NO_METADATA: Readonly<Record<string, string>> = Object.freeze(Object.create(null) as Record<string, string>);
-
-/** Endpoints given as objects, whose duplicate is reported at `.address`. */
-const fromObject = new WeakSet<ResolvedEndpoint>();
 
 const checks: Record<string, Check> = {
   service(s: Obj, path, ctx) {
@@ -200,26 +197,54 @@ const checks: Record<string, Check> = {
     return s;
   },
 
-  endpoint: (item: string | Obj, path, ctx) => endpoint(item, path, ctx),
-
-  endpoints(items: unknown[], path, ctx) {
+  endpoints(items: unknown[], path, ctx): ResolvedEndpoint[] {
+    // Items are "host:port" strings or checked endpoint copies; the address is parsed here, where
+    // duplicates (after normalising: "Users:080" is "users:80") can be found in one Map.
+    const out: ResolvedEndpoint[] = [];
     const seen = new Map<string, number>();
     for (let i = 0; i < items.length; i++) {
-      const e = items[i] as ResolvedEndpoint | typeof INVALID;
-      if (e === INVALID) continue;
-      const first = seen.get(e.address);
-      if (first !== undefined) {
-        const itemPath = `${path}[${i}]`;
-        ctx.issues.push({
-          path: fromObject.has(e) ? join(itemPath, 'address') : itemPath,
-          message: `duplicate endpoint ${show(e.address)} (already ${path}[${first}]); list each address once and use weight instead`,
-        });
-        items[i] = INVALID;
+      const item = items[i] as string | Obj | typeof INVALID;
+      if (item === INVALID) continue;
+      const isObject = typeof item !== 'string';
+      const address = isObject ? item.address : item;
+      if (typeof address !== 'string') continue; // reported by the walk
+      const itemPath = `${path}[${i}]`;
+      const addressPath = isObject ? join(itemPath, 'address') : itemPath;
+      const parsed = parseAddress(address);
+      if (typeof parsed === 'string') {
+        ctx.issues.push({ path: addressPath, message: parsed });
         continue;
       }
-      seen.set(e.address, i);
+      const first = seen.get(parsed.address);
+      if (first !== undefined) {
+        ctx.issues.push({
+          path: addressPath,
+          message: `duplicate endpoint ${show(parsed.address)} (already ${path}[${first}]); list each address once and use weight instead`,
+        });
+        continue;
+      }
+      seen.set(parsed.address, i);
+      if (!isObject) {
+        out.push({
+          address: parsed.address,
+          host: parsed.host,
+          port: parsed.port,
+          weight: DEFAULTS.endpoint.weight,
+          zone: undefined,
+          metadata: NO_METADATA,
+        });
+      } else if (item.weight !== INVALID && item.zone !== INVALID && item.metadata !== INVALID) {
+        out.push({
+          address: parsed.address,
+          host: parsed.host,
+          port: parsed.port,
+          weight: (item.weight as number | undefined) ?? DEFAULTS.endpoint.weight,
+          zone: item.zone as string | undefined,
+          metadata: (item.metadata as Record<string, string> | undefined) ?? NO_METADATA,
+        });
+      }
     }
-    return items;
+    return out;
   },
 
   backoff(b: Obj, path, ctx) {
@@ -422,39 +447,6 @@ function checkAtLeast(ctx: WalkContext, obj: Obj, path: string, baseKey: string,
   }
 }
 
-function endpoint(item: string | Obj, path: string, ctx: WalkContext): ResolvedEndpoint | typeof INVALID {
-  const isObject = typeof item !== 'string';
-  const address = isObject ? item.address : item;
-  if (typeof address !== 'string') return INVALID; // reported by the walk
-  const addressPath = isObject ? join(path, 'address') : path;
-  const parsed = parseAddress(address);
-  if (typeof parsed === 'string') {
-    ctx.issues.push({ path: addressPath, message: parsed });
-    return INVALID;
-  }
-  if (!isObject) {
-    return {
-      address: parsed.address,
-      host: parsed.host,
-      port: parsed.port,
-      weight: 1,
-      zone: undefined,
-      metadata: NO_METADATA,
-    };
-  }
-  if (item.weight === INVALID || item.zone === INVALID || item.metadata === INVALID) return INVALID;
-  const e: ResolvedEndpoint = {
-    address: parsed.address,
-    host: parsed.host,
-    port: parsed.port,
-    weight: (item.weight as number | undefined) ?? DEFAULTS.endpoint.weight,
-    zone: item.zone as string | undefined,
-    metadata: (item.metadata as Record<string, string> | undefined) ?? NO_METADATA,
-  };
-  fromObject.add(e);
-  return e;
-}
-
 const keyChecks: Record<string, KeyCheck> = {
   header(key, path, ctx, seen) {
     if (!HTTP_TOKEN.test(key)) {
@@ -469,18 +461,20 @@ const keyChecks: Record<string, KeyCheck> = {
     seen.add(name);
     return true;
   },
-  // The services map is walked by resolveServices (route targets need every name first).
-  service: () => true,
 };
 
 // ---------------------------------------------------------------------------
 // The compiled schema
 
 const SERVICE = compileSchema(ServiceConfigSchema, checks, keyChecks) as ObjectNode;
-const MESH = compileSchema(MeshConfigSchema, checks, keyChecks) as ObjectNode;
+// The root and the services map are read here rather than walked: route targets need every
+// service name before any service is checked.
+const MESH = {
+  keys: Object.keys(MeshConfigSchema.properties),
+  expected: (MeshConfigSchema as unknown as Record<string, string>)['x-expected']!,
+};
 const SERVICES_EXPECTED = (MeshConfigSchema.properties.services as unknown as Record<string, string>)['x-expected']!;
-const SERVICE_NAME = /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/;
-const HTTP_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const HTTP_TOKEN = new RegExp(HTTP_TOKEN_PATTERN);
 
 // ---------------------------------------------------------------------------
 // Resolution: the checked copy, with every default filled in, as plain objects of the mesh's own.
@@ -537,7 +531,7 @@ function resolveService(name: string, checked: unknown): ResolvedServiceConfig {
   }
 
   const dns = get<ResolvedDnsConfig | undefined>(s, 'dns', undefined);
-  const endpoints = dns === undefined ? (get(s, 'endpoints', [] as unknown[]).filter(valid) as ResolvedEndpoint[]) : [];
+  const endpoints = dns === undefined ? get(s, 'endpoints', [] as ResolvedEndpoint[]) : [];
   const baseEjectionMs = get(od, 'baseEjectionMs', d.outlierDetection.baseEjectionMs);
   const retryOn = get<string[] | undefined>(retry, 'retryOn', undefined);
 
