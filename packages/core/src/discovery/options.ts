@@ -44,7 +44,8 @@ export function readDiscoveryOptions(options: unknown): ReadDiscoveryOptions {
   };
   if (typeof options !== 'object' || options === null) return out;
   const issues: Array<{ path: string; message: string }> = [];
-  const rest: Record<string, unknown> = {};
+  // Null prototype: an own "__proto__" key in the options must stay data, not set rest's prototype.
+  const rest = Object.create(null) as Record<string, unknown>;
   let raw: Record<string, unknown>;
   try {
     if (Array.isArray(options)) return out;
