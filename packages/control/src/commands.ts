@@ -97,18 +97,18 @@ export async function runCheck(
         message: `${opts.config} is a valid mesh config (${n} service${n === 1 ? '' : 's'})`,
       });
     } catch (err) {
-      const details =
-        err instanceof MeshConfigError && err.issues.length > 1
-          ? err.issues.map((i) => `${i.path}: ${i.message}`)
-          : undefined;
-      checks.push({
-        section: 'config file',
-        ok: false,
-        message: (err as Error).message.startsWith(opts.config)
-          ? (err as Error).message
-          : `${opts.config}: ${(err as Error).message}`,
-        ...(details !== undefined ? { details } : {}),
-      });
+      const message = (err as Error).message;
+      const named = message.startsWith(opts.config) ? message : `${opts.config}: ${message}`;
+      if (err instanceof MeshConfigError && err.issues.length > 1) {
+        checks.push({
+          section: 'config file',
+          ok: false,
+          message: `${opts.config} is not a valid mesh config (${err.issues.length} problems)`,
+          details: err.issues.map((i) => `${i.path}: ${i.message}`),
+        });
+      } else {
+        checks.push({ section: 'config file', ok: false, message: named });
+      }
     }
   }
 
