@@ -1,4 +1,5 @@
 /** `meshlet control`: runs the server until SIGTERM / SIGINT, then stops it gracefully. */
+import * as grpc from '@grpc/grpc-js';
 import { MeshError } from '@meshlet/core';
 import { pino } from 'pino';
 import type { Output } from './commands.js';
@@ -21,6 +22,12 @@ export async function runControl(opts: RunControlOptions, out: Output): Promise<
     out.stderr(`meshlet control: --log-level: ${(err as Error).message}`);
     return 2;
   }
+  // grpc-js logs its own errors to stderr as plain text; keep the process's output JSON lines.
+  grpc.setLogger({
+    error: (...args: unknown[]) => logger.warn({ event: 'grpc', detail: args.join(' ') }, 'grpc-js'),
+    info: (...args: unknown[]) => logger.debug({ event: 'grpc', detail: args.join(' ') }, 'grpc-js'),
+    debug: (...args: unknown[]) => logger.debug({ event: 'grpc', detail: args.join(' ') }, 'grpc-js'),
+  });
   const server = createControlServer({
     configPath: opts.configPath,
     host: opts.host,
@@ -32,7 +39,13 @@ export async function runControl(opts: RunControlOptions, out: Output): Promise<
     await server.start();
   } catch (err) {
     // A config error names the file and the path already (`mesh.yaml: services.x.retry…`).
-    const what = err instanceof MeshError ? err.message : `could not start: ${(err as Error).message}`;
+    const message = (err as Error).message;
+    const what =
+      err instanceof MeshError
+        ? message
+        : message.includes('EADDRINUSE')
+          ? `could not start: ${message}; is another control server running? Stop it or pick another --port / --admin-port`
+          : `could not start: ${message}`;
     logger.fatal(
       { event: 'start_failed', err: (err as Error).message, code: (err as MeshError).code },
       'control server failed to start',
