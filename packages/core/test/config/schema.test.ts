@@ -62,6 +62,27 @@ describe('published JSON Schema', () => {
     assert.ok(!JSON.stringify(file).includes('"x-'), 'x- keywords leaked into the published schema');
   });
 
+  it('caps every duration (*Ms) at the Node timer limit, and types every one an integer', () => {
+    const found: string[] = [];
+    const visit = (node: unknown, path: string): void => {
+      if (Array.isArray(node)) return node.forEach((n, i) => visit(n, `${path}[${i}]`));
+      if (typeof node !== 'object' || node === null) return;
+      for (const [key, value] of Object.entries(node)) {
+        if (key.endsWith('Ms') && path.endsWith('properties')) {
+          const v = value as { type: string; maximum: number; minimum: number };
+          found.push(`${path}.${key}`);
+          assert.equal(v.type, 'integer', `${path}.${key}`);
+          assert.ok(v.maximum <= MAX_DURATION_MS, `${path}.${key} maximum ${v.maximum}`);
+          assert.ok(v.minimum >= 0, `${path}.${key} minimum ${v.minimum}`);
+        }
+        visit(value, `${path}.${key}`);
+      }
+    };
+    visit(file, '');
+    // ewmaDecayMs, retry backoff x2 + ttlMs, timeout x2, breaker windowMs + backoff x2, outlier x3, dns refreshMs
+    assert.equal(found.length, 13, found.join('\n'));
+  });
+
   it('agrees with the validator on service names', () => {
     const pattern = new RegExp(SERVICE_NAME_PATTERN);
     const names = [
