@@ -4,7 +4,9 @@ export {
   parseConfigText,
   MAX_CONFIG_FILE_BYTES,
   MAX_CONFIG_DEPTH,
-  MAX_YAML_ALIAS_COUNT,
+  MAX_YAML_ANCHORS,
+  MAX_YAML_ALIASES,
+  MAX_YAML_ALIAS_NODES,
   type ConfigFile,
   type ConfigFileFormat,
 } from './parse.js';

@@ -218,3 +218,66 @@ function show(text: string, i: number, prefix = ''): string {
   const ch = String.fromCodePoint(cp);
   return cp < 0x20 || cp === 0x7f ? `character U+${cp.toString(16).padStart(4, '0')}` : `'${prefix}${ch}'`;
 }
+
+/**
+ * Offset of the value at `segments` (object keys and array indexes) in `text`, which must be
+ * JSON `checkJson` accepted: the offset of the key for an object member, of the item for an
+ * array item; `undefined` when the path is not in the text. One forward pass: values off the
+ * path are skipped, not parsed.
+ */
+export function locateJsonPath(text: string, segments: ReadonlyArray<string | number>): number | undefined {
+  let i = skipWhitespace(text, 0);
+  let at: number | undefined;
+  for (const segment of segments) {
+    const open = text.charCodeAt(i);
+    if (typeof segment === 'string' && open === 0x7b) {
+      i = skipWhitespace(text, i + 1);
+      let found = false;
+      while (text.charCodeAt(i) === 0x22) {
+        const keyStart = i;
+        const keyEnd = scanString(text, i) as number;
+        i = skipWhitespace(text, skipWhitespace(text, keyEnd) + 1); // past ':'
+        if ((JSON.parse(text.slice(keyStart, keyEnd)) as string) === segment) {
+          at = keyStart;
+          found = true;
+          break;
+        }
+        i = skipWhitespace(text, skipValue(text, i));
+        if (text.charCodeAt(i) === 0x2c) i = skipWhitespace(text, i + 1);
+      }
+      if (!found) return undefined;
+    } else if (typeof segment === 'number' && open === 0x5b) {
+      i = skipWhitespace(text, i + 1);
+      for (let k = 0; k < segment; k++) {
+        if (text.charCodeAt(i) === 0x5d) return undefined;
+        i = skipWhitespace(text, skipValue(text, i));
+        if (text.charCodeAt(i) !== 0x2c) return undefined;
+        i = skipWhitespace(text, i + 1);
+      }
+      if (text.charCodeAt(i) === 0x5d) return undefined;
+      at = i;
+    } else {
+      return undefined;
+    }
+  }
+  return at;
+}
+
+/** Offset just after the (valid) JSON value starting at `i`, without recursion. */
+function skipValue(text: string, i: number): number {
+  let depth = 0;
+  do {
+    i = skipWhitespace(text, i);
+    const c = text.charCodeAt(i);
+    if (c === 0x22) i = scanString(text, i) as number;
+    else if (c === 0x7b || c === 0x5b) {
+      depth++;
+      i++;
+    } else if (c === 0x7d || c === 0x5d) {
+      depth--;
+      i++;
+    } else if (c === 0x2c || c === 0x3a) i++;
+    else i = scanScalar(text, i) as number;
+  } while (depth > 0 && i < text.length);
+  return i;
+}

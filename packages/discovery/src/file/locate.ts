@@ -1,14 +1,18 @@
 /**
  * Finds where a config path (`services.users.endpoints[0].address`, as core's validator names
- * it) is written in a config file's text, so a schema error can say `mesh.yaml:12:9:` and an
- * editor can jump there. Runs only when there is an error to report. JSON is located with the
- * YAML parser too (JSON is YAML 1.2's flow syntax); anything it cannot place gets no position.
+ * it) is written in a config file, so a schema error can say `mesh.yaml:12:9:` and an editor can
+ * jump there. Runs only when there is an error to report, on what parsing already produced (the
+ * YAML document) or in one forward pass over JSON text; anything it cannot place gets no position.
  */
-import { isAlias, isMap, isScalar, isSeq, parseDocument, type Document, type Node as YamlNode } from 'yaml';
+import { isAlias, isMap, isScalar, isSeq, type Document, type Node as YamlNode } from 'yaml';
+import { locateJsonPath } from './json-check.js';
 import { lineColumn } from './line-column.js';
 
 /** A path segment: a map key or a list index. */
 type Segment = string | number;
+
+/** Line and column of a config path in a parsed file, or `undefined` when it is not written there. */
+export type Locator = (path: string) => { line: number; column: number } | undefined;
 
 const IDENTIFIER = /[A-Za-z0-9_$-]+/y;
 
@@ -58,35 +62,40 @@ function endOfJsonString(text: string, start: number): number | undefined {
   return undefined;
 }
 
+/** A locator over JSON text that `checkJson` accepted. */
+export function jsonLocator(text: string): Locator {
+  return (path) => {
+    const segments = parsePath(path);
+    if (segments === undefined || segments.length === 0) return undefined;
+    const offset = locateJsonPath(text, segments);
+    return offset === undefined ? undefined : lineColumn(text, offset);
+  };
+}
+
 /**
- * Line and column of the config path `path` in `text` (the key of a map entry, the item of a
- * list, following aliases to their anchors); `undefined` when the path is not all in the text.
+ * A locator over a parsed YAML document: the key of a map entry, the item of a list, following
+ * aliases to their anchors.
  */
-export function locatePath(text: string, path: string): { line: number; column: number } | undefined {
-  const segments = parsePath(path);
-  if (segments === undefined || segments.length === 0) return undefined;
-  let doc: Document.Parsed;
-  try {
-    doc = parseDocument(text, { version: '1.2', schema: 'core', stringKeys: true, prettyErrors: false });
-  } catch {
-    return undefined;
-  }
-  if (doc.errors.length > 0) return undefined;
-  let node: unknown = doc.contents;
-  let at: number | undefined;
-  for (const segment of segments) {
-    if (isAlias(node)) node = node.resolve(doc);
-    if (typeof segment === 'string' && isMap(node)) {
-      const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === segment);
-      if (pair === undefined) return undefined;
-      at = (pair.key as YamlNode).range?.[0];
-      node = pair.value;
-    } else if (typeof segment === 'number' && isSeq(node) && segment < node.items.length) {
-      node = node.items[segment];
-      at = (node as YamlNode | null)?.range?.[0];
-    } else {
-      return undefined;
+export function yamlLocator(doc: Document.Parsed, text: string): Locator {
+  return (path) => {
+    const segments = parsePath(path);
+    if (segments === undefined || segments.length === 0) return undefined;
+    let node: unknown = doc.contents;
+    let at: number | undefined;
+    for (const segment of segments) {
+      if (isAlias(node)) node = node.resolve(doc);
+      if (typeof segment === 'string' && isMap(node)) {
+        const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === segment);
+        if (pair === undefined) return undefined;
+        at = (pair.key as YamlNode).range?.[0];
+        node = pair.value;
+      } else if (typeof segment === 'number' && isSeq(node) && segment < node.items.length) {
+        node = node.items[segment];
+        at = (node as YamlNode | null)?.range?.[0];
+      } else {
+        return undefined;
+      }
     }
-  }
-  return at === undefined ? undefined : lineColumn(text, at);
+    return at === undefined ? undefined : lineColumn(text, at);
+  };
 }

@@ -10,12 +10,13 @@
 import { open } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { extname } from 'node:path';
-import { isCollection, isPair, parseDocument, type Node as YamlNode, type YAMLError } from 'yaml';
+import { parseDocument, type YAMLError } from 'yaml';
 import { MeshConfigError, validateMeshConfig, type MeshConfig, type ResolvedMeshConfig } from '@meshlet/core';
 import { ConfigFileError, ConfigFileSchemaError } from './errors.js';
 import { checkJson } from './json-check.js';
 import { lineColumn } from './line-column.js';
-import { locatePath } from './locate.js';
+import { jsonLocator, yamlLocator, type Locator } from './locate.js';
+import { yamlToJs } from './yaml-to-js.js';
 
 /** Largest config file read: 16 MiB. A mesh of 10 000 services × 10 endpoints fits in a few. */
 export const MAX_CONFIG_FILE_BYTES = 16 * 1024 * 1024;
@@ -26,12 +27,19 @@ export const MAX_CONFIG_FILE_BYTES = 16 * 1024 * 1024;
  */
 export const MAX_CONFIG_DEPTH = 64;
 
+/** Most anchors (`&name`) in a YAML config file. Sharing policy blocks needs a handful. */
+export const MAX_YAML_ANCHORS = 1000;
+
+/** Most aliases (`*name`) in a YAML config file: enough for one shared block per service of a large mesh. */
+export const MAX_YAML_ALIASES = 10_000;
+
 /**
- * Most YAML alias expansions (`*name`), weighted by the aliases inside each anchored node, as
- * counted by the `yaml` package. Plenty for sharing a few policy blocks; a "billion laughs"
- * file (aliases of aliases) exceeds it at once.
+ * Most nodes aliases may add once expanded. A "billion laughs" file (aliases of aliases) or one
+ * large block aliased many times exceeds it at once, before anything is expanded; a file may
+ * still hold this many nodes written out, so aliases never make validation costlier than a
+ * file without them could.
  */
-export const MAX_YAML_ALIAS_COUNT = 100;
+export const MAX_YAML_ALIAS_NODES = 1_000_000;
 
 /** A parsed and validated config file. */
 export interface ConfigFile {
@@ -68,7 +76,19 @@ export function parseConfigText(
   fileNameForErrors: string,
   format: ConfigFileFormat = formatOf(fileNameForErrors),
 ): ConfigFile {
-  const file = fileNameForErrors;
+  return parseConfigLocated(text, fileNameForErrors, format).parsed;
+}
+
+/**
+ * `parseConfigText`, also returning a locator of config paths in the file, for errors found
+ * after parsing (such as a merge the mesh refuses). The locator holds the parsed document: keep
+ * it only as long as it is needed.
+ */
+export function parseConfigLocated(
+  text: string,
+  file: string,
+  format: ConfigFileFormat = formatOf(file),
+): { parsed: ConfigFile; locate: Locator } {
   if (text.length > MAX_CONFIG_FILE_BYTES) {
     throw new ConfigFileError(
       file,
@@ -77,15 +97,15 @@ export function parseConfigText(
     );
   }
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
-  const value = format === 'json' ? parseJson(text, file) : parseYaml(text, file);
+  const { value, locate } = format === 'json' ? parseJson(text, file) : parseYaml(text, file);
   let resolved: ResolvedMeshConfig;
   try {
     resolved = validateMeshConfig(value);
   } catch (err) {
-    if (err instanceof MeshConfigError) throw new ConfigFileSchemaError(file, err, locatePath(text, err.path));
+    if (err instanceof MeshConfigError) throw new ConfigFileSchemaError(file, err, locate(err.path));
     throw err;
   }
-  return { config: value as MeshConfig, resolved, text };
+  return { parsed: { config: value as MeshConfig, resolved, text }, locate };
 }
 
 /** The parser for a file name, by extension; `ConfigFileError` (`format`) for any other name. */
@@ -149,20 +169,20 @@ export function decodeConfigBytes(bytes: Uint8Array, file: string): string {
   }
 }
 
-function parseJson(text: string, file: string): unknown {
+function parseJson(text: string, file: string): { value: unknown; locate: Locator } {
   const problem = checkJson(text, MAX_CONFIG_DEPTH);
   if (problem !== undefined) {
     throw new ConfigFileError(file, 'syntax', `invalid JSON: ${problem.message}`, lineColumn(text, problem.offset));
   }
   try {
-    return JSON.parse(text);
+    return { value: JSON.parse(text), locate: jsonLocator(text) };
   } catch (err) {
     // checkJson accepts only what JSON.parse accepts; this is a last line of defence.
     throw new ConfigFileError(file, 'syntax', `invalid JSON: ${(err as Error).message}`, undefined, { cause: err });
   }
 }
 
-function parseYaml(text: string, file: string): unknown {
+function parseYaml(text: string, file: string): { value: unknown; locate: Locator } {
   try {
     const doc = parseDocument(text, {
       version: '1.2',
@@ -171,7 +191,8 @@ function parseYaml(text: string, file: string): unknown {
       resolveKnownTags: false,
       // `<<` merge keys are YAML 1.1; in a config file they are an unknown key, reported with its path.
       merge: false,
-      uniqueKeys: true,
+      // Duplicate keys are errors, found by yamlToJs in linear time (this option is quadratic).
+      uniqueKeys: false,
       // Keys are strings, as in JSON; a collection as a key is an error.
       stringKeys: true,
       strict: true,
@@ -182,28 +203,19 @@ function parseYaml(text: string, file: string): unknown {
       const more = doc.errors.length + doc.warnings.length - 1;
       throw yamlError(file, text, problem, more);
     }
-    const deep = tooDeep(doc.contents, MAX_CONFIG_DEPTH);
-    if (deep !== undefined) {
-      throw new ConfigFileError(
-        file,
-        'syntax',
-        `invalid YAML: nesting deeper than ${MAX_CONFIG_DEPTH} levels`,
-        lineColumn(text, deep),
-      );
+    const converted = yamlToJs(doc.contents, {
+      maxDepth: MAX_CONFIG_DEPTH,
+      maxAnchors: MAX_YAML_ANCHORS,
+      maxAliases: MAX_YAML_ALIASES,
+      maxAliasNodes: MAX_YAML_ALIAS_NODES,
+    });
+    if ('problem' in converted) {
+      const { offset, message } = converted.problem;
+      throw new ConfigFileError(file, 'syntax', `invalid YAML: ${message}`, lineColumn(text, offset));
     }
-    return doc.toJS({ maxAliasCount: MAX_YAML_ALIAS_COUNT });
+    return { value: converted.value, locate: yamlLocator(doc, text) };
   } catch (err) {
     if (err instanceof ConfigFileError) throw err;
-    if (err instanceof ReferenceError && /alias/i.test(err.message)) {
-      throw new ConfigFileError(
-        file,
-        'syntax',
-        `invalid YAML: aliases (*name) expand more than ${MAX_YAML_ALIAS_COUNT} times, as in a "billion laughs" ` +
-          `attack; repeat the values instead of aliasing aliases`,
-        undefined,
-        { cause: err },
-      );
-    }
     throw new ConfigFileError(file, 'syntax', `invalid YAML: ${(err as Error)?.message ?? String(err)}`, undefined, {
       cause: err,
     });
@@ -224,23 +236,6 @@ function yamlError(file: string, text: string, problem: YAMLError, more: number)
     lineColumn(text, problem.pos[0]),
     { cause: problem },
   );
-}
-
-/** Offset of the first node nested deeper than `max` collections, walking iteratively. */
-function tooDeep(root: unknown, max: number): number | undefined {
-  const stack: Array<[unknown, number]> = [[root, 0]];
-  while (stack.length > 0) {
-    const [node, depth] = stack.pop()!;
-    if (isPair(node)) {
-      stack.push([node.key, depth], [node.value, depth]);
-    } else if (isCollection(node)) {
-      if (depth >= max) return (node as YamlNode).range?.[0] ?? 0;
-      for (const item of node.items) stack.push([item, depth + 1]);
-    }
-    // An alias adds its anchor's depth, which is checked where the anchor is; the number of
-    // expansions is bounded by MAX_YAML_ALIAS_COUNT.
-  }
-  return undefined;
 }
 
 function tooLarge(file: string, size: number): ConfigFileError {

@@ -26,8 +26,7 @@ import {
   type SourceContext,
 } from '@meshlet/core';
 import { ConfigFileError, ConfigFileSchemaError } from './errors.js';
-import { locatePath } from './locate.js';
-import { decodeConfigBytes, fileError, formatOf, parseConfigText, readConfigBytes } from './parse.js';
+import { decodeConfigBytes, fileError, formatOf, parseConfigLocated, readConfigBytes } from './parse.js';
 
 /** Options of `watchFile`. */
 export interface WatchFileOptions {
@@ -252,14 +251,15 @@ class FileSource implements DiscoverySource {
     if (hash === this.lastHash) return;
     this.lastHash = hash;
 
-    const { config, text } = parseConfigText(decodeConfigBytes(bytes, this.path), this.path);
+    const { parsed, locate } = parseConfigLocated(decodeConfigBytes(bytes, this.path), this.path);
+    const { config } = parsed;
     const services: Record<string, ServiceConfig> = config.services ?? {};
     try {
       this.sink!.update({ services });
     } catch (err) {
       // The mesh refused the merge (e.g. a conflict with another source): name the file, and the
       // place in it when the path is the file's.
-      if (err instanceof MeshConfigError) throw new ConfigFileSchemaError(this.path, err, locatePath(text, err.path));
+      if (err instanceof MeshConfigError) throw new ConfigFileSchemaError(this.path, err, locate(err.path));
       throw err;
     }
     this.loads++;

@@ -186,7 +186,57 @@ describe('hostile YAML', () => {
     text += 'services: {}\n'; // 10^10 "lol"s if expanded
     const err = syncFileError(() => parseConfigText(text, 'bomb.yaml'));
     assert.equal(err.reason, 'syntax');
-    assert.match(err.message, /^bomb\.yaml: invalid YAML: aliases \(\*name\) expand more than 100 times/);
+    assert.match(
+      err.message,
+      /^bomb\.yaml:\d+:\d+: invalid YAML: aliases \(\*name\) expand to more than 1000000 nodes/,
+    );
+  });
+
+  it('rejects one large block aliased many times (each alias counts once for the yaml package)', () => {
+    const endpoints = Array.from({ length: 20_000 }, (_, i) => `"10.0.${i >> 8}.${i & 255}:80"`).join(', ');
+    let text = `x-all: &all [${endpoints}]\nservices:\n`;
+    for (let i = 0; i < 60; i++) text += `  s${i}: { endpoints: *all }\n`;
+    const err = syncFileError(() => parseConfigText(text, 'wide.yaml'));
+    assert.match(
+      err.message,
+      /^wide\.yaml:\d+:\d+: invalid YAML: aliases \(\*name\) expand to more than 1000000 nodes/,
+    );
+  });
+
+  it('bounds the numbers of anchors and aliases, and refuses cycles and unknown aliases', () => {
+    const anchors = Array.from({ length: 1001 }, (_, i) => `a${i}: &a${i} x`).join('\n');
+    assert.match(
+      syncFileError(() => parseConfigText(anchors, 'anchors.yaml')).message,
+      /:1001:\d+: invalid YAML: more than 1000 anchors/,
+    );
+    const aliases = `a: &a x\nb: [${Array(10_001).fill('*a').join(', ')}]\n`;
+    assert.match(
+      syncFileError(() => parseConfigText(aliases, 'aliases.yaml')).message,
+      /invalid YAML: more than 10000 aliases/,
+    );
+    for (const text of ['a: &a [1, *a]\n', 'a: &a { b: *a }\n', 'a: *nope\n']) {
+      const err = syncFileError(() => parseConfigText(text, 'cycle.yaml'));
+      assert.equal(err.reason, 'syntax', err.message);
+      assert.equal(err.line, 1, err.message);
+    }
+  });
+
+  it(
+    "reads a 100 000-key map in linear time (the yaml package's duplicate-key check is quadratic)",
+    { timeout: 60_000 },
+    () => {
+      const text = Array.from({ length: 100_000 }, (_, i) => `k${i}: ${i}`).join('\n') + '\nk5: again\n';
+      const err = syncFileError(() => parseConfigText(text, 'flat.yaml'));
+      assert.equal(err.message, 'flat.yaml:100001:1: invalid YAML: duplicate key "k5" in the same map');
+    },
+  );
+
+  it('accepts one shared block aliased by every service of a large mesh', () => {
+    let text = `services:\n  s0: { endpoints: ["10.0.0.1:80"], retry: &retry { maxAttempts: 3 } }\n`;
+    for (let i = 1; i < 500; i++) text += `  s${i}: { endpoints: ["10.0.0.1:80"], retry: *retry }\n`;
+    const { resolved } = parseConfigText(text, 'shared.yaml');
+    assert.equal(resolved.services.size, 500);
+    assert.equal(resolved.services.get('s499')!.retry.maxAttempts, 3);
   });
 
   it('accepts a few aliases sharing a policy block', () => {
@@ -222,7 +272,7 @@ describe('hostile YAML', () => {
       parseConfigText(`services:\n  users:\n    endpoints: ["10.0.0.1:80"]\n  users:\n    endpoints: []\n`, 'dup.yaml'),
     );
     assert.equal(yaml.line, 4);
-    assert.match(yaml.message, /^dup\.yaml:4:\d+: invalid YAML: Map keys must be unique/);
+    assert.match(yaml.message, /^dup\.yaml:4:3: invalid YAML: duplicate key "users" in the same map$/);
     const json = syncFileError(() =>
       parseConfigText(`{"services": {\n  "users": {},\n  "us\\u0065rs": {}\n}}`, 'dup.json'),
     );
