@@ -4,7 +4,7 @@ import { MeshConfigError, MeshError } from '@meshlet/core';
  * What went wrong with a config file:
  * - `not-found`: the file (or its directory) does not exist;
  * - `io`: it exists but cannot be read (permissions, a directory, an I/O error);
- * - `too-large`: it is larger than the limit (16 MiB);
+ * - `too-large`: it is larger than the limit (16 MiB for JSON, 4 MiB for YAML);
  * - `format`: its name ends neither in `.json` nor in `.yaml` / `.yml`;
  * - `encoding`: it is not UTF-8;
  * - `syntax`: it is not valid JSON / YAML, or uses YAML features refused for safety (tags,

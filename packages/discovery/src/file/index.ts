@@ -3,6 +3,7 @@ export {
   readConfigFile,
   parseConfigText,
   MAX_CONFIG_FILE_BYTES,
+  MAX_YAML_FILE_BYTES,
   MAX_CONFIG_DEPTH,
   MAX_YAML_ANCHORS,
   MAX_YAML_ALIASES,

@@ -26,7 +26,14 @@ import {
   type SourceContext,
 } from '@meshlet/core';
 import { ConfigFileError, ConfigFileSchemaError } from './errors.js';
-import { decodeConfigBytes, fileError, formatOf, parseConfigLocated, readConfigBytes } from './parse.js';
+import {
+  decodeConfigBytes,
+  fileError,
+  formatOf,
+  parseConfigLocated,
+  readConfigBytes,
+  type ConfigFileFormat,
+} from './parse.js';
 
 /** Options of `watchFile`. */
 export interface WatchFileOptions {
@@ -89,6 +96,7 @@ class FileSource implements DiscoverySource {
   readonly name: string;
   private readonly path: string;
   private readonly absolute: string;
+  private readonly format: ConfigFileFormat;
   private readonly debounceMs: number;
   private readonly pollMs: number;
   private readonly useWatch: boolean;
@@ -120,6 +128,7 @@ class FileSource implements DiscoverySource {
     this.name = `file ${path}`;
     this.path = path;
     this.absolute = resolve(path);
+    this.format = formatOf(path);
     this.debounceMs = debounceMs;
     this.pollMs = pollMs;
     this.useWatch = useWatch;
@@ -243,7 +252,7 @@ class FileSource implements DiscoverySource {
     if (this.lastIdentity !== undefined && sameFile(current, this.lastIdentity) && !this.racy(current)) return;
 
     const readAt = Date.now();
-    const { bytes, stats } = await readConfigBytes(this.absolute, this.path);
+    const { bytes, stats } = await readConfigBytes(this.absolute, this.path, this.format);
     if (this.closed) return;
     this.lastIdentity = identity(stats);
     this.lastReadAt = readAt;
@@ -251,7 +260,7 @@ class FileSource implements DiscoverySource {
     if (hash === this.lastHash) return;
     this.lastHash = hash;
 
-    const { parsed, locate } = parseConfigLocated(decodeConfigBytes(bytes, this.path), this.path);
+    const { parsed, locate } = parseConfigLocated(decodeConfigBytes(bytes, this.path), this.path, this.format);
     const { config } = parsed;
     const services: Record<string, ServiceConfig> = config.services ?? {};
     try {

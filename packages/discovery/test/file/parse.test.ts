@@ -13,6 +13,7 @@ import {
   ConfigFileError,
   ConfigFileSchemaError,
   MAX_CONFIG_FILE_BYTES,
+  MAX_YAML_FILE_BYTES,
   parseConfigText,
   readConfigFile,
 } from '../../src/file/index.js';
@@ -158,12 +159,23 @@ describe('readConfigFile', () => {
     assert.match(ext.message, /must end in \.json, \.yaml or \.yml/);
   });
 
-  it('refuses a file over 16 MiB before reading it', async () => {
-    const path = await file('huge.json', '');
-    await truncate(path, MAX_CONFIG_FILE_BYTES + 1); // sparse: no 16 MiB written
-    const err = await fileError(readConfigFile(path));
-    assert.equal(err.reason, 'too-large');
-    assert.match(err.message, /16777217 bytes is over the 16777216-byte limit/);
+  it('refuses a JSON file over 16 MiB and a YAML file over 4 MiB, before reading them', async () => {
+    const json = await file('huge.json', '');
+    await truncate(json, MAX_CONFIG_FILE_BYTES + 1); // sparse: nothing written
+    const jsonErr = await fileError(readConfigFile(json));
+    assert.equal(jsonErr.reason, 'too-large');
+    assert.match(jsonErr.message, /: 16777217 bytes is over the 16777216-byte limit of a JSON config file/);
+    const yaml = await file('huge.yaml', '');
+    await truncate(yaml, MAX_YAML_FILE_BYTES + 1);
+    const yamlErr = await fileError(readConfigFile(yaml));
+    assert.match(
+      yamlErr.message,
+      /: 4194305 bytes is over the 4194304-byte limit of a YAML config file: write a generated config as JSON/,
+    );
+    // The same bounds hold for text handed over directly.
+    const text = syncFileError(() => parseConfigText(' '.repeat(MAX_YAML_FILE_BYTES + 1), 'big.yaml'));
+    assert.equal(text.reason, 'too-large');
+    assert.match(text.message, /^big\.yaml: 4194305 characters is over the 4194304-byte limit/);
   });
 
   it('refuses a file that is not UTF-8', async () => {
