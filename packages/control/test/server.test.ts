@@ -377,7 +377,7 @@ describe('control server: registrations', () => {
   });
 
   it('keeps the registrations when the same node reconnects and re-registers within the grace period', async () => {
-    const s = await server(CONFIG, { registrationGraceMs: 300 });
+    const s = await server(CONFIG, { registrationGraceMs: 1000 });
     const reg = { service: 'users', endpoint: { address: '127.0.0.1:4011' } };
     const first = new TestClient(s.server.address.port);
     first.send({
@@ -389,6 +389,7 @@ describe('control server: registrations', () => {
     await first.next(REGISTRATION_TYPE_URL);
     first.close();
     await eventually(async () => (await s.admin('/clients')).body.length === 0);
+    const endedAt = Date.now();
 
     const second = client(s);
     second.send({
@@ -399,14 +400,14 @@ describe('control server: registrations', () => {
     });
     await second.next(REGISTRATION_TYPE_URL);
     // Past the grace period of the first stream: still registered, never withdrawn.
-    await new Promise((r) => setTimeout(r, 450));
+    await new Promise((r) => setTimeout(r, Math.max(0, endedAt + 1300 - Date.now())));
     const view = (await s.admin('/endpoints/users')).body;
     assert.ok(view.endpoints.some((e: any) => e.address === '127.0.0.1:4011'));
     assert.ok(!s.lines.some((l) => l.event === 'withdrawal'));
   });
 
   it('coalesces changes within debounceMs into one version', async () => {
-    const s = await server(CONFIG, { debounceMs: 300 });
+    const s = await server(CONFIG, { debounceMs: 1000 });
     const watcher = client(s);
     watcher.subscribe('watcher');
     await watcher.next(SERVICE_TYPE_URL);
