@@ -282,13 +282,18 @@ class ControlServerImpl implements ControlServer, StreamHost {
       this.reloadAgain = true;
       return;
     }
-    this.reloading = this.reloadOnce().finally(() => {
-      this.reloading = undefined;
-      if (this.reloadAgain && this.phase === 'running') {
-        this.reloadAgain = false;
-        this.reload();
-      }
-    });
+    this.reloading = this.reloadOnce()
+      .catch((err: Error) => {
+        // Not a config error (those are handled inside): a bug or a failing store. Keep serving.
+        this.logger.error({ event: 'reload_error', err: err?.message }, 'config reload failed unexpectedly');
+      })
+      .finally(() => {
+        this.reloading = undefined;
+        if (this.reloadAgain && this.phase === 'running') {
+          this.reloadAgain = false;
+          this.reload();
+        }
+      });
   }
 
   private async reloadOnce(): Promise<void> {
@@ -318,9 +323,17 @@ class ControlServerImpl implements ControlServer, StreamHost {
         );
       return;
     }
-    this.lastGoodText = loaded.text;
     this.snapshot.resetServiceCache();
-    await this.store.setConfig(this.storedConfig(loaded.services));
+    try {
+      await this.store.setConfig(this.storedConfig(loaded.services));
+    } catch (err) {
+      this.logger.error(
+        { event: 'store_error', op: 'setConfig', err: (err as Error).message },
+        'could not store the reloaded config; still serving the last one',
+      );
+      return;
+    }
+    this.lastGoodText = loaded.text;
     this.syncDnsWatchers(loaded.services);
     this.logger.info(
       { event: 'reload', path: this.opts.configPath, services: Object.keys(loaded.services).length },
@@ -441,7 +454,7 @@ class ControlServerImpl implements ControlServer, StreamHost {
   streamClosed(stream: ClientStream): void {
     if (this.streams.get(stream.id) !== stream) return;
     this.streams.delete(stream.id);
-    void this.store.removeClient(stream.id);
+    this.storeWrite(this.store.removeClient(stream.id), 'removeClient');
     const nodeId = stream.nodeId;
     if (nodeId === undefined) return;
     if (this.registrationOwner.get(nodeId) !== stream.id) return;
@@ -489,12 +502,7 @@ class ControlServerImpl implements ControlServer, StreamHost {
       const old = before.get(k);
       return old !== undefined ? { ...r, since: old.since } : r;
     });
-    const result = this.store.replaceRegistrations(nodeId, merged);
-    if (result instanceof Promise) {
-      result.catch((err: Error) =>
-        this.logger.error({ event: 'store_error', nodeId, err: err.message }, 'could not store registrations'),
-      );
-    }
+    this.storeWrite(this.store.replaceRegistrations(nodeId, merged), 'replaceRegistrations');
     for (const [k, r] of after) {
       if (!before.has(k)) {
         this.logger.info(
@@ -510,6 +518,15 @@ class ControlServerImpl implements ControlServer, StreamHost {
           'endpoint withdrawn',
         );
       }
+    }
+  }
+
+  /** Logs a failed store write; the push path never waits on the store. */
+  storeWrite(result: void | Promise<void>, op: string): void {
+    if (result instanceof Promise) {
+      result.catch((err: Error) =>
+        this.logger.error({ event: 'store_error', op, err: err?.message }, 'a store write failed'),
+      );
     }
   }
 

@@ -40,6 +40,7 @@ export interface StreamHost {
   readonly maxRegistrationsPerNode: number;
   streamClosed(stream: ClientStream): void;
   registrationsFrom(stream: ClientStream, nodeId: string, regs: StoredRegistration[]): void;
+  storeWrite(result: void | Promise<void>, op: string): void;
 }
 
 interface Subscription {
@@ -181,7 +182,7 @@ export class ClientStream {
         sent: {},
         lastNack: undefined,
       };
-      void this.host.store.putClient(this.record);
+      this.host.storeWrite(this.host.store.putClient(this.record), 'putClient');
       this.log.info(
         {
           event: 'connect',
@@ -251,7 +252,7 @@ export class ClientStream {
       rec.acked[served] = req.versionInfo;
       this.log.info({ event: 'ack', nodeId: this.nodeId, typeUrl: served, version: req.versionInfo }, 'client ACKed');
     }
-    void this.host.store.putClient(rec);
+    this.host.storeWrite(this.host.store.putClient(rec), 'putClient');
   }
 
   private onRegistrations(req: DiscoveryRequest): void {

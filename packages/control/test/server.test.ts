@@ -13,6 +13,7 @@ import {
   TestClient,
   type TestServer,
 } from './helpers.js';
+import { MemoryStore, type ClientRecord, type StoredRegistration } from '../src/store.js';
 
 const CONFIG = `
 services:
@@ -480,6 +481,32 @@ describe('control server: robustness and lifecycle', () => {
     c.send({ typeUrl: 'type.example/Unknown' });
     assert.equal((await c.next(SERVICE_TYPE_URL)).response.versionInfo, '1');
     await c.next(ENDPOINT_SET_TYPE_URL);
+    assert.equal((await s.admin('/healthz')).status, 200);
+  });
+
+  it('logs failed writes of an asynchronous store instead of crashing', async () => {
+    class FailingStore extends MemoryStore {
+      override putClient(client: ClientRecord): Promise<void> {
+        super.putClient(client);
+        return Promise.reject(new Error('etcd unavailable'));
+      }
+      override replaceRegistrations(nodeId: string, regs: readonly StoredRegistration[]): Promise<void> {
+        super.replaceRegistrations(nodeId, regs);
+        return Promise.reject(new Error('etcd unavailable'));
+      }
+    }
+    const s = await server(CONFIG, { store: new FailingStore() });
+    const c = client(s);
+    c.subscribe('etcd-less');
+    c.ack(await c.next(SERVICE_TYPE_URL));
+    c.send({
+      typeUrl: REGISTRATION_TYPE_URL,
+      registrationRevision: 1,
+      registrations: [{ service: 'users', endpoint: { address: '127.0.0.1:4999' } }],
+    });
+    await c.nextOf(REGISTRATION_TYPE_URL);
+    await eventually(() => s.lines.filter((l) => l.event === 'store_error').length >= 2);
+    assert.ok(s.lines.some((l) => l.event === 'store_error' && l.op === 'replaceRegistrations'));
     assert.equal((await s.admin('/healthz')).status, 200);
   });
 
