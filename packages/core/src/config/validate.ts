@@ -208,17 +208,17 @@ const checks: Record<string, Check> = {
       const isObject = typeof item !== 'string';
       const address = isObject ? item.address : item;
       if (typeof address !== 'string') continue; // reported by the walk
-      const itemPath = `${path}[${i}]`;
-      const addressPath = isObject ? join(itemPath, 'address') : itemPath;
+      // Paths are built only for an issue.
+      const addressPath = (): string => (isObject ? join(`${path}[${i}]`, 'address') : `${path}[${i}]`);
       const parsed = parseAddress(address);
       if (typeof parsed === 'string') {
-        ctx.issues.push({ path: addressPath, message: parsed });
+        ctx.issues.push({ path: addressPath(), message: parsed });
         continue;
       }
       const first = seen.get(parsed.address);
       if (first !== undefined) {
         ctx.issues.push({
-          path: addressPath,
+          path: addressPath(),
           message: `duplicate endpoint ${show(parsed.address)} (already ${path}[${first}]); list each address once and use weight instead`,
         });
         continue;
