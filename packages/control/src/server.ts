@@ -323,7 +323,6 @@ class ControlServerImpl implements ControlServer, StreamHost {
         );
       return;
     }
-    this.snapshot.resetServiceCache();
     try {
       await this.store.setConfig(this.storedConfig(loaded.services));
     } catch (err) {

@@ -44,8 +44,12 @@ export interface TypeSnapshot {
 export class SnapshotBuilder {
   private counter = 0;
   private readonly types = new Map<ServedType, TypeSnapshot>();
-  /** Service resources are re-encoded only when their config object changes (a reload). */
-  private serviceCache = new WeakMap<object, AnyMessage>();
+  /**
+   * Encoded Service per name, with the config object and its JSON text it was built from: a
+   * rebuild without a reload compares identities only; a reload re-encodes only what changed.
+   * (Keyed by name, not by object alone: YAML aliases can share one object between services.)
+   */
+  private serviceByName = new Map<string, ServiceEntry>();
   private current: ResourceSet = { services: new Map(), endpointSets: new Map() };
   /** The last build's endpoint sets and their encodings, by service. */
   private endpointCache = new Map<string, { endpoints: WireEndpoint[]; any: AnyMessage }>();
@@ -85,13 +89,19 @@ export class SnapshotBuilder {
   update(set: ResourceSet, sources: ReadonlyMap<string, object>): ServedType[] {
     const services = new Map<string, Uint8Array>();
     const serviceAnys: AnyMessage[] = [];
+    const serviceByName = new Map<string, ServiceEntry>();
     for (const [name, config] of set.services) {
-      const key = sources.get(name) ?? config;
-      let any = this.serviceCache.get(key);
-      if (any === undefined) {
-        any = encodeService(name, config as JsonObject);
-        this.serviceCache.set(key, any);
+      const source = sources.get(name) ?? config;
+      let entry = this.serviceByName.get(name);
+      if (entry === undefined || entry.source !== source) {
+        const json = JSON.stringify(config);
+        entry =
+          entry !== undefined && entry.json === json
+            ? { source, json, any: entry.any }
+            : { source, json, any: encodeService(name, config as JsonObject) };
       }
+      serviceByName.set(name, entry);
+      const any = entry.any;
       services.set(name, any.value);
       serviceAnys.push(any);
     }
@@ -109,6 +119,7 @@ export class SnapshotBuilder {
       endpointAnys.push(entry.any);
     }
     this.endpointCache = endpointCache;
+    this.serviceByName = serviceByName;
 
     const changed: ServedType[] = [];
     const next: Array<[ServedType, Map<string, Uint8Array>, AnyMessage[]]> = [
@@ -133,11 +144,12 @@ export class SnapshotBuilder {
     }
     return changed;
   }
+}
 
-  /** Drops the encoding cache (after a reload, old config objects are garbage anyway). */
-  resetServiceCache(): void {
-    this.serviceCache = new WeakMap();
-  }
+interface ServiceEntry {
+  source: object;
+  json: string;
+  any: AnyMessage;
 }
 
 function sameResources(a: Map<string, Uint8Array>, b: Map<string, Uint8Array>): boolean {

@@ -87,6 +87,34 @@ describe('SnapshotBuilder', () => {
     }
   });
 
+  it('names each Service resource after its own service when two share one config object (YAML aliases)', () => {
+    const b = new SnapshotBuilder(() => 0);
+    const shared = { retry: { maxAttempts: 4 } };
+    const services = { a: shared, b: shared };
+    b.update(buildResources(services, new Map(), []), new Map(Object.entries(services)));
+    const encoded = b.type(SERVICE_TYPE_URL).encoded;
+    for (const name of ['a', 'b']) {
+      const decoded = decodeResource({ typeUrl: SERVICE_TYPE_URL, value: encoded.get(name)! });
+      assert.ok(decoded.ok);
+      assert.equal(decoded.name, name);
+    }
+  });
+
+  it('re-encodes after a reload only the services whose content changed', () => {
+    const b = new SnapshotBuilder(() => 0);
+    const load = (maxAttempts: number) => ({ a: { retry: { maxAttempts: 2 } }, b: { retry: { maxAttempts } } });
+    const first = load(2);
+    b.update(buildResources(first, new Map(), []), new Map(Object.entries(first)));
+    const before = new Map(b.type(SERVICE_TYPE_URL).encoded);
+    const second = load(3);
+    assert.deepEqual(b.update(buildResources(second, new Map(), []), new Map(Object.entries(second))), [
+      SERVICE_TYPE_URL,
+    ]);
+    const after = b.type(SERVICE_TYPE_URL).encoded;
+    assert.equal(after.get('a'), before.get('a'));
+    assert.notEqual(after.get('b'), before.get('b'));
+  });
+
   it('encodes resources the client decodes back', () => {
     const b = new SnapshotBuilder(() => 0);
     const services = { users: { endpoints: [{ address: '10.0.0.1:80', zone: 'a' }], loadBalancer: 'round-robin' } };
