@@ -8,7 +8,7 @@ import type { Clock } from './clock.js';
 import { systemClock } from './clock.js';
 import type { MeshConfig, ResolvedMeshConfig } from './config/types.js';
 import { validateMeshOptions, validateMeshUpdate } from './config/options.js';
-import { validateServiceConfig } from './config/validate.js';
+import { isServiceName, validateServiceConfig } from './config/validate.js';
 import { ConfigMerger } from './discovery/merge.js';
 import { readDiscoveryOptions, type DiscoveryOptions } from './discovery/options.js';
 import type { DiscoverySource, Registration, RegistrationHandle } from './discovery/source.js';
@@ -449,15 +449,6 @@ function pickBackend(
     if (x < 0) return backends[i].service;
   }
   return backends[backends.length - 1].service;
-}
-
-/** The service-name syntax of the config (lower-case DNS name, not an IPv4 literal, not localhost). */
-const SERVICE_NAME = /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/;
-function isServiceName(name: string): boolean {
-  if (name.length === 0 || name.length > 253 || !SERVICE_NAME.test(name) || name.includes('..')) return false;
-  if (name === 'localhost' || name.endsWith('.localhost')) return false;
-  const last = name.slice(name.lastIndexOf('.') + 1);
-  return !/^\d+$/.test(last);
 }
 
 function readField(obj: unknown, key: string): string | undefined {

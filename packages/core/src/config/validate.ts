@@ -124,6 +124,13 @@ export function validateServiceConfig(
 // ---------------------------------------------------------------------------
 // Service names
 
+/** Whether `name` is a valid service name (the config's rule; the mesh asks it on the call path before readiness). */
+export function isServiceName(name: string): boolean {
+  const issues: Issue[] = [];
+  checkServiceName(issues, name, '');
+  return issues.length === 0;
+}
+
 function checkServiceName(issues: Issue[], name: string, path: string): void {
   const expected =
     'expected a service name of lower-case letters, digits, "." and "-", starting and ending with a letter or digit' +
