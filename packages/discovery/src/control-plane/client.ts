@@ -701,7 +701,7 @@ export class ControlPlaneSource implements DiscoverySource {
         w.settle(undefined); // withdrawn meanwhile
         continue;
       }
-      const reason = refused.get(`${reg.service}/${reg.address}`) ?? general;
+      const reason = refusalFor(refused, reg) ?? general;
       if (reason === undefined) {
         w.settle(undefined);
         continue;
@@ -776,6 +776,22 @@ export class ControlPlaneSource implements DiscoverySource {
     this.closed = true;
     if (this.cacheWriting !== undefined) await this.cacheWriting;
   }
+}
+
+/**
+ * The server's reason for refusing `reg`, from refusals named `<service>/<address>` (the server may
+ * cut long parts, so a refusal whose parts are long prefixes of the registration's matches too).
+ */
+function refusalFor(refused: ReadonlyMap<string, string>, reg: Registration): string | undefined {
+  const exact = refused.get(`${reg.service}/${reg.address}`);
+  if (exact !== undefined || refused.size === 0) return exact;
+  const cut = (part: string, full: string) => part === full || (part.length >= 64 && full.startsWith(part));
+  for (const [name, reason] of refused) {
+    const slash = name.indexOf('/');
+    if (slash < 0) continue;
+    if (cut(name.slice(0, slash), reg.service) && cut(name.slice(slash + 1), reg.address)) return reason;
+  }
+  return undefined;
 }
 
 function routesTo(config: ServiceConfig | undefined, names: ReadonlySet<string>): boolean {

@@ -112,6 +112,15 @@ describe('controlPlane registrations', () => {
     await next;
   });
 
+  it('a refusal naming a registration by cut-down parts (long names) still rejects it', async () => {
+    const { source, stream } = await setup();
+    const service = `s${'a'.repeat(240)}`;
+    const pending = source.register!({ service, address: '127.0.0.1:4001' });
+    const req = await stream.next(isReg);
+    reply(stream, req.registrationRevision, [{ name: `${service.slice(0, 200)}/127.0.0.1:4001`, reason: 'no' }]);
+    await assert.rejects(pending, (e: unknown) => e instanceof RegistrationError && e.failure === 'refused');
+  });
+
   it('an invalid registration is refused at once with a config error', async () => {
     const { source } = await setup();
     await assert.rejects(
