@@ -25,6 +25,8 @@ export class ConfigFileError extends MeshError {
   readonly line: number | undefined;
   /** 1-based column (UTF-16 code units) of a syntax error, when known. */
   readonly column: number | undefined;
+  /** What is wrong, without the `file:line:column:` prefix. */
+  readonly detail: string;
   constructor(
     file: string,
     reason: ConfigFileErrorReason,
@@ -38,6 +40,7 @@ export class ConfigFileError extends MeshError {
     this.reason = reason;
     this.line = where?.line;
     this.column = where?.column;
+    this.detail = detail;
   }
 }
 

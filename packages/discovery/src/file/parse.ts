@@ -18,6 +18,7 @@ import { checkJson } from './json-check.js';
 import { lineColumn } from './line-column.js';
 import { jsonLocator, yamlLocator, type Locator } from './locate.js';
 import { yamlToJs } from './yaml-to-js.js';
+import { OFF_THREAD_MIN_CHARS, parseOffThread, serializeError, type WorkerResult } from './off-thread.js';
 
 /** Largest JSON config file read: 16 MiB. A mesh of 10 000 services × 10 endpoints takes 2 MiB. */
 export const MAX_CONFIG_FILE_BYTES = 16 * 1024 * 1024;
@@ -72,7 +73,48 @@ export type ConfigFileFormat = 'json' | 'yaml';
 export async function readConfigFile(path: string): Promise<ConfigFile> {
   const format = formatOf(path);
   const { bytes } = await readConfigBytes(path, path, format);
-  return parseConfigText(decodeConfigBytes(bytes, path), path, format);
+  return (await parseConfigAsync(decodeConfigBytes(bytes, path), path, format)).parsed;
+}
+
+/**
+ * `parseConfigLocated`, parsing a large file on a worker thread (see `off-thread.ts`) so the
+ * event loop keeps serving meanwhile. `signal` stops the worker. For a file parsed off thread,
+ * the locator places paths in JSON only (a large YAML document is not parsed again here).
+ */
+export async function parseConfigAsync(
+  text: string,
+  file: string,
+  format: ConfigFileFormat,
+  signal?: AbortSignal,
+): Promise<{ parsed: ConfigFile; locate: Locator }> {
+  if (text.length < OFF_THREAD_MIN_CHARS[format] || text.length > maxBytes(format)) {
+    return parseConfigLocated(text, file, format);
+  }
+  text = stripBom(text);
+  const config = await parseOffThread(import.meta.url, text, file, format, signal);
+  // Validated on the worker already; validated again here for the resolved form, which lives on this thread.
+  let resolved: ResolvedMeshConfig;
+  const locate: Locator = format === 'json' ? jsonLocator(text) : () => undefined;
+  try {
+    resolved = validateMeshConfig(config);
+  } catch (err) {
+    if (err instanceof MeshConfigError) throw new ConfigFileSchemaError(file, err, locate(err.path));
+    throw err;
+  }
+  return { parsed: { config: config as MeshConfig, resolved, text }, locate };
+}
+
+/** Entry point of the parsing worker (`off-thread.ts`): parses and validates, returning the config or a serialised error. */
+export function parseInWorker(text: string, file: string, format: ConfigFileFormat): WorkerResult {
+  try {
+    return { ok: true, config: parseConfigLocated(text, file, format).parsed.config };
+  } catch (err) {
+    return { ok: false, error: serializeError(err) };
+  }
+}
+
+function stripBom(text: string): string {
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
 }
 
 /**
@@ -100,7 +142,7 @@ export function parseConfigLocated(
 ): { parsed: ConfigFile; locate: Locator } {
   // UTF-16 code units never outnumber UTF-8 bytes, so this never refuses what a file read allows.
   if (text.length > maxBytes(format)) throw tooLarge(file, format, text.length, 'characters');
-  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  text = stripBom(text);
   const { value, locate } = format === 'json' ? parseJson(text, file) : parseYaml(text, file);
   let resolved: ResolvedMeshConfig;
   try {

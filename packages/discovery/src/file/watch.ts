@@ -30,7 +30,7 @@ import {
   decodeConfigBytes,
   fileError,
   formatOf,
-  parseConfigLocated,
+  parseConfigAsync,
   readConfigBytes,
   type ConfigFileFormat,
 } from './parse.js';
@@ -103,6 +103,8 @@ class FileSource implements DiscoverySource {
 
   private sink: DiscoverySink | undefined;
   private closed = false;
+  /** Stops a parse running on a worker thread at close(). */
+  private readonly abort = new AbortController();
   private watcher: FSWatcher | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
   private debounceTimer: NodeJS.Timeout | undefined;
@@ -166,6 +168,7 @@ class FileSource implements DiscoverySource {
     clearTimeout(this.debounceTimer);
     this.pollTimer = this.debounceTimer = undefined;
     this.closeWatcher();
+    this.abort.abort(new Error(`${this.name} was closed`));
     await this.running;
   }
 
@@ -260,7 +263,13 @@ class FileSource implements DiscoverySource {
     if (hash === this.lastHash) return;
     this.lastHash = hash;
 
-    const { parsed, locate } = parseConfigLocated(decodeConfigBytes(bytes, this.path), this.path, this.format);
+    const { parsed, locate } = await parseConfigAsync(
+      decodeConfigBytes(bytes, this.path),
+      this.path,
+      this.format,
+      this.abort.signal,
+    );
+    if (this.closed) return;
     const { config } = parsed;
     const services: Record<string, ServiceConfig> = config.services ?? {};
     try {
