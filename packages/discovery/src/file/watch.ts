@@ -12,7 +12,8 @@
  *   and re-reads a file modified within 2 s of the last read ("racily clean", as git calls it:
  *   coarse mtimes cannot tell two writes in the same tick apart); a read whose content hash is
  *   unchanged delivers nothing.
- * Checks run one at a time; all I/O after `start()` is asynchronous, and timers are unref'd.
+ * Checks run one at a time; all I/O after `start()` is asynchronous, timers are unref'd, and a
+ * large file is parsed on a worker thread (`off-thread.ts`), so a reload does not stall requests.
  */
 import { createHash } from 'node:crypto';
 import { watch, type FSWatcher, type Stats } from 'node:fs';
