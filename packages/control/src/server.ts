@@ -153,7 +153,11 @@ class ControlServerImpl implements ControlServer, StreamHost {
     try {
       const loaded = await loadConfigFile(this.opts.configPath);
       this.lastGoodText = loaded.text;
-      this.unwatchStore = this.store.watch(() => this.scheduleRebuild());
+      // A config change has been debounced by the file watch already: rebuild at once. Registration
+      // churn is coalesced over debounceMs.
+      this.unwatchStore = this.store.watch((change) =>
+        change.kind === 'config' ? this.flushRebuild() : this.scheduleRebuild(),
+      );
       await this.store.setConfig(this.storedConfig(loaded.services));
       this.syncDnsWatchers(loaded.services);
       this.rebuildNow();
@@ -323,6 +327,13 @@ class ControlServerImpl implements ControlServer, StreamHost {
         );
       return;
     }
+    this.logger.info(
+      { event: 'reload', path: this.opts.configPath, services: Object.keys(loaded.services).length },
+      'config reloaded',
+    );
+    // DNS first, so the rebuild that setConfig triggers drops answers for names no longer wanted.
+    const previous = this.store.getConfig();
+    this.syncDnsWatchers(loaded.services);
     try {
       await this.store.setConfig(this.storedConfig(loaded.services));
     } catch (err) {
@@ -330,14 +341,10 @@ class ControlServerImpl implements ControlServer, StreamHost {
         { event: 'store_error', op: 'setConfig', err: (err as Error).message },
         'could not store the reloaded config; still serving the last one',
       );
+      if (previous !== undefined) this.syncDnsWatchers(previous.services as MeshConfig['services']);
       return;
     }
     this.lastGoodText = loaded.text;
-    this.syncDnsWatchers(loaded.services);
-    this.logger.info(
-      { event: 'reload', path: this.opts.configPath, services: Object.keys(loaded.services).length },
-      'config reloaded',
-    );
   }
 
   // --- DNS ------------------------------------------------------------------------------------
@@ -403,6 +410,17 @@ class ControlServerImpl implements ControlServer, StreamHost {
       this.rebuildNow();
     }, this.opts.debounceMs);
     this.rebuildTimer.unref();
+  }
+
+  /** Rebuilds now, taking any scheduled rebuild with it. */
+  private flushRebuild(): void {
+    if (this.phase === 'stopping' || this.phase === 'stopped') return;
+    if (this.rebuildTimer !== undefined) {
+      clearTimeout(this.rebuildTimer);
+      this.rebuildTimer = undefined;
+    }
+    // During start() the first build comes right after; no need to build twice.
+    if (this.phase === 'running') this.rebuildNow();
   }
 
   private rebuildNow(): void {

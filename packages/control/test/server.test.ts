@@ -183,11 +183,13 @@ describe('control server: re-subscription', () => {
 
 describe('control server: config file', () => {
   it('pushes a new version after an edit; edits within the debounce window make one version', async () => {
-    const s = await server(CONFIG, { debounceMs: 20 });
+    const s = await server(CONFIG, { debounceMs: 300 });
     const c = client(s);
     c.subscribe('node-edit');
     await c.next(SERVICE_TYPE_URL);
     await c.next(ENDPOINT_SET_TYPE_URL);
+    // Two saves in quick succession: one version, with the second save's content.
+    await s.writeConfig(CONFIG.replace("'127.0.0.1:5001'", "'127.0.0.1:5009'"));
     await s.writeConfig(CONFIG.replace("'127.0.0.1:5001'", "'127.0.0.1:5001', '127.0.0.1:5002'"));
     const eps = await c.nextOf(ENDPOINT_SET_TYPE_URL);
     assert.equal(eps.response.versionInfo, '2');
