@@ -85,9 +85,10 @@ export class ClientStream {
       // The client half-closed: end ours too.
       this.end('client ended the stream');
     });
-    call.on('error', (err: Error & { code?: number }) => {
-      this.log.debug({ event: 'stream_error', err: err.message, code: err.code }, 'stream error');
-      this.cleanup('error: ' + err.message);
+    call.on('error', (err: Error & { code?: number; details?: string }) => {
+      const message = err.message ?? err.details;
+      this.log.debug({ event: 'stream_error', err: message, code: err.code }, 'stream error');
+      this.cleanup(`error: ${message}`);
     });
     call.on('close', () => this.cleanup('closed'));
     call.on('cancelled', () => this.cleanup('cancelled'));
@@ -328,12 +329,13 @@ export class ClientStream {
 
   private fail(code: grpc.status, details: string): void {
     if (this.closed) return;
+    this.cleanup(details);
     try {
+      // grpc-js ends the call with this status.
       this.call.emit('error', { code, details });
     } catch {
       // the call is gone already
     }
-    this.cleanup(details);
   }
 
   private cleanup(why: string): void {

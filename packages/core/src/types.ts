@@ -35,9 +35,10 @@ export interface CallContext {
   readonly signal: AbortSignal;
   /**
    * Registers the current attempt's abort handler, called at most once with the reason
-   * the attempt is cut; at once if it already was. Cleared when the attempt ends.
+   * the attempt is cut; at once if it already was. Cleared when the attempt ends. An object
+   * with `handleAbort` may stand in for a function (no closure per attempt).
    */
-  onAbort(handler: (reason: unknown) => void): void;
+  onAbort(handler: AbortHandler): void;
   /** The endpoint picked for the current attempt. */
   endpoint: Endpoint | undefined;
   /** Ms left until the call's deadline (<= 0 once it has passed); valid after the call settles too. */
@@ -51,6 +52,9 @@ export interface CallContext {
   /** OpenTelemetry context holding the call's span, for trace-context injection; undefined when there is none. */
   trace: Context | undefined;
 }
+
+/** Told why an attempt was cut: a function, or an object's `handleAbort` method. */
+export type AbortHandler = ((reason: unknown) => void) | { handleAbort(reason: unknown): void };
 
 /** Where a callback-style transport (`Protocol.start`) reports its attempt's outcome, once. */
 export interface AttemptSink<Res> {

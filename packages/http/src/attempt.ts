@@ -87,12 +87,18 @@ export class HttpAttempt {
   private sinkDone = false;
   /** True while the mesh is told the head, inside undici's onHeaders: a commit then comes before any body byte. */
   private inHead = false;
+  /** Links in the dispatcher's body-deadline queue. */
+  deadlinePrev: HttpAttempt | undefined = undefined;
+  deadlineNext: HttpAttempt | undefined = undefined;
+  deadlineQueued = false;
+  private readonly deadlines: BodyDeadlines | undefined;
 
-  constructor(target: AttemptTarget, ctx: CallContext, req: HttpRequest) {
+  constructor(target: AttemptTarget, ctx: CallContext, req: HttpRequest, deadlines?: BodyDeadlines) {
     this.target = target;
+    this.deadlines = deadlines;
     this.ctx = ctx;
     this.req = req;
-    ctx.onAbort(this.onAbort);
+    ctx.onAbort(this);
   }
 
   /** Rejects the pending attempt with `err`, as the caller's fault when it is one. */
@@ -121,7 +127,7 @@ export class HttpAttempt {
    * even while the request still waits in the pool's queue for a connection; the request
    * itself is aborted as soon as undici hands us its abort function.
    */
-  private readonly onAbort = (reason: unknown): void => {
+  handleAbort(reason: unknown): void {
     if (this.phase !== PENDING) return;
     this.pendingAbort = reason;
     // Settle first: undici may report the abort back through onError synchronously.
@@ -143,7 +149,7 @@ export class HttpAttempt {
     target?.attemptRejected(reason);
     this.abortFn?.(reason as Error);
     body?.cancel(reason);
-  };
+  }
 
   onConnect(abort: (err?: Error) => void): void {
     this.abortFn = abort;
@@ -236,21 +242,18 @@ export class HttpAttempt {
       this.finishSink();
       return;
     }
-    // The body is still coming: bound it by what is left of the call's deadline. Committed
-    // inside the head callback, the body usually follows in the same read: look at the end of
-    // this event-loop turn (one check for every response of the turn), so a small response
-    // arms no timer.
-    if (this.inHead) checkBodyLater(this);
-    else this.armBodyTimer();
+    // The body is still coming: bound it by what is left of the call's deadline, in the
+    // dispatcher's body-deadline queue (two pointer writes; the body usually ends in the same
+    // read and unlinks it again), or with a timer of its own when the queue refuses it.
+    if (this.deadlines === undefined || !this.deadlines.add(this)) this.armBodyTimer();
     if (!paused && this.paused) {
       this.paused = false;
       this.resumeFn?.();
     } else if (paused) this.paused = true;
   }
 
-  /** Arms the body-deadline timer for what is left of the call's deadline, unless the body has ended. */
-  armBodyTimer(): void {
-    if (this.ended || this.sinkDone || this.phase !== COMMITTED || this.bodyTimer !== undefined) return;
+  /** Arms the body-deadline timer for what is left of the call's deadline. */
+  private armBodyTimer(): void {
     const left = this.ctx.remainingMs();
     this.bodyTimer = setTimeout(onBodyDeadline, left > 0 ? Math.min(left, MAX_TIMER_MS) : 0, this);
   }
@@ -293,16 +296,28 @@ export class HttpAttempt {
   /** The deadline passed with the body still arriving: cut it (the sink gets the error through onError). */
   bodyDeadline(): void {
     this.bodyTimer = undefined;
+    this.deadlineQueued = false;
     if (this.ended || this.phase !== COMMITTED) return;
     const ctx = this.ctx;
     this.abortFn?.(new ResponseBodyDeadlineError(ctx.service, ctx.timeoutMs, ctx.attempt, ctx.endpoint?.address));
   }
 
   private clearBodyTimer(): void {
-    if (this.bodyTimer !== undefined) {
+    if (this.deadlineQueued) this.deadlines!.remove(this);
+    else if (this.bodyTimer !== undefined) {
       clearTimeout(this.bodyTimer);
       this.bodyTimer = undefined;
     }
+  }
+
+  /** The call's deadline on the mesh clock (the body-deadline queue's order). */
+  get deadline(): number {
+    return this.ctx.deadline;
+  }
+
+  /** Ms left until the call's deadline. */
+  remainingMs(): number {
+    return this.ctx.remainingMs();
   }
 
   /** Drops a response that will not reach the caller; small bodies drain to keep the connection. */
@@ -324,26 +339,68 @@ export class HttpAttempt {
 
 function noop(): void {}
 
-/** Attempts committed inside their head callback, to look at once the turn's reads are done. */
-let bodiesToCheck: HttpAttempt[] = [];
-let spareBodies: HttpAttempt[] = [];
-let checkScheduled = false;
+/**
+ * The body deadlines of one dispatcher's committed responses whose body is still arriving:
+ * a FIFO linked list through the attempts themselves under one timer (as core's
+ * TimerQueue does for attempt timeouts). Calls of one service share `timeout.requestMs`, so
+ * deadlines arrive in order: adding and removing are O(1) with no allocation. An attempt
+ * due before the tail is refused (it arms a timer of its own). Once the queue empties the
+ * timer is unref'd, not cleared.
+ */
+export class BodyDeadlines {
+  private head: HttpAttempt | undefined = undefined;
+  private tail: HttpAttempt | undefined = undefined;
+  private timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  /** Mesh-clock deadline the armed timer is set for. */
+  private armedAt = Number.POSITIVE_INFINITY;
 
-function checkBodyLater(attempt: HttpAttempt): void {
-  bodiesToCheck.push(attempt);
-  if (!checkScheduled) {
-    checkScheduled = true;
-    setImmediate(checkBodies);
+  /** Queues `a`; false (nothing queued) when its deadline is earlier than the tail's. */
+  add(a: HttpAttempt): boolean {
+    const at = a.deadline;
+    const tail = this.tail;
+    if (tail !== undefined && at < tail.deadline) return false;
+    a.deadlinePrev = tail;
+    a.deadlineNext = undefined;
+    a.deadlineQueued = true;
+    if (tail === undefined) this.head = a;
+    else tail.deadlineNext = a;
+    this.tail = a;
+    if (this.timer === undefined || at < this.armedAt) this.arm(a);
+    else if (tail === undefined) this.timer.ref();
+    return true;
   }
-}
 
-function checkBodies(): void {
-  checkScheduled = false;
-  const list = bodiesToCheck;
-  bodiesToCheck = spareBodies;
-  for (let i = 0; i < list.length; i++) list[i].armBodyTimer();
-  list.length = 0;
-  spareBodies = list;
+  remove(a: HttpAttempt): void {
+    if (!a.deadlineQueued) return;
+    a.deadlineQueued = false;
+    const prev = a.deadlinePrev;
+    const next = a.deadlineNext;
+    if (prev === undefined) this.head = next;
+    else prev.deadlineNext = next;
+    if (next === undefined) this.tail = prev;
+    else next.deadlinePrev = prev;
+    a.deadlinePrev = a.deadlineNext = undefined;
+    if (this.head === undefined) this.timer?.unref();
+  }
+
+  private arm(a: HttpAttempt): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.armedAt = a.deadline;
+    const left = a.remainingMs();
+    this.timer = setTimeout(this.fire, left > 1 ? Math.min(Math.ceil(left), MAX_TIMER_MS) : 1);
+  }
+
+  private readonly fire = (): void => {
+    this.timer = undefined;
+    this.armedAt = Number.POSITIVE_INFINITY;
+    // Node timers may fire up to ~1 ms early relative to a fractional clock: allow for it.
+    while (this.head !== undefined && this.head.remainingMs() <= 1) {
+      const a = this.head;
+      this.remove(a);
+      a.bodyDeadline();
+    }
+    if (this.head !== undefined) this.arm(this.head);
+  };
 }
 
 function onBodyDeadline(attempt: HttpAttempt): void {

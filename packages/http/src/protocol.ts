@@ -11,7 +11,7 @@
  */
 import type { Attributes } from '@opentelemetry/api';
 import type { CallContext, Endpoint, Protocol } from '@meshlet/core';
-import { HttpAttempt, type AttemptTarget } from './attempt.js';
+import { BodyDeadlines, HttpAttempt, type AttemptTarget } from './attempt.js';
 import { BODY_TO_BUFFER } from './body.js';
 import { HttpClassifier, errorKind } from './classifier.js';
 import { findHeader } from './headers.js';
@@ -20,6 +20,7 @@ import type { HttpRequest } from './request.js';
 
 export function createHttpProtocol(pools: PoolSet): Protocol<HttpRequest, HttpAttempt> {
   const attributes = new AttributeCache();
+  const deadlines = new BodyDeadlines();
   return {
     name: 'http',
     durationMetric: 'http.client.request.duration',
@@ -58,7 +59,7 @@ export function createHttpProtocol(pools: PoolSet): Protocol<HttpRequest, HttpAt
     if (req.bodyKind === BODY_TO_BUFFER) req.sendUnbuffered();
     const pool = pools.get(ep, req.service);
     const opts = ctx.trace === undefined ? req.opts : req.tracedOptions(ctx.trace);
-    pool.dispatch(opts, new HttpAttempt(target, ctx, req) as never);
+    pool.dispatch(opts, new HttpAttempt(target, ctx, req, deadlines) as never);
   }
 }
 

@@ -3,7 +3,7 @@
 import { describe, it, mock } from 'node:test';
 import assert from 'node:assert/strict';
 import type { CallContext } from '@meshlet/core';
-import { HttpAttempt, type LegacyHandler } from '../src/attempt.js';
+import { BodyDeadlines, HttpAttempt, type LegacyHandler } from '../src/attempt.js';
 import { CallerBody } from '../src/body.js';
 import type { HttpRequest } from '../src/request.js';
 
@@ -12,8 +12,8 @@ function fakeCtx(remaining: number): CallContext & { abortHandler?: (r: unknown)
     service: 'svc',
     attempt: 1,
     endpoint: { address: '10.0.0.1:80' },
-    onAbort(h: (r: unknown) => void) {
-      ctx.abortHandler = h;
+    onAbort(h: ((r: unknown) => void) | { handleAbort(r: unknown): void }) {
+      ctx.abortHandler = typeof h === 'function' ? h : (r) => h.handleAbort(r);
     },
     remainingMs: () => remaining,
     markSent() {},
@@ -189,5 +189,64 @@ describe('HttpAttempt handlerFailed', () => {
     }
     assert.deepEqual(errors, [boom]);
     assert.deepEqual(aborts, [boom]);
+  });
+});
+
+describe('BodyDeadlines (committed bodies still arriving, under one timer)', () => {
+  function clockCtx(clock: { now: number }, deadline: number): CallContext {
+    const ctx = fakeCtx(0) as unknown as Record<string, unknown>;
+    ctx.deadline = deadline;
+    ctx.timeoutMs = deadline;
+    ctx.remainingMs = () => deadline - clock.now;
+    return ctx as unknown as CallContext;
+  }
+  function committed(ctx: CallContext, deadlines: BodyDeadlines) {
+    const aborts: unknown[] = [];
+    const attempt = new HttpAttempt(
+      { attemptResolved: () => {}, attemptRejected: () => {} },
+      ctx,
+      {} as HttpRequest,
+      deadlines,
+    );
+    attempt.onConnect((err) => aborts.push(err));
+    attempt.onHeaders(200, [], () => {}, 'OK');
+    attempt.commit(sink());
+    return { attempt, aborts };
+  }
+
+  it('cuts each body at its own deadline, in or out of order, and forgets bodies that ended', () => {
+    mock.timers.enable({ apis: ['setTimeout'] });
+    try {
+      const clock = { now: 0 };
+      const deadlines = new BodyDeadlines();
+      const a = committed(clockCtx(clock, 100), deadlines);
+      const ended = committed(clockCtx(clock, 150), deadlines);
+      const b = committed(clockCtx(clock, 200), deadlines);
+      // Due before the tail: refused by the queue, it gets a timer of its own.
+      const early = committed(clockCtx(clock, 50), deadlines);
+      ended.attempt.onComplete(null);
+      const tick = (ms: number): void => {
+        clock.now += ms;
+        mock.timers.tick(ms);
+      };
+      tick(49);
+      assert.equal(early.aborts.length, 0);
+      tick(1);
+      assert.equal(early.aborts.length, 1);
+      tick(49);
+      assert.equal(a.aborts.length, 0);
+      tick(1);
+      assert.equal(a.aborts.length, 1);
+      assert.equal((a.aborts[0] as { code: string }).code, 'MESHLET_ERR_DEADLINE');
+      tick(99);
+      assert.equal(b.aborts.length, 0);
+      tick(1);
+      assert.equal(b.aborts.length, 1);
+      tick(1000);
+      assert.equal(ended.aborts.length, 0);
+      assert.equal(a.aborts.length + b.aborts.length + early.aborts.length, 3);
+    } finally {
+      mock.timers.reset();
+    }
   });
 });

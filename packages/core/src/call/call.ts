@@ -12,7 +12,7 @@ import type { Endpoint } from '../endpoint.js';
 import { DeadlineExceededError, PerTryTimeoutError } from '../errors.js';
 import type { Protocol } from '../protocol.js';
 import type { TimerEntry } from '../timer-queue.js';
-import type { AttemptSink, CallContext, CallHandle, Classification, Classifier } from '../types.js';
+import type { AbortHandler, AttemptSink, CallContext, CallHandle, Classification, Classifier } from '../types.js';
 import type { PickContext } from '../balancer/types.js';
 import type { Service } from '../service.js';
 import { firstAttemptSettled } from './service-tier.js';
@@ -74,7 +74,7 @@ export class Call<Req, Res> implements CallContext, PickContext, CallHandle, Tim
   inAttempt = false;
   /** Why the current attempt was cut; undefined while it runs. */
   attemptReason: unknown = undefined;
-  private abortHandler: ((reason: unknown) => void) | undefined = undefined;
+  private abortHandler: AbortHandler | undefined = undefined;
   private lazyController: AbortController | undefined = undefined;
   /** Rejects the current backoff sleep or queue wait. */
   wake: ((reason: unknown) => void) | undefined = undefined;
@@ -113,8 +113,8 @@ export class Call<Req, Res> implements CallContext, PickContext, CallHandle, Tim
     this.sentAt = this.svc.deps.clock.now();
   }
 
-  onAbort(handler: (reason: unknown) => void): void {
-    if (this.attemptReason !== undefined) handler(this.attemptReason);
+  onAbort(handler: AbortHandler): void {
+    if (this.attemptReason !== undefined) callAbortHandler(handler, this.attemptReason);
     else this.abortHandler = handler;
   }
 
@@ -142,7 +142,7 @@ export class Call<Req, Res> implements CallContext, PickContext, CallHandle, Tim
     this.attemptReason = reason;
     const handler = this.abortHandler;
     this.abortHandler = undefined;
-    handler?.(reason);
+    if (handler !== undefined) callAbortHandler(handler, reason);
     this.lazyController?.abort(reason);
   }
 
@@ -189,6 +189,11 @@ export class Call<Req, Res> implements CallContext, PickContext, CallHandle, Tim
     if (this.cancelled) return false;
     return this.classifier.classifyError(err, this) !== 'invalid-request';
   }
+}
+
+function callAbortHandler(handler: AbortHandler, reason: unknown): void {
+  if (typeof handler === 'function') handler(reason);
+  else handler.handleAbort(reason);
 }
 
 function onAttemptTimer<Req, Res>(call: Call<Req, Res>): void {

@@ -173,7 +173,7 @@ export function settleAttempt<Req, Res>(call: Call<Req, Res>): void {
       const penalty = Math.max(rtt, FAILURE_PENALTY * Math.max(1, svc.load.neutralMs));
       ep.observeLatency(penalty, end, svc.config.ewmaDecayMs, svc.load);
     }
-    ep.latency.record(latency);
+    ep.latency.record(latency, end);
     svc.outlier.record(ep, ok);
     if (call.inline) (ep as { circuit?: { record(ok: boolean): void } }).circuit?.record(ok);
   }

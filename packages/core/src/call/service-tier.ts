@@ -115,7 +115,7 @@ function admit<Req, Res>(call: Call<Req, Res>, start: number): void {
   const svc = call.svc;
   const telemetry = svc.deps.telemetry;
   svc.requests++;
-  svc.budget.deposit();
+  svc.budget.deposit(start);
   telemetry.refresh(start);
   // No tracer and no propagator registered: no span, and not even a context lookup.
   if (telemetry.tracingOn || (telemetry.propagationOn && trace.getSpan(context.active()) !== undefined)) {
@@ -194,7 +194,8 @@ function countFailure<Req, Res>(call: Call<Req, Res>, err: unknown): void {
 function endCall<Req, Res>(call: Call<Req, Res>): void {
   const svc = call.svc;
   // call.now is the clock at the last attempt's end (or failed pick): the call's end, one read saved.
-  svc.latency.record((call.now > 0 ? call.now : svc.deps.clock.now()) - (call.deadline - call.timeoutMs));
+  const end = call.now > 0 ? call.now : svc.deps.clock.now();
+  svc.latency.record(end - (call.deadline - call.timeoutMs), end);
   call.span?.end();
   svc.limiter.release();
   svc.untrack(call);
@@ -247,7 +248,8 @@ async function runCallAsync<Req, Res>(
       countFailure(call, err);
       throw err;
     } finally {
-      svc.latency.record((call.now > 0 ? call.now : clock.now()) - start);
+      const end = call.now > 0 ? call.now : clock.now();
+      svc.latency.record(end - start, end);
       call.span?.end();
     }
   } catch (err) {

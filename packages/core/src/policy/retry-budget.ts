@@ -72,9 +72,9 @@ export class RetryBudget {
     this.slot = Math.floor(clock.now() / this.slotMs);
   }
 
-  /** Records one logical request (call once per call, not per attempt). */
-  deposit(): void {
-    const i = this.advance();
+  /** Records one logical request (call once per call, not per attempt); `now` saves a clock read when the caller has it. */
+  deposit(now?: number): void {
+    const i = this.advance(now);
     this.deposits[i]++;
     this.depositTotal++;
   }
@@ -117,8 +117,8 @@ export class RetryBudget {
   }
 
   /** Drops slots that left the window; returns the ring index of the current slot. */
-  private advance(): number {
-    const now = Math.floor(this.clock.now() / this.slotMs);
+  private advance(at?: number): number {
+    const now = Math.floor((at ?? this.clock.now()) / this.slotMs);
     let from = this.slot;
     if (now > from) {
       // At most SLOTS slots need clearing however long we were idle.
