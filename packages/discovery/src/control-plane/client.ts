@@ -198,32 +198,6 @@ export class ControlPlaneSource implements DiscoverySource {
     return `${this.name}: ${parts.join('; ')}`;
   }
 
-  /** Plain-JSON status for tools: address, connection, versions, last error and NACK. */
-  status(): {
-    address: string;
-    nodeId: string;
-    connected: boolean;
-    versions: Record<string, string | undefined>;
-    lastError: string | undefined;
-    lastNack: { typeUrl: string; version: string; message: string } | undefined;
-    servingCache: boolean;
-    registrations: number;
-  } {
-    return {
-      address: this.opts.address,
-      nodeId: this.nodeId,
-      connected: this.connected,
-      versions: { [TYPE_URLS.service]: this.versions.service, [TYPE_URLS.endpointSet]: this.versions.endpointSet },
-      lastError: this.lastError?.message,
-      lastNack:
-        this.lastNack === undefined
-          ? undefined
-          : { typeUrl: this.lastNack.type, version: this.lastNack.version, message: this.lastNack.message },
-      servingCache: this.cacheServed !== undefined && !this.deliveredFromStream(),
-      registrations: this.registrations.size,
-    };
-  }
-
   // ---------------------------------------------------------------------------------------------
   // Stream
 

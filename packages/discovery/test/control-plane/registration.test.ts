@@ -170,6 +170,22 @@ describe('controlPlane registrations', () => {
     assert.equal(h.registration.address, '127.0.0.1:4003');
   });
 
+  it('close() does not hang on a server that never answers the withdrawal (it waits up to 1 s), and a pending register() rejects as closed', async () => {
+    const { source, stream } = await setup();
+    const first = source.register!(users);
+    reply(stream, (await stream.next(isReg)).registrationRevision);
+    await first;
+    const pending = source.register!({ service: 'users', address: '127.0.0.1:4009' });
+    await stream.next(isReg);
+    const closed = source.close();
+    const last = await stream.next(isReg);
+    assert.equal(last.registrations.length, 0, 'the withdrawal is sent');
+    await closed; // no reply: resolves after its bounded wait
+    await assert.rejects(pending, (e: unknown) => e instanceof RegistrationError && e.failure === 'closed');
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(stream.ended, true);
+  });
+
   it('close() withdraws every registration (waiting for the reply), then ends the stream; register after close rejects', async () => {
     const { source, stream } = await setup();
     const p = source.register!(users);
