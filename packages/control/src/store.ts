@@ -18,6 +18,9 @@
  * - Registrations are keyed by (node id, service, address). `replaceRegistrations(nodeId, …)` sets
  *   a node's whole set (state of the world, as the protocol sends it); an empty list removes them.
  * - Client records are informational (admin `/clients`, `meshlet check`); they do not drive pushes.
+ *   `putClient` is called on every ACK and NACK with the same (mutated) record object, so a remote
+ *   store should coalesce those writes (e.g. flush each client's latest record once a second)
+ *   rather than write through.
  */
 
 /** The config the server serves, as loaded from the file. */
