@@ -8,12 +8,12 @@
 // registered ones.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createMesh } from '@meshlet/core';
 import { controlPlane } from '@meshlet/discovery';
 import { createMeshFetch } from '@meshlet/http';
 import type { Mesh } from './helpers/load.ts';
-import { ConfigDir, ControlProcess, Load, ROOT, describeSamples, servedBy, waitFor } from './fixtures/control.ts';
+import { ConfigDir, ControlProcess, Load, describeSamples, servedBy, spawnNode, waitFor } from './fixtures/control.ts';
 
 /** The control server's default `registrationGraceMs`. */
 const GRACE_MS = 5000;
@@ -27,14 +27,7 @@ interface Backend {
 
 /** Spawns a registering backend and resolves once the control server accepted its registration. */
 function startBackend(control: string, service: string, id: string): Promise<Backend> {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', 'test/fixtures/registering-backend.ts', control, service, id],
-    {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
+  const child = spawnNode(['--import', 'tsx', 'test/fixtures/registering-backend.ts', control, service, id]);
   const exited = new Promise<NodeJS.Signals | null>((resolve) =>
     child.once('exit', (_code, signal) => resolve(signal)),
   );
