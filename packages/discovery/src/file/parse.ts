@@ -113,6 +113,25 @@ export function parseInWorker(text: string, file: string, format: ConfigFileForm
   }
 }
 
+/**
+ * The config without a top-level `"$schema": "<url>"`, the key by which a JSON file names its
+ * JSON Schema for editors (YAML files use a `# yaml-language-server: $schema=…` comment). It is
+ * the file's, not the mesh's: dropped here, so the same file serves editors and meshlet.
+ */
+function withoutSchemaKey(value: unknown): unknown {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return value;
+  const record = value as Record<string, unknown>;
+  if (!Object.hasOwn(record, '$schema') || typeof record.$schema !== 'string') return value;
+  const rest: Record<string, unknown> = {};
+  for (const key of Object.keys(record)) {
+    if (key === '$schema') continue;
+    if (key === '__proto__') {
+      Object.defineProperty(rest, key, { value: record[key], writable: true, enumerable: true, configurable: true });
+    } else rest[key] = record[key];
+  }
+  return rest;
+}
+
 function stripBom(text: string): string {
   return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
 }
@@ -143,7 +162,9 @@ export function parseConfigLocated(
   // UTF-16 code units never outnumber UTF-8 bytes, so this never refuses what a file read allows.
   if (text.length > maxBytes(format)) throw tooLarge(file, format, text.length, 'characters');
   text = stripBom(text);
-  const { value, locate } = format === 'json' ? parseJson(text, file) : parseYaml(text, file);
+  const parsed = format === 'json' ? parseJson(text, file) : parseYaml(text, file);
+  const { locate } = parsed;
+  const value = withoutSchemaKey(parsed.value);
   let resolved: ResolvedMeshConfig;
   try {
     resolved = validateMeshConfig(value);

@@ -95,6 +95,24 @@ describe('readConfigFile', () => {
     assert.deepEqual(json.resolved, yml.resolved);
   });
 
+  it('accepts and drops a top-level "$schema" naming the JSON Schema (for editors)', async () => {
+    const path = await file(
+      'schema-key.json',
+      JSON.stringify({ $schema: '../node_modules/@meshlet/core/schema/mesh.schema.json', services: { users: {} } }),
+    );
+    const { config } = await readConfigFile(path);
+    assert.deepEqual(config, { services: { users: {} } });
+    // Only a string: anything else is reported like any unknown key.
+    let caught: unknown;
+    try {
+      parseConfigText(`{"$schema": 1, "services": {}}`, 'n.json');
+    } catch (err) {
+      caught = err;
+    }
+    assert.ok(caught instanceof ConfigFileSchemaError, String(caught));
+    assert.equal(caught.path, '$schema');
+  });
+
   it('accepts a UTF-8 byte-order mark (as some editors save)', async () => {
     const path = await file('bom.json', `\uFEFF{"services":{"users":{"endpoints":["10.0.0.1:80"]}}}`);
     const { config } = await readConfigFile(path);
