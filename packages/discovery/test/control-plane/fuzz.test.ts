@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import protobuf from 'protobufjs';
-import { validateMeshConfig } from '@meshlet/core';
+import { createMesh, validateMeshConfig } from '@meshlet/core';
 import {
   ENDPOINT_SET_TYPE_URL,
   SERVICE_TYPE_URL,
@@ -150,5 +150,67 @@ describe('controlPlane client fuzzing', () => {
     assert.equal(ack.errorDetail, null);
     assert.deepEqual(sink.last, { users: { endpoints: [{ address: '127.0.0.1:1' }] } });
     assert.equal(({} as Record<string, unknown>).polluted, undefined);
+  });
+});
+
+describe('controlPlane client fuzzing inside a real mesh', () => {
+  it('random responses never crash the client or the mesh, and a clean push applies after them', async () => {
+    const server = await new FakeControlServer().start();
+    const mesh = createMesh({
+      service: 'fuzz',
+      discovery: [controlPlane({ address: server.address, backoff: { initialMs: 20, maxMs: 100 } })],
+    });
+    try {
+      const stream = await server.stream(0);
+      stream.send({
+        typeUrl: SERVICE_TYPE_URL,
+        versionInfo: '0',
+        nonce: 's0',
+        resources: [encodeService('users', {})],
+      });
+      stream.send({
+        typeUrl: ENDPOINT_SET_TYPE_URL,
+        versionInfo: '0',
+        nonce: 'e0',
+        resources: [encodeEndpointSet('users', ['127.0.0.1:1'])],
+      });
+      await mesh.ready({ timeoutMs: 5000 });
+      let nonce = 0;
+      await fc.assert(
+        fc.asyncProperty(response, async (res) => {
+          const n = `m${++nonce}`;
+          stream.send({ ...res, nonce: n });
+          const reply = await stream.next((r) => r.responseNonce === n, 5000);
+          if (reply.errorDetail !== null) assert.ok(reply.errorDetail.details.every((d) => d.reason.length > 0));
+          // The mesh still answers for what it serves.
+          for (const svc of Object.values(mesh.stats().services)) assert.ok(Array.isArray(svc.endpoints));
+        }),
+        { numRuns: 120 },
+      );
+      assert.equal(server.streams.length, 1, 'the stream survived every response');
+      // A clean state of the world, both types, applies whatever the fuzz left behind.
+      stream.send({
+        typeUrl: SERVICE_TYPE_URL,
+        versionInfo: 'last',
+        nonce: 'last-s',
+        resources: [encodeService('users', {})],
+      });
+      assert.equal((await stream.next((r) => r.responseNonce === 'last-s')).errorDetail, null);
+      stream.send({
+        typeUrl: ENDPOINT_SET_TYPE_URL,
+        versionInfo: 'last',
+        nonce: 'last-e',
+        resources: [encodeEndpointSet('users', ['127.0.0.1:7'])],
+      });
+      assert.equal((await stream.next((r) => r.responseNonce === 'last-e')).errorDetail, null);
+      assert.deepEqual(mesh.serviceNames(), ['users']);
+      assert.deepEqual(
+        mesh.stats().services.users.endpoints.map((e) => e.address),
+        ['127.0.0.1:7'],
+      );
+    } finally {
+      await mesh.close();
+      server.stop();
+    }
   });
 });
