@@ -334,6 +334,52 @@ describe('watchFile', () => {
     assert.match(source.describe(), /: closed; loaded 1 service/);
   });
 
+  it('turns every failure into sink.error, never an unhandled rejection, even when the sink throws', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const path = join(await freshDir(), 'mesh.yaml');
+      await save(path, yaml('10.0.0.1:80'));
+      const errors: Error[] = [];
+      let calls = 0;
+      const source = watchFile(path, { pollMs: 50 });
+      sources.push(source);
+      source.start(
+        {
+          update: () => {
+            calls++;
+            throw new TypeError('the mesh broke');
+          },
+          error: (err) => {
+            errors.push(err);
+            throw new Error('and so did its error sink');
+          },
+        },
+        { service: undefined },
+      );
+      await until('the failure report', () => errors.length === 1);
+      assert.equal(calls, 1);
+      assert.ok(errors[0] instanceof TypeError && errors[0].message === 'the mesh broke', String(errors[0]));
+      assert.match(source.describe(), /not loaded yet; last error at .*: the mesh broke$/);
+      // A directory where the file should be: reported, once.
+      await rm(path);
+      await mkdir(path);
+      await until('the directory report', () => errors.length >= 2);
+      await settle(300);
+      assert.equal(errors.length, 2);
+      assert.match(errors[1]!.message, /mesh\.yaml: is not a regular file/);
+      assert.throws(
+        () => source.start({ update() {}, error() {} }, { service: undefined }),
+        /start\(\) was called twice/,
+      );
+      await new Promise((r) => setImmediate(r));
+      assert.deepEqual(unhandled, []);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+
   it('validates its options and the file name up front', () => {
     assert.throws(() => watchFile('mesh.toml'), /must end in \.json, \.yaml or \.yml/);
     assert.throws(
