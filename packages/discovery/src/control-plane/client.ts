@@ -35,6 +35,7 @@ import {
   decodeResponse,
   encodeRegistration,
   encodeRequest,
+  loadProtocolTypes,
   shortName,
   type DiscoveryRequestInput,
   type DiscoveryResponse,
@@ -163,7 +164,18 @@ export class ControlPlaneSource implements DiscoverySource {
     this.sink = sink;
     this.context = context;
     if (this.cachePath !== undefined) void this.loadCache(this.cachePath).catch((err) => this.report(err));
-    this.connect();
+    this.open();
+  }
+
+  /** Opens a stream once the codec is loaded (its .proto is read asynchronously: no synchronous I/O here). */
+  private open(): void {
+    this.reconnectTimer = undefined;
+    if (this.closing) return;
+    loadProtocolTypes().then(
+      () => this.connect(),
+      (err: unknown) =>
+        this.onStreamEnd(undefined, `cannot load the protocol definition (${(err as Error).message})`, undefined),
+    );
   }
 
   describe(): string {
@@ -303,7 +315,7 @@ export class ControlPlaneSource implements DiscoverySource {
     this.lastError = { message: err.message, at: Date.now() };
     this.report(err, false);
     this.reconnectAt = Date.now() + delay;
-    this.reconnectTimer = setTimeout(() => this.connect(), delay);
+    this.reconnectTimer = setTimeout(() => this.open(), delay);
   }
 
   private onResponse(res: DiscoveryResponse): void {

@@ -3,7 +3,7 @@
  * client and the control server. See proto/meshlet/v1/discovery.proto.
  */
 export type * from './types.js';
-export { PROTO_DIR, DISCOVERY_PROTO, protocolTypes, type ProtocolTypes } from './proto.js';
+export { PROTO_DIR, DISCOVERY_PROTO, protocolTypes, loadProtocolTypes, type ProtocolTypes } from './proto.js';
 export { MAX_STRUCT_DEPTH, StructError, encodeStruct, decodeStruct } from './struct.js';
 export {
   SERVICE_TYPE_URL,

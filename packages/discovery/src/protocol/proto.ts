@@ -19,25 +19,49 @@ export interface ProtocolTypes {
   EndpointSet: protobuf.Type;
   Endpoint: protobuf.Type;
   Registration: protobuf.Type;
-  Any: protobuf.Type;
 }
 
 let types: ProtocolTypes | undefined;
+let loading: Promise<ProtocolTypes> | undefined;
 
-/** The loaded types. The first call reads the .proto file (a few KB, once per process). */
-export function protocolTypes(): ProtocolTypes {
-  if (types !== undefined) return types;
-  const root = new protobuf.Root();
-  root.loadSync(DISCOVERY_PROTO);
+function typesOf(root: protobuf.Root): ProtocolTypes {
   root.resolveAll();
-  types = {
+  return {
     root,
     DiscoveryRequest: root.lookupType('meshlet.v1.DiscoveryRequest'),
     DiscoveryResponse: root.lookupType('meshlet.v1.DiscoveryResponse'),
     EndpointSet: root.lookupType('meshlet.v1.EndpointSet'),
     Endpoint: root.lookupType('meshlet.v1.Endpoint'),
     Registration: root.lookupType('meshlet.v1.Registration'),
-    Any: root.lookupType('google.protobuf.Any'),
   };
+}
+
+/**
+ * The loaded types. If `loadProtocolTypes()` has not finished yet, the first call reads the
+ * .proto file synchronously (a few KB, once per process): fine at start-up and in tools; a
+ * long-running process should await `loadProtocolTypes()` first (the control-plane client does).
+ */
+export function protocolTypes(): ProtocolTypes {
+  if (types === undefined) {
+    const root = new protobuf.Root();
+    root.loadSync(DISCOVERY_PROTO);
+    types = typesOf(root);
+  }
   return types;
+}
+
+/** Loads the types with asynchronous file reads (once; later calls share the result). */
+export function loadProtocolTypes(): Promise<ProtocolTypes> {
+  if (types !== undefined) return Promise.resolve(types);
+  loading ??= new protobuf.Root()
+    .load(DISCOVERY_PROTO)
+    .then((root) => {
+      types ??= typesOf(root);
+      return types;
+    })
+    .catch((err: unknown) => {
+      loading = undefined; // let a later call try again
+      throw err;
+    });
+  return loading;
 }
