@@ -14,6 +14,7 @@ import { after, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { MeshConfigError } from '../../src/errors.js';
 import { createMesh, type Mesh, type MeshOptions } from '../../src/mesh.js';
+import type { MeshConfig } from '../../src/config/types.js';
 
 // ---------------------------------------------------------------------------
 // Descriptions of hostile values. Arbitraries produce descriptions; `build` turns one into a
@@ -414,7 +415,7 @@ describe('hostile config property', () => {
         const mesh = expectAcceptedOrConfigError(() => createMesh(options), `createMesh(${input.kind})`);
         await mesh?.close();
         const config = input.make() as MeshOptions;
-        expectAcceptedOrConfigError(() => live.update(config), `update(${input.kind})`);
+        expectAcceptedOrConfigError(() => live.update(config as MeshConfig), `update(${input.kind})`);
         assert.equal(prototypeState(), before, `${input.kind} changed Object.prototype or Array.prototype`);
         assert.equal(({} as Record<string, unknown>).services, undefined);
       }),

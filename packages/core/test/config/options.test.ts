@@ -6,9 +6,10 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { validateMeshOptions } from '../../src/config/options.js';
 import { createMesh, type MeshOptions } from '../../src/mesh.js';
+import type { MeshConfig } from '../../src/config/types.js';
 import { assertIssue, configError } from './config-error.js';
 
-const anyOptions = (o: unknown) => o as MeshOptions;
+const anyOptions = (o: unknown) => o as MeshOptions & MeshConfig;
 
 describe('createMesh options', () => {
   for (const [name, value, got] of [
