@@ -10,5 +10,6 @@ export {
   MAX_YAML_ALIAS_NODES,
   type ConfigFile,
   type ConfigFileFormat,
+  type ConfigFileOptions,
 } from './parse.js';
 export { ConfigFileError, ConfigFileSchemaError, type ConfigFileErrorReason } from './errors.js';

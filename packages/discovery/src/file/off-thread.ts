@@ -80,7 +80,7 @@ const ready = workerData.module.endsWith('.ts') ? import('tsx/esm/api').then((ap
 ready
   .then(() => import(workerData.module))
   .then(
-    (m) => parentPort.postMessage(m.parseInWorker(workerData.text, workerData.file, workerData.format)),
+    (m) => parentPort.postMessage(m.parseInWorker(workerData.text, workerData.file, workerData.format, workerData.standalone)),
     (err) => parentPort.postMessage({ ok: false, error: { kind: 'other', message: String((err && err.message) || err) } }),
   );
 `;
@@ -95,6 +95,7 @@ export function parseOffThread(
   text: string,
   file: string,
   format: 'json' | 'yaml',
+  standalone: boolean,
   signal?: AbortSignal,
 ): Promise<unknown> {
   return new Promise((resolve, reject) => {
@@ -107,7 +108,7 @@ export function parseOffThread(
     try {
       worker = new Worker(WORKER_SOURCE, {
         eval: true,
-        workerData: { module: moduleUrl, text, file, format },
+        workerData: { module: moduleUrl, text, file, format, standalone },
         resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB },
         stdout: true, // nothing the worker prints reaches the process's output
         stderr: true,

@@ -12,7 +12,14 @@ import { open } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { extname } from 'node:path';
 import { parseDocument, type YAMLError } from 'yaml';
-import { MeshConfigError, validateMeshConfig, type MeshConfig, type ResolvedMeshConfig } from '@meshlet/core';
+import {
+  MeshConfigError,
+  validateMeshConfig,
+  validateServiceConfig,
+  type MeshConfig,
+  type ResolvedMeshConfig,
+  type ResolvedServiceConfig,
+} from '@meshlet/core';
 import { ConfigFileError, ConfigFileSchemaError } from './errors.js';
 import { checkJson } from './json-check.js';
 import { lineColumn } from './line-column.js';
@@ -64,16 +71,27 @@ export interface ConfigFile {
 /** Which parser a file's text goes to. */
 export type ConfigFileFormat = 'json' | 'yaml';
 
+/** Options of `readConfigFile` and `parseConfigText`. */
+export interface ConfigFileOptions {
+  /**
+   * The file is the whole mesh config (default true): a route's backends must be services the
+   * file defines. Set false when other places add services (the static `services` of
+   * `createMesh`, a control plane, self-registrations): each service is then validated on its
+   * own, and references between services are left to whoever merges the config.
+   */
+  standalone?: boolean;
+}
+
 /**
  * Reads, parses and validates a mesh config file: `.json`, or `.yaml` / `.yml`.
  * Throws `ConfigFileError` (`MESHLET_ERR_CONFIG_FILE`: unreadable, too large, a syntax error
  * with its line and column) or `ConfigFileSchemaError` (a `MeshConfigError` naming the file and
  * the config path).
  */
-export async function readConfigFile(path: string): Promise<ConfigFile> {
+export async function readConfigFile(path: string, options: ConfigFileOptions = {}): Promise<ConfigFile> {
   const format = formatOf(path);
   const { bytes } = await readConfigBytes(path, path, format);
-  return (await parseConfigAsync(decodeConfigBytes(bytes, path), path, format)).parsed;
+  return (await parseConfigAsync(decodeConfigBytes(bytes, path), path, format, options)).parsed;
 }
 
 /**
@@ -85,18 +103,20 @@ export async function parseConfigAsync(
   text: string,
   file: string,
   format: ConfigFileFormat,
+  options: ConfigFileOptions = {},
   signal?: AbortSignal,
 ): Promise<{ parsed: ConfigFile; locate: Locator }> {
+  const standalone = options.standalone ?? true;
   if (text.length < OFF_THREAD_MIN_CHARS[format] || text.length > maxBytes(format)) {
-    return parseConfigLocated(text, file, format);
+    return parseConfigLocated(text, file, format, options);
   }
   text = stripBom(text);
-  const config = await parseOffThread(import.meta.url, text, file, format, signal);
+  const config = await parseOffThread(import.meta.url, text, file, format, standalone, signal);
   // Validated on the worker already; validated again here for the resolved form, which lives on this thread.
   let resolved: ResolvedMeshConfig;
   const locate: Locator = format === 'json' ? jsonLocator(text) : () => undefined;
   try {
-    resolved = validateMeshConfig(config);
+    resolved = validateConfig(config, standalone);
   } catch (err) {
     if (err instanceof MeshConfigError) throw new ConfigFileSchemaError(file, err, locate(err.path));
     throw err;
@@ -105,12 +125,54 @@ export async function parseConfigAsync(
 }
 
 /** Entry point of the parsing worker (`off-thread.ts`): parses and validates, returning the config or a serialised error. */
-export function parseInWorker(text: string, file: string, format: ConfigFileFormat): WorkerResult {
+export function parseInWorker(text: string, file: string, format: ConfigFileFormat, standalone: boolean): WorkerResult {
   try {
-    return { ok: true, config: parseConfigLocated(text, file, format).parsed.config };
+    return { ok: true, config: parseConfigLocated(text, file, format, { standalone }).parsed.config };
   } catch (err) {
     return { ok: false, error: serializeError(err) };
   }
+}
+
+/**
+ * Validates a parsed file: as a whole mesh (`validateMeshConfig`), or, not `standalone`, each
+ * service on its own (`validateServiceConfig` without the set of known services, so a route may
+ * name a service defined elsewhere) after core has checked the top level. Throws one
+ * `MeshConfigError` with every issue.
+ */
+function validateConfig(value: unknown, standalone: boolean): ResolvedMeshConfig {
+  if (standalone || value === null || typeof value !== 'object' || Array.isArray(value)) {
+    return validateMeshConfig(value);
+  }
+  const root = value as Record<string, unknown>;
+  const services = root.services;
+  const servicesAreObject = services !== null && typeof services === 'object' && !Array.isArray(services);
+  const issues: Array<{ path: string; message: string }> = [];
+  // The top level (unknown keys, `services` of the wrong kind) is core's to judge: everything
+  // but the services themselves, which are checked one by one below.
+  const top: Record<string, unknown> = {};
+  for (const key of Object.keys(root)) {
+    const v = key === 'services' && servicesAreObject ? {} : root[key];
+    Object.defineProperty(top, key, { value: v, writable: true, enumerable: true, configurable: true });
+  }
+  try {
+    validateMeshConfig(top);
+  } catch (err) {
+    if (!(err instanceof MeshConfigError)) throw err;
+    issues.push(...err.issues);
+  }
+  const resolved = new Map<string, ResolvedServiceConfig>();
+  if (servicesAreObject) {
+    for (const [name, config] of Object.entries(services as Record<string, unknown>)) {
+      try {
+        resolved.set(name, validateServiceConfig(name, config));
+      } catch (err) {
+        if (!(err instanceof MeshConfigError)) throw err;
+        issues.push(...err.issues);
+      }
+    }
+  }
+  if (issues.length > 0) throw new MeshConfigError(issues);
+  return { services: resolved };
 }
 
 /**
@@ -145,8 +207,9 @@ export function parseConfigText(
   text: string,
   fileNameForErrors: string,
   format: ConfigFileFormat = formatOf(fileNameForErrors),
+  options: ConfigFileOptions = {},
 ): ConfigFile {
-  return parseConfigLocated(text, fileNameForErrors, format).parsed;
+  return parseConfigLocated(text, fileNameForErrors, format, options).parsed;
 }
 
 /**
@@ -158,6 +221,7 @@ export function parseConfigLocated(
   text: string,
   file: string,
   format: ConfigFileFormat = formatOf(file),
+  options: ConfigFileOptions = {},
 ): { parsed: ConfigFile; locate: Locator } {
   // UTF-16 code units never outnumber UTF-8 bytes, so this never refuses what a file read allows.
   if (text.length > maxBytes(format)) throw tooLarge(file, format, text.length, 'characters');
@@ -167,7 +231,7 @@ export function parseConfigLocated(
   const value = withoutSchemaKey(parsed.value);
   let resolved: ResolvedMeshConfig;
   try {
-    resolved = validateMeshConfig(value);
+    resolved = validateConfig(value, options.standalone ?? true);
   } catch (err) {
     if (err instanceof MeshConfigError) throw new ConfigFileSchemaError(file, err, locate(err.path));
     throw err;

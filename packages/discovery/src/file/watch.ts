@@ -268,6 +268,8 @@ class FileSource implements DiscoverySource {
       decodeConfigBytes(bytes, this.path),
       this.path,
       this.format,
+      // Other sources may define the services this file's routes name: the mesh checks the merge.
+      { standalone: false },
       this.abort.signal,
     );
     if (this.closed) return;
@@ -278,7 +280,7 @@ class FileSource implements DiscoverySource {
     } catch (err) {
       // The mesh refused the merge (e.g. a conflict with another source): name the file, and the
       // place in it when the path is the file's.
-      if (err instanceof MeshConfigError) throw new ConfigFileSchemaError(this.path, err, locate(err.path));
+      if (isMeshConfigError(err)) throw new ConfigFileSchemaError(this.path, err, locate(err.path));
       throw err;
     }
     this.loads++;
@@ -329,5 +331,17 @@ function sameFile(stats: Stats, last: FileIdentity): boolean {
     stats.size === last.size &&
     stats.ino === last.ino &&
     stats.dev === last.dev
+  );
+}
+
+/**
+ * A `MeshConfigError`, also from another copy of `@meshlet/core` than this package's (two
+ * installed versions, or sources and build mixed in development): matched by its stable code.
+ */
+function isMeshConfigError(err: unknown): err is MeshConfigError {
+  if (err instanceof MeshConfigError) return true;
+  const e = err as { code?: unknown; issues?: unknown; path?: unknown } | null;
+  return (
+    err instanceof Error && e!.code === 'MESHLET_ERR_CONFIG' && Array.isArray(e!.issues) && typeof e!.path === 'string'
   );
 }

@@ -384,6 +384,47 @@ describe('parseConfigText', () => {
   });
 });
 
+describe('standalone: false', () => {
+  it('validates each service on its own, leaving route targets defined elsewhere to the merge', async () => {
+    const text = `services:\n  api:\n    endpoints: ["10.0.0.1:80"]\n    routes: [{ backends: [{ service: users }] }]\n`;
+    let caught: unknown;
+    try {
+      parseConfigText(text, 'routes.yaml');
+    } catch (err) {
+      caught = err;
+    }
+    assert.ok(caught instanceof ConfigFileSchemaError, String(caught));
+    assert.equal(caught.path, 'services.api.routes[0].backends[0].service');
+    assert.equal(caught.line, 4);
+
+    const { resolved } = parseConfigText(text, 'routes.yaml', 'yaml', { standalone: false });
+    assert.equal(resolved.services.get('api')!.routes.length, 1);
+    const path = await file('routes.yaml', text);
+    assert.equal((await readConfigFile(path, { standalone: false })).resolved.services.size, 1);
+  });
+
+  it('still reports every other issue, top level and per service, with positions', () => {
+    let caught: unknown;
+    try {
+      parseConfigText(
+        `{\n  "servics": {},\n  "services": {\n    "a": { "retry": { "maxAttempts": 0 } },\n    "b": { "endpoints": ["x"] }\n  }\n}`,
+        'partial.json',
+        'json',
+        { standalone: false },
+      );
+    } catch (err) {
+      caught = err;
+    }
+    assert.ok(caught instanceof ConfigFileSchemaError, String(caught));
+    assert.deepEqual(
+      caught.issues.map((i) => i.path),
+      ['servics', 'services.a.retry.maxAttempts', 'services.b.endpoints[0]'],
+    );
+    assert.match(caught.issues[0]!.message, /did you mean "services"/);
+    assert.deepEqual([caught.line, caught.column], [2, 3]);
+  });
+});
+
 describe('schema error positions', () => {
   it('locates the first issue in YAML and JSON, through quoted keys, indexes and aliases', () => {
     const cases: Array<[string, string, string, number, number]> = [

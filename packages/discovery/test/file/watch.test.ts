@@ -221,6 +221,18 @@ describe('watchFile', () => {
     assert.deepEqual(sink.endpoints('users'), ['10.0.0.9:80']);
   });
 
+  it('delivers a file whose routes name services that other sources define (the mesh checks the merge)', async () => {
+    const path = join(await freshDir(), 'mesh.yaml');
+    await save(
+      path,
+      `services:\n  api:\n    endpoints: ["10.0.0.1:80"]\n    routes: [{ backends: [{ service: users }] }]\n`,
+    );
+    const { sink } = start(path);
+    await until('the update', () => sink.updates.length === 1);
+    assert.deepEqual(sink.errors, []);
+    assert.deepEqual(Object.keys(sink.updates[0]!.services), ['api']);
+  });
+
   it('reports a config the mesh rejects (sink.update throws MeshConfigError) with the file named', async () => {
     const path = join(await freshDir(), 'mesh.yaml');
     await save(path, yaml('10.0.0.1:80'));
@@ -236,6 +248,20 @@ describe('watchFile', () => {
     assert.equal(err.message, `${path}:2:3: services.users: also defined by control plane 127.0.0.1:15010`);
     assert.equal(err.path, 'services.users');
     assert.equal(sink.updates.length, 1);
+
+    // The same from another copy of @meshlet/core (another class, the same stable code).
+    sink.reject = () => {
+      throw Object.assign(new Error('services.users.retry: no'), {
+        code: 'MESHLET_ERR_CONFIG',
+        path: 'services.users.retry',
+        issues: [{ path: 'services.users.retry', message: 'no' }],
+      });
+    };
+    await save(path, yaml('10.0.0.3:80'));
+    await until('the second rejection', () => sink.errors.length === 2);
+    const other = sink.errors[1]!;
+    assert.ok(other instanceof ConfigFileSchemaError, String(other));
+    assert.equal(other.message, `${path}: services.users.retry: no`);
   });
 
   it('survives the file being deleted, and loads it again when it is recreated', async () => {
