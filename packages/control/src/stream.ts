@@ -3,9 +3,11 @@
  *
  * - The first request must carry `node` with a non-empty `id`; without it the stream is ended
  *   with INVALID_ARGUMENT.
- * - A request for Service or EndpointSet with no `response_nonce` is a subscription (always
- *   wildcard: `resource_names` other than empty/`*` are served the whole set too); the server
- *   answers with the type's current resources.
+ * - A request for Service or EndpointSet with no `response_nonce` is a subscription: wildcard
+ *   when `resource_names` is empty or holds `*` (every resource, the shared pre-encoded bytes),
+ *   else only the named resources (encoded for that stream). Every request carries the whole
+ *   subscription, so a change of names on an ACK is answered with the current version for the new
+ *   names. The server answers with the type's current resources.
  * - A request with a nonce answers the response that had that nonce. A nonce other than the last
  *   one sent for the type is stale (the client answers an older response while a newer one is on
  *   the wire) and is ignored, as xDS requires. With `error_detail` it is a NACK: recorded (node,
@@ -49,6 +51,8 @@ interface Subscription {
   sentVersion: string;
   /** A newer version must be sent once the write buffer drains. */
   pending: boolean;
+  /** Subscribed names; undefined: wildcard (every resource of the type). */
+  names: Set<string> | undefined;
 }
 
 const MAX_NAME_IN_LOG = 200;
@@ -123,7 +127,17 @@ export class ClientStream {
     if (!fresh && sub.nonce !== '') return;
     sub.sentVersion = snap.version;
     let response: OutgoingResponse;
-    if (fresh) {
+    if (sub.names !== undefined) {
+      // Named subscription: only those resources, encoded for this stream (the shared bytes hold
+      // them all). Names the server does not have are left out, as xDS does.
+      sub.nonce = `${snap.nonce}.${++this.nonce}`;
+      const resources = [];
+      for (const name of sub.names) {
+        const value = snap.encoded.get(name);
+        if (value !== undefined) resources.push({ typeUrl, value });
+      }
+      response = { versionInfo: snap.version, typeUrl, nonce: sub.nonce, resources };
+    } else if (fresh) {
       // The shared bytes, encoded once for every stream.
       sub.nonce = snap.nonce;
       response = snap.response;
@@ -212,7 +226,7 @@ export class ClientStream {
     if (sub === undefined || req.responseNonce === '') {
       // A (re)subscription: answer with the current resources.
       if (sub === undefined) {
-        sub = { nonce: '', sentVersion: '', pending: false };
+        sub = { nonce: '', sentVersion: '', pending: false, names: undefined };
         this.subs.set(served, sub);
         this.record!.subscriptions.push(served);
         this.log.debug(
@@ -220,6 +234,7 @@ export class ClientStream {
           'subscribed',
         );
       }
+      sub.names = subscriptionNames(req.resourceNames);
       sub.nonce = '';
       if (this.blocked) sub.pending = true;
       else this.send(served, sub);
@@ -254,6 +269,15 @@ export class ClientStream {
       this.log.info({ event: 'ack', nodeId: this.nodeId, typeUrl: served, version: req.versionInfo }, 'client ACKed');
     }
     this.host.storeWrite(this.host.store.putClient(rec), 'putClient');
+    // Every request carries the whole subscription (xDS): a change of names is answered with the
+    // current version for the new names.
+    const names = subscriptionNames(req.resourceNames);
+    if (!sameNames(sub.names, names)) {
+      sub.names = names;
+      sub.nonce = '';
+      if (this.blocked) sub.pending = true;
+      else this.send(served, sub);
+    }
   }
 
   private onRegistrations(req: DiscoveryRequest): void {
@@ -349,6 +373,27 @@ export class ClientStream {
     }
     this.host.streamClosed(this);
   }
+}
+
+/** Most names one subscription may list; more are ignored. */
+const MAX_SUBSCRIBED_NAMES = 100_000;
+
+/** `resource_names` → the named set, or undefined for a wildcard (empty, or containing `*`). */
+function subscriptionNames(list: unknown): Set<string> | undefined {
+  if (!Array.isArray(list) || list.length === 0 || list.includes('*')) return undefined;
+  const names = new Set<string>();
+  for (const n of list) {
+    if (typeof n === 'string') names.add(n);
+    if (names.size >= MAX_SUBSCRIBED_NAMES) break;
+  }
+  return names;
+}
+
+function sameNames(a: Set<string> | undefined, b: Set<string> | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  if (a.size !== b.size) return false;
+  for (const n of a) if (!b.has(n)) return false;
+  return true;
 }
 
 function describeNack(req: DiscoveryRequest): string {

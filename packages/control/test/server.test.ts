@@ -181,6 +181,52 @@ describe('control server: re-subscription', () => {
   });
 });
 
+describe('control server: named subscriptions', () => {
+  it('serves only the named resources, follows a change of names, and keeps pushing new versions', async () => {
+    const s = await server();
+    const c = client(s);
+    c.send({ node: { id: 'named' }, typeUrl: ENDPOINT_SET_TYPE_URL, resourceNames: ['users', 'nobody'] });
+    const first = await c.next(ENDPOINT_SET_TYPE_URL);
+    assert.equal(first.response.versionInfo, '1');
+    assert.deepEqual(Object.keys(byName(first)), ['users']);
+    // The ACK widens the subscription: the same version again, for the new names.
+    c.send({
+      typeUrl: ENDPOINT_SET_TYPE_URL,
+      versionInfo: '1',
+      responseNonce: first.response.nonce,
+      resourceNames: ['users', 'orders'],
+    });
+    const widened = await c.next(ENDPOINT_SET_TYPE_URL);
+    assert.equal(widened.response.versionInfo, '1');
+    assert.notEqual(widened.response.nonce, first.response.nonce);
+    assert.deepEqual(Object.keys(byName(widened)).sort(), ['orders', 'users']);
+    c.send({
+      typeUrl: ENDPOINT_SET_TYPE_URL,
+      versionInfo: '1',
+      responseNonce: widened.response.nonce,
+      resourceNames: ['users', 'orders'],
+    });
+    // A registration-only service appears: not named, so not sent; the new version still is.
+    c.send({
+      typeUrl: REGISTRATION_TYPE_URL,
+      registrationRevision: 1,
+      registrations: [{ service: 'billing', endpoint: { address: '127.0.0.1:6001' } }],
+    });
+    const next = await c.nextOf(ENDPOINT_SET_TYPE_URL);
+    assert.equal(next.response.versionInfo, '2');
+    assert.deepEqual(Object.keys(byName(next)).sort(), ['orders', 'users']);
+    // '*' is a wildcard again.
+    c.send({
+      typeUrl: ENDPOINT_SET_TYPE_URL,
+      versionInfo: '2',
+      responseNonce: next.response.nonce,
+      resourceNames: ['*'],
+    });
+    const all = await c.next(ENDPOINT_SET_TYPE_URL);
+    assert.deepEqual(Object.keys(byName(all)).sort(), ['billing', 'orders', 'users']);
+  });
+});
+
 describe('control server: config file', () => {
   it('pushes a new version after an edit; edits within the debounce window make one version', async () => {
     const s = await server(CONFIG, { debounceMs: 300 });
