@@ -136,7 +136,8 @@ export class ControlPlaneSource implements DiscoverySource {
   private lastError: { message: string; at: number } | undefined;
   private lastNack: { type: string; version: string; message: string; at: number } | undefined;
   /** New services held back until their EndpointSet arrives (see `deliver`), and the timer that bounds the wait. */
-  private warming = new Set<string>();
+  /** Held-back service → when its wait began (Date.now()), so repeated Service pushes cannot extend the wait. */
+  private warming = new Map<string, number>();
   private warmingTimer: NodeJS.Timeout | undefined;
   private readonly warmingMs: number;
 
@@ -198,7 +199,7 @@ export class ControlPlaneSource implements DiscoverySource {
     if (this.cacheServed !== undefined && !this.deliveredFromStream())
       parts.push(`serving the disk cache ${this.cachePath} saved at ${this.cacheServed.savedAt || 'an unknown time'}`);
     if (this.warming.size > 0) {
-      const names = [...this.warming].slice(0, 10).map((n) => JSON.stringify(n));
+      const names = [...this.warming.keys()].slice(0, 10).map((n) => JSON.stringify(n));
       parts.push(`waiting for the endpoints of new services ${names.join(', ')}`);
     }
     if (this.lastError !== undefined)
@@ -420,9 +421,12 @@ export class ControlPlaneSource implements DiscoverySource {
   private holdBack(view: Record<string, ServiceConfig>, services: ResourceMap, endpointSets: ResourceMap): Set<string> {
     const held = new Set<string>();
     const delivered = this.delivered;
+    const now = Date.now();
     for (const [name, config] of services) {
       if (endpointSets.has(name) || Object.hasOwn(config as JsonObject, 'dns')) continue;
       if (delivered !== undefined && Object.hasOwn(delivered, name)) continue;
+      const since = this.warming.get(name);
+      if (since !== undefined && now - since >= this.warmingMs) continue; // waited long enough
       held.add(name);
     }
     if (held.size === 0) return held;
@@ -444,18 +448,28 @@ export class ControlPlaneSource implements DiscoverySource {
   }
 
   private setWarming(names: Set<string>): void {
-    this.warming = names;
+    const now = Date.now();
+    const next = new Map<string, number>();
+    let first = Infinity;
+    for (const name of names) {
+      const since = this.warming.get(name) ?? now;
+      next.set(name, since);
+      first = Math.min(first, since);
+    }
+    this.warming = next;
     if (this.warmingTimer !== undefined) clearTimeout(this.warmingTimer);
     this.warmingTimer = undefined;
-    if (names.size > 0 && !this.closing) this.warmingTimer = setTimeout(() => this.flushWarming(), this.warmingMs);
+    if (next.size > 0 && !this.closing) {
+      this.warmingTimer = setTimeout(() => this.flushWarming(), Math.max(0, first + this.warmingMs - now));
+    }
   }
 
   /** The EndpointSets of the warming services did not come: apply them without endpoints. */
   private flushWarming(): void {
     this.warmingTimer = undefined;
     if (this.warming.size === 0 || this.closing || this.sink === undefined) return;
-    const names = [...this.warming];
-    this.warming = new Set();
+    const names = [...this.warming.keys()];
+    this.warming = new Map();
     const view = combine(this.services, this.endpointSets);
     try {
       this.sink.update({ services: view });

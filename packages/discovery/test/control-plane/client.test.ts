@@ -204,6 +204,34 @@ describe('controlPlane client', () => {
     });
   });
 
+  it('repeated Service pushes do not extend the wait of a held-back service', async () => {
+    const server = await new FakeControlServer().start();
+    cleanups.push(() => server.stop());
+    const sink = new FakeSink();
+    const source = new ControlPlaneSource(
+      resolveControlPlaneOptions({ address: server.address, backoff: fast }),
+      Math.random,
+      {
+        warmingMs: 150,
+      },
+    );
+    cleanups.push(() => source.close());
+    source.start(sink, { service: undefined });
+    const stream = await server.stream(0);
+    await push(stream, SERVICE_TYPE_URL, '1', 'a', [encodeService('users', {})]);
+    await push(stream, ENDPOINT_SET_TYPE_URL, '1', 'b', [encodeEndpointSet('users', ['127.0.0.1:1'])]);
+    const until = Date.now() + 1500;
+    let v = 2;
+    while (Date.now() < until && sink.last!['only-routes'] === undefined) {
+      await push(stream, SERVICE_TYPE_URL, String(v), `s${v++}`, [
+        encodeService('users', {}),
+        encodeService('only-routes', {}),
+      ]);
+      await new Promise((r) => setTimeout(r, 40));
+    }
+    assert.deepEqual(sink.last!['only-routes'], {}, 'applied after its wait although Service pushes kept coming');
+  });
+
   it('an invalid resource that never had a good version stays absent', async () => {
     const { sink, stream } = await setup();
     await push(stream, ENDPOINT_SET_TYPE_URL, '1', 'a', [
