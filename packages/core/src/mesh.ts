@@ -269,6 +269,11 @@ export class Mesh {
     const left: Array<[string, Endpoint]> = [];
     for (const [name, cfg] of resolved.services) {
       const existing = this.services.get(name);
+      if (existing !== undefined && existing.config === cfg) {
+        // Unchanged (the merger hands back the same object): nothing to apply or recount.
+        next.set(name, existing);
+        continue;
+      }
       if (existing) {
         for (const ep of existing.endpoints) this.unref(ep.address);
         for (const ep of existing.apply(cfg)) left.push([name, ep]);

@@ -121,6 +121,19 @@ describe('mesh with discovery sources', () => {
     );
   });
 
+  it('re-applies only the services a push changed (the others keep their config objects)', () => {
+    const src = new TestSource();
+    const mesh = make({ discovery: [src] });
+    const services: Record<string, { endpoints: string[]; retry?: { maxAttempts: number } }> = {};
+    for (let i = 0; i < 50; i++) services[`s${i}`] = { endpoints: [`10.0.${i}.1:80`, `10.0.${i}.2:80`] };
+    src.deliver({ services });
+    const internal = (mesh as unknown as { services: Map<string, { config: unknown }> }).services;
+    const before = new Map([...internal].map(([n, s]) => [n, s.config]));
+    src.deliver({ services: { ...services, s7: { ...services.s7, retry: { maxAttempts: 2 } } } });
+    const changed = [...internal].filter(([n, s]) => before.get(n) !== s.config).map(([n]) => n);
+    assert.deepEqual(changed, ['s7']);
+  });
+
   it('refuses an invalid view with a MeshConfigError naming the path, and keeps serving the last good one', async () => {
     const src = new TestSource();
     const mesh = make({ discovery: [src] });

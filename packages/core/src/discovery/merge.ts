@@ -58,6 +58,11 @@ export class ConfigMerger {
   private generation = 0;
   private names = new Set<string>();
   private stopped = false;
+  /** Each service's last merged config and what it was made from (see `reuse`). */
+  private readonly lastMerged = new Map<
+    string,
+    { base: ResolvedServiceConfig; eps: readonly ResolvedEndpoint[]; result: ResolvedServiceConfig }
+  >();
 
   constructor(
     staticServices: ReadonlyMap<string, ResolvedServiceConfig>,
@@ -200,8 +205,9 @@ export class ConfigMerger {
         dnsWanted.add(name);
         eps = this.dnsEndpoints(name, base);
       }
-      services.set(name, base.endpoints === eps && base.name === name ? base : { ...base, name, endpoints: eps });
+      services.set(name, this.reuse(name, base, eps));
     }
+    for (const name of this.lastMerged.keys()) if (!services.has(name)) this.lastMerged.delete(name);
     for (const [name, s] of this.dns) {
       if (dnsWanted.has(name)) continue;
       s.watcher.stop();
@@ -223,6 +229,22 @@ export class ConfigMerger {
     }
     if (issues.length > 0) throw new MeshConfigError(issues);
     return { services };
+  }
+
+  /**
+   * The merged config of one service: the same object as last time when its policies and every
+   * endpoint object are the same, so the mesh can tell an unchanged service by identity and skip
+   * it (a push that changes one service of a thousand re-applies one).
+   */
+  private reuse(name: string, base: ResolvedServiceConfig, eps: ResolvedEndpoint[]): ResolvedServiceConfig {
+    const last = this.lastMerged.get(name);
+    if (last !== undefined && last.base === base && sameItems(last.eps, eps)) return last.result;
+    const result =
+      base.endpoints === eps || (base.name === name && sameItems(base.endpoints, eps))
+        ? base
+        : { ...base, name, endpoints: eps };
+    this.lastMerged.set(name, { base, eps, result });
+    return result;
   }
 
   /** The DNS endpoints of `name`, starting (or restarting) its watcher when its target changed. */
@@ -316,6 +338,12 @@ function hasPolicyKeys(entry: unknown): boolean {
   if (typeof entry !== 'object' || entry === null) return false;
   for (const k of Object.keys(entry)) if (k !== 'endpoints') return true;
   return false;
+}
+
+function sameItems<T>(a: readonly T[], b: readonly T[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
