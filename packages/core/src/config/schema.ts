@@ -535,10 +535,14 @@ export type SchemaTypesMatch = [
  * `@meshlet/core/schema/mesh.schema.json`: the schema above without meshlet's `x-` annotations.
  */
 export function meshConfigJsonSchema(): Record<string, unknown> {
-  return {
-    $schema: 'http://json-schema.org/draft-07/schema#',
-    ...(strip(MeshConfigSchema) as Record<string, unknown>),
+  const schema = strip(MeshConfigSchema) as Record<string, unknown>;
+  // A JSON config file may name its schema with a top-level "$schema" string (the file reader
+  // drops it); createMesh itself does not take one.
+  const properties = {
+    $schema: { type: 'string', description: 'The JSON Schema of this file, for editors. Ignored by meshlet.' },
+    ...(schema.properties as Record<string, unknown>),
   };
+  return { $schema: 'http://json-schema.org/draft-07/schema#', ...schema, properties };
 }
 
 /** A plain-JSON copy without `x-` keywords (and without TypeBox's symbol-keyed markers). */
