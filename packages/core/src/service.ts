@@ -107,6 +107,8 @@ export class Service {
   private readonly probes: ServiceEndpoint[] = [];
   private breakerShared: BreakerShared | undefined;
   private readonly classifiers = new Map<Protocol<unknown, unknown>, Classifier<unknown>>();
+  private lastProtocol: Protocol<unknown, unknown> | undefined = undefined;
+  private lastClassifier: Classifier<unknown> | undefined = undefined;
   /** Calls in flight (queued included), as an intrusive list. */
   private activeHead: Call<unknown, unknown> | undefined = undefined;
   private activeCount = 0;
@@ -133,7 +135,10 @@ export class Service {
     const cb = next.circuitBreaker;
     if (!this.limiter) this.limiter = new ConcurrencyLimiter(cb.maxRequests, cb.maxPending);
     else this.limiter.setLimits(cb.maxRequests, cb.maxPending);
-    if (!prev || !same(prev.retry.retryOn, next.retry.retryOn)) this.classifiers.clear();
+    if (!prev || !same(prev.retry.retryOn, next.retry.retryOn)) {
+      this.classifiers.clear();
+      this.lastProtocol = this.lastClassifier = undefined;
+    }
 
     const breakersChanged = !prev || !same(breakerPart(prev), breakerPart(next));
     if (breakersChanged) {
@@ -255,11 +260,16 @@ export class Service {
   }
 
   classifierFor<Req, Res>(protocol: Protocol<Req, Res>): Classifier<Res> {
+    // One protocol calls a service almost always: remember the last one (no Map lookup per call).
+    if (protocol === this.lastProtocol && this.lastClassifier !== undefined)
+      return this.lastClassifier as Classifier<Res>;
     let c = this.classifiers.get(protocol as Protocol<unknown, unknown>);
     if (c === undefined) {
       c = protocol.classifier(this.config.retry.retryOn) as Classifier<unknown>;
       this.classifiers.set(protocol as Protocol<unknown, unknown>, c);
     }
+    this.lastProtocol = protocol as Protocol<unknown, unknown>;
+    this.lastClassifier = c;
     return c as Classifier<Res>;
   }
 

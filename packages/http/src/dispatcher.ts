@@ -172,7 +172,7 @@ export class MeshDispatcher extends Dispatcher {
       handler.onError?.(new MeshClosedError(service));
       return;
     }
-    if (opts.upgrade || req.method === 'CONNECT') {
+    if (req.upgrade || req.method === 'CONNECT') {
       handler.onError?.(
         new UnsupportedError(
           service,

@@ -19,13 +19,14 @@ export function findHeader(headers: HeaderInput, name: string): string | undefin
   if (Array.isArray(headers)) {
     for (let i = 0; i + 1 < headers.length; i += 2) {
       const k = headers[i];
-      if (k.length === name.length && String(k).toLowerCase() === name) return String(headers[i + 1]);
+      if (k.length === name.length && sameLower(typeof k === 'string' ? k : String(k), name))
+        return String(headers[i + 1]);
     }
     return undefined;
   }
   if (typeof (headers as Iterable<unknown>)[Symbol.iterator] === 'function') {
     for (const [k, v] of headers as Iterable<[string, string | string[] | undefined]>) {
-      if (k.length === name.length && k.toLowerCase() === name) {
+      if (k.length === name.length && sameLower(k, name)) {
         return v === undefined ? undefined : Array.isArray(v) ? v[0] : String(v);
       }
     }
@@ -37,7 +38,7 @@ export function findHeader(headers: HeaderInput, name: string): string | undefin
     if (direct !== undefined && direct !== null) return Array.isArray(direct) ? String(direct[0]) : String(direct);
   }
   for (const k in obj) {
-    if (k.length === name.length && hasOwn.call(obj, k) && k.toLowerCase() === name) {
+    if (k.length === name.length && hasOwn.call(obj, k) && sameLower(k, name)) {
       const v = obj[k];
       if (v === undefined || v === null) return undefined;
       return Array.isArray(v) ? String(v[0]) : String(v);
@@ -75,13 +76,24 @@ export function scanHeaders(headers: HeaderInput, facts: HeaderFacts): void {
 function note(facts: HeaderFacts, key: string | Buffer, value: unknown): void {
   const n = key.length;
   if (n !== 4 && n !== 14 && n !== 15) return;
-  const k = String(key).toLowerCase();
-  if (k === 'host') facts.hasHost = true;
-  else if (k === 'content-length') {
-    if (Number.isNaN(facts.contentLength) && value != null) {
+  // Compared in place, case-insensitively: no lower-cased copy of every header name.
+  const k = typeof key === 'string' ? key : String(key);
+  if (n === 4) {
+    if (sameLower(k, 'host')) facts.hasHost = true;
+  } else if (n === 14) {
+    if (sameLower(k, 'content-length') && Number.isNaN(facts.contentLength) && value != null) {
       facts.contentLength = Number(Array.isArray(value) ? value[0] : value);
     }
-  } else if (k === 'idempotency-key') facts.idempotencyKey = value != null;
+  } else if (sameLower(k, 'idempotency-key')) facts.idempotencyKey = value != null;
+}
+
+/** `k` equals the lower-case ASCII `lower` ignoring ASCII case (lengths already equal). */
+export function sameLower(k: string, lower: string): boolean {
+  for (let i = 0; i < lower.length; i++) {
+    const c = k.charCodeAt(i);
+    if ((c >= 65 && c <= 90 ? c + 32 : c) !== lower.charCodeAt(i)) return false;
+  }
+  return true;
 }
 
 /**
@@ -106,7 +118,7 @@ export function withHeaders(headers: HeaderInput, extra: readonly string[], drop
 
 function pushValue(out: string[], k: string, v: unknown, drop: string | undefined): void {
   if (v === undefined || v === null) return;
-  if (drop !== undefined && k.length === drop.length && k.toLowerCase() === drop) return;
+  if (drop !== undefined && k.length === drop.length && sameLower(k, drop)) return;
   if (Array.isArray(v)) for (const x of v) out.push(k, String(x));
   else out.push(k, String(v));
 }
