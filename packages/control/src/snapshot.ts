@@ -3,6 +3,11 @@
  * stream), the version at which the type last changed, and the plain resources for the admin
  * endpoint.
  *
+ * Each changed type also gets its change from the previous version as an incremental response
+ * (discovery.proto, `incremental`): the resources added or changed, and the names removed, encoded
+ * once like the full one. A stream that has ACKed exactly the previous version gets it instead of
+ * the full set (see stream.ts); any other stream gets the full set.
+ *
  * One version counter covers the whole snapshot ("17"); it goes up by one per rebuild that changes
  * anything. A type's version is the counter's value when that type last changed, so a change to
  * endpoints alone does not resend every Service resource.
@@ -39,6 +44,23 @@ export interface TypeSnapshot {
   changedAt: number;
   /** Encoded Any per resource name, to compare with the next build. */
   encoded: Map<string, Uint8Array>;
+  /**
+   * The change from version `from` (this type's previous version) to `version`, as one
+   * incremental response with nonce `nonce + 'd'`; undefined for the first version.
+   */
+  delta: TypeDelta | undefined;
+}
+
+export interface TypeDelta {
+  /** The version this change applies on top of. */
+  from: string;
+  /** Resources added or changed since `from`. */
+  changed: number;
+  /** Names removed since `from`. */
+  removed: readonly string[];
+  /** The whole incremental response, encoded once for every stream. */
+  response: Buffer;
+  nonce: string;
 }
 
 export class SnapshotBuilder {
@@ -64,6 +86,7 @@ export class SnapshotBuilder {
         nonce: '',
         changedAt: 0,
         encoded: new Map(),
+        delta: undefined,
       });
     }
   }
@@ -137,13 +160,49 @@ export class SnapshotBuilder {
     const at = this.now();
     for (const [typeUrl, encoded, anys] of next) {
       if (!changed.includes(typeUrl)) continue;
+      const prev = this.types.get(typeUrl)!;
       const prepared = prepareResources(anys);
       const nonce = (typeUrl === TYPE_URL_SERVICE ? 'S' : 'E') + version;
       const response = encodeResponse({ versionInfo: version, typeUrl, nonce, prepared });
-      this.types.set(typeUrl, { version, prepared, response, nonce, changedAt: at, encoded });
+      const delta = prev.version === '' ? undefined : encodeDelta(typeUrl, version, nonce, prev, encoded, anys);
+      this.types.set(typeUrl, { version, prepared, response, nonce, changedAt: at, encoded, delta });
     }
     return changed;
   }
+}
+
+/** The incremental response from `prev` to `encoded` (`anys` in the same order as `encoded`). */
+function encodeDelta(
+  typeUrl: ServedType,
+  version: string,
+  fullNonce: string,
+  prev: TypeSnapshot,
+  encoded: Map<string, Uint8Array>,
+  anys: readonly AnyMessage[],
+): TypeDelta {
+  const changedAnys: AnyMessage[] = [];
+  let i = 0;
+  for (const [name, bytes] of encoded) {
+    const old = prev.encoded.get(name);
+    if (old !== bytes && (old === undefined || !sameBytes(old, bytes))) changedAnys.push(anys[i]!);
+    i++;
+  }
+  const removed: string[] = [];
+  for (const name of prev.encoded.keys()) if (!encoded.has(name)) removed.push(name);
+  const nonce = `${fullNonce}d`;
+  const response = encodeResponse({
+    versionInfo: version,
+    typeUrl,
+    nonce,
+    incremental: true,
+    removedResources: removed,
+    prepared: prepareResources(changedAnys),
+  });
+  return { from: prev.version, changed: changedAnys.length, removed, response, nonce };
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b);
 }
 
 interface ServiceEntry {

@@ -19,6 +19,13 @@
  * - Nothing a client sends can crash the server: undecodable messages end that stream (grpc-js
  *   fails the call), unknown types and malformed fields are logged and ignored.
  *
+ * - Incremental responses (discovery.proto, `incremental`): once a wildcard stream has ACKed the
+ *   version it was last sent of a type, the next version of that type goes to it as the change
+ *   only (the resources added or changed, the names removed), encoded once per version and shared
+ *   by every such stream. The first response of a type on a stream, the answer to every
+ *   (re)subscription, and any response to a stream that NACKed, has not ACKed yet, skipped a
+ *   version or subscribed by name are state of the world.
+ *
  * Writes honour back-pressure: while grpc-js's buffer is full, newer versions replace queued ones
  * (state of the world: only the latest matters), so a slow client cannot grow our memory.
  */
@@ -53,6 +60,11 @@ interface Subscription {
   pending: boolean;
   /** Subscribed names; undefined: wildcard (every resource of the type). */
   names: Set<string> | undefined;
+  /**
+   * The version this stream ACKed for the type since its last (re)subscription, '' if none or
+   * if it NACKed since: the version the client holds exactly, the base of an incremental response.
+   */
+  acked: string;
 }
 
 const MAX_NAME_IN_LOG = 200;
@@ -125,9 +137,25 @@ export class ClientStream {
     sub.pending = false;
     const fresh = snap.version !== sub.sentVersion;
     if (!fresh && sub.nonce !== '') return;
+    const delta = snap.delta;
+    // Incremental only on top of exactly what the client holds: the previous version, sent on
+    // this stream after its last (re)subscription and ACKed without a NACK. Anything else (the
+    // first response, a resubscription, an ACK still on its way, a NACK, versions skipped while
+    // the stream was blocked) gets the state of the world.
+    const incremental =
+      fresh &&
+      sub.nonce !== '' &&
+      sub.names === undefined &&
+      delta !== undefined &&
+      delta.from === sub.sentVersion &&
+      sub.acked === sub.sentVersion;
     sub.sentVersion = snap.version;
     let response: OutgoingResponse;
-    if (sub.names !== undefined) {
+    if (incremental) {
+      // The change, encoded once for every stream.
+      sub.nonce = delta.nonce;
+      response = delta.response;
+    } else if (sub.names !== undefined) {
       // Named subscription: only those resources, encoded for this stream (the shared bytes hold
       // them all). Names the server does not have are left out, as xDS does.
       sub.nonce = `${snap.nonce}.${++this.nonce}`;
@@ -226,7 +254,7 @@ export class ClientStream {
     if (sub === undefined || req.responseNonce === '') {
       // A (re)subscription: answer with the current resources.
       if (sub === undefined) {
-        sub = { nonce: '', sentVersion: '', pending: false, names: undefined };
+        sub = { nonce: '', sentVersion: '', pending: false, names: undefined, acked: '' };
         this.subs.set(served, sub);
         this.record!.subscriptions.push(served);
         this.log.debug(
@@ -236,6 +264,7 @@ export class ClientStream {
       }
       sub.names = subscriptionNames(req.resourceNames);
       sub.nonce = '';
+      sub.acked = '';
       if (this.blocked) sub.pending = true;
       else this.send(served, sub);
       return;
@@ -251,6 +280,7 @@ export class ClientStream {
     if (req.errorDetail !== null && req.errorDetail !== undefined) {
       const reason = describeNack(req);
       rec.lastNack = { typeUrl: served, version: sub.sentVersion, reason, at: Date.now() };
+      sub.acked = '';
       if (req.versionInfo !== '') rec.acked[served] = req.versionInfo;
       this.log.warn(
         {
@@ -266,6 +296,7 @@ export class ClientStream {
       );
     } else {
       rec.acked[served] = req.versionInfo;
+      sub.acked = req.versionInfo === sub.sentVersion ? req.versionInfo : '';
       this.log.info({ event: 'ack', nodeId: this.nodeId, typeUrl: served, version: req.versionInfo }, 'client ACKed');
     }
     this.host.storeWrite(this.host.store.putClient(rec), 'putClient');
@@ -275,6 +306,7 @@ export class ClientStream {
     if (!sameNames(sub.names, names)) {
       sub.names = names;
       sub.nonce = '';
+      sub.acked = '';
       if (this.blocked) sub.pending = true;
       else this.send(served, sub);
     }

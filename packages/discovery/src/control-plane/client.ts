@@ -4,7 +4,11 @@
  *
  * - Subscribes (wildcard) to Service and EndpointSet resources; checks each resource of each
  *   response on its own, applies the valid ones, keeps the last good version of each invalid one,
- *   then ACKs (all valid) or NACKs (naming each rejected resource and why).
+ *   then ACKs (all valid) or NACKs (naming each rejected resource and why). A response is state
+ *   of the world, or incremental (only the changed resources and the removed names, applied on
+ *   top of what the client holds; never before a state-of-the-world one on the same stream).
+ * - Services whose resources did not change reach `sink.update` as the same objects as before,
+ *   so the mesh skips validating them again.
  * - Until both types have arrived once, nothing is handed to the mesh (a config without endpoints
  *   would fail calls), unless the disk cache was served first.
  * - On a broken stream: reconnects with exponential backoff and jitter (reset after a response),
@@ -51,10 +55,12 @@ import {
   TYPE_URLS,
   UNNAMED,
   combine,
+  evaluateIncremental,
   evaluateResponse,
   resourceTypeOf,
   servicesNamed,
   split,
+  type CombineCache,
   type Rejection,
   type ResourceMap,
   type ResourceMemo,
@@ -128,6 +134,10 @@ export class ControlPlaneSource implements DiscoverySource {
   private readonly versions: Record<ResourceType, string | undefined> = { service: undefined, endpointSet: undefined };
   /** Types the control plane has delivered at least once in this process. */
   private readonly received = new Set<ResourceType>();
+  /** Types that got a state-of-the-world response on the current stream (the base of incremental ones). */
+  private readonly sotwOnStream = new Set<ResourceType>();
+  /** The combined objects last built, so unchanged services keep their identity (see `CombineCache`). */
+  private readonly combined: CombineCache = new Map();
   /** What the mesh last accepted from this source. */
   private delivered: Record<string, ServiceConfig> | undefined;
   private cacheServed: { savedAt: string; versions: Record<string, string> } | undefined;
@@ -234,6 +244,7 @@ export class ControlPlaneSource implements DiscoverySource {
       return;
     }
     this.call = call;
+    this.sotwOnStream.clear();
     call.on('metadata', () => {
       if (this.call === call) this.connected = true;
     });
@@ -340,7 +351,23 @@ export class ControlPlaneSource implements DiscoverySource {
     }
     const version = typeof res.versionInfo === 'string' ? res.versionInfo : '';
     const current = type === 'service' ? this.services : this.endpointSets;
-    const evaluation = evaluateResponse(type, res.resources, current, this.memos[type]);
+    const incremental = res.incremental === true;
+    if (incremental && !this.sotwOnStream.has(type)) {
+      // A change needs a base: what this client holds may come from the disk cache or an earlier
+      // stream, not from this server's sequence. Keep everything; the next response or a
+      // resubscription brings the state of the world.
+      this.nack(typeUrl, this.versions[type] ?? '', res, [
+        {
+          name: UNNAMED,
+          reason: `an incremental ${TYPE_NAMES[type]} response before any state-of-the-world one on this stream; nothing of it applied`,
+        },
+      ]);
+      return;
+    }
+    const evaluation = incremental
+      ? evaluateIncremental(type, res.resources, res.removedResources, current, this.memos[type])
+      : evaluateResponse(type, res.resources, current, this.memos[type]);
+    if (!incremental) this.sotwOnStream.add(type);
     let next = evaluation.next;
     const rejected = evaluation.rejected;
     this.received.add(type);
@@ -370,7 +397,7 @@ export class ControlPlaneSource implements DiscoverySource {
     if (sink === undefined) return current;
     const services = type === 'service' ? next : this.services;
     const endpointSets = type === 'endpointSet' ? next : this.endpointSets;
-    const view = combine(services, endpointSets);
+    const view = combine(services, endpointSets, this.combined);
     // Make before break: a service that is new in a Service response and whose EndpointSet has not
     // arrived yet is held back, with the routes to it, until its EndpointSet response (xDS clients
     // warm a new cluster the same way), so traffic never shifts to a service with no endpoints.
@@ -470,7 +497,7 @@ export class ControlPlaneSource implements DiscoverySource {
     if (this.warming.size === 0 || this.closing || this.sink === undefined) return;
     const names = [...this.warming.keys()];
     this.warming = new Map();
-    const view = combine(this.services, this.endpointSets);
+    const view = combine(this.services, this.endpointSets, this.combined);
     try {
       this.sink.update({ services: view });
       this.delivered = view;

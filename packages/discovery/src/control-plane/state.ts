@@ -1,7 +1,7 @@
 /**
  * Per-resource bookkeeping of the control-plane client, free of I/O so it is unit-testable:
- * evaluating one state-of-the-world response against the last good resources (xDS A46/A88
- * semantics), combining Service and EndpointSet resources into mesh config, and reading which
+ * evaluating one state-of-the-world or incremental response against the last good resources
+ * (xDS A46/A88 semantics), combining Service and EndpointSet resources into mesh config, and reading which
  * services a `MeshConfigError` names.
  */
 import { MeshConfigError, validateServiceConfig, type ServiceConfig } from '@meshlet/core';
@@ -131,20 +131,7 @@ export function evaluateResponse(
       continue;
     }
     try {
-      if (res.kind === 'service') {
-        if (Object.hasOwn(res.value, 'endpoints')) {
-          throw new MeshConfigError([
-            {
-              path: `services.${name}.endpoints`,
-              message:
-                'a Service resource carries no endpoints (they travel in the EndpointSet resource of the same name)',
-            },
-          ]);
-        }
-        validateServiceConfig(name, res.value);
-      } else {
-        validateServiceConfig(name, { endpoints: res.value });
-      }
+      checkResource(name, res);
       valid.set(name, res.value);
       fresh.set(name, { bytes: any.value, value: res.value });
     } catch (err) {
@@ -168,21 +155,142 @@ export function evaluateResponse(
 }
 
 /**
+ * Checks one incremental response (discovery.proto, `incremental`) on top of `current`: each
+ * resource in it on its own, as `evaluateResponse` does (a valid one replaces its previous
+ * version, an invalid one keeps its last good version or stays absent); each name in `removed`
+ * is removed, a name not held is ignored; every other resource stays as it is. A name both
+ * changed and removed, or carried twice, is rejected and keeps its last good version.
+ */
+export function evaluateIncremental(
+  type: ResourceType,
+  resources: readonly AnyMessage[],
+  removed: readonly unknown[],
+  current: ResourceMap,
+  memo?: ResourceMemo,
+): Evaluation {
+  const typeUrl = TYPE_URLS[type];
+  const rejected: Rejection[] = [];
+  const next: ResourceMap = new Map(current);
+  const removedNames = new Set<string>();
+  const list = Array.isArray(removed) ? removed : [];
+  for (const n of list) if (typeof n === 'string') removedNames.add(n);
+  const seen = new Set<string>();
+  const refused = new Set<string>();
+  const items = Array.isArray(resources) ? resources : [];
+  for (let i = 0; i < items.length; i++) {
+    const any = items[i];
+    const res = decodeResource(any, typeUrl);
+    if (!res.ok) {
+      if (res.name === undefined) rejected.push({ name: UNNAMED, reason: clip(`resource #${i}: ${res.reason}`) });
+      else {
+        refused.add(res.name);
+        rejected.push({ name: shortName(res.name), reason: clip(res.reason) });
+      }
+      continue;
+    }
+    const name = res.name;
+    if (seen.has(name)) {
+      refused.add(name);
+      rejected.push({ name: shortName(name), reason: 'the response holds this resource more than once' });
+      continue;
+    }
+    seen.add(name);
+    if (removedNames.has(name)) {
+      refused.add(name);
+      rejected.push({ name: shortName(name), reason: 'the response both changes and removes this resource' });
+      continue;
+    }
+    const hit = memo?.get(name);
+    if (hit !== undefined && sameBytes(hit.bytes, any.value)) {
+      // Unchanged bytes: keep the object the client holds (the mesh's per-entry caches hit).
+      next.set(name, hit.value);
+      continue;
+    }
+    try {
+      checkResource(name, res);
+      next.set(name, res.value);
+      memo?.set(name, { bytes: any.value, value: res.value });
+    } catch (err) {
+      refused.add(name);
+      rejected.push({ name: shortName(name), reason: reasonOf(err) });
+    }
+  }
+  for (const name of refused) {
+    // Back to the last good version (or absent), whatever an earlier entry of this response set.
+    const last = current.get(name);
+    if (last !== undefined) next.set(name, last);
+    else next.delete(name);
+    memo?.delete(name);
+  }
+  for (const name of removedNames) {
+    if (refused.has(name)) continue;
+    next.delete(name);
+    memo?.delete(name);
+  }
+  return { next, rejected };
+}
+
+function checkResource(name: string, res: DecodedResource & { ok: true }): void {
+  if (res.kind === 'service') {
+    if (Object.hasOwn(res.value, 'endpoints')) {
+      throw new MeshConfigError([
+        {
+          path: `services.${name}.endpoints`,
+          message: 'a Service resource carries no endpoints (they travel in the EndpointSet resource of the same name)',
+        },
+      ]);
+    }
+    validateServiceConfig(name, res.value);
+  } else {
+    validateServiceConfig(name, { endpoints: res.value });
+  }
+}
+
+/**
+ * The combined objects of the last `combine`, with what each was made of: a service whose Service
+ * and EndpointSet values are the same objects as last time gets the same `ServiceConfig` object
+ * again, so the mesh's per-entry validation cache (keyed on the entry object) hits.
+ */
+export type CombineCache = Map<string, { config: unknown; endpoints: unknown; out: ServiceConfig }>;
+
+/**
  * One `ServiceConfig` per name: a Service's config plus the endpoints of the EndpointSet of the
  * same name. An EndpointSet alone makes a service with default policies; a Service alone has no
- * endpoints (unless it uses `dns`).
+ * endpoints (unless it uses `dns`). With `cache`, unchanged services keep their object (see
+ * `CombineCache`); the cache is replaced by this call's objects.
  */
-export function combine(services: ResourceMap, endpointSets: ResourceMap): Record<string, ServiceConfig> {
+export function combine(
+  services: ResourceMap,
+  endpointSets: ResourceMap,
+  cache?: CombineCache,
+): Record<string, ServiceConfig> {
   const out: Record<string, ServiceConfig> = {};
+  const fresh: CombineCache | undefined = cache === undefined ? undefined : new Map();
+  const put = (name: string, config: unknown, eps: unknown, make: () => ServiceConfig): void => {
+    const old = cache?.get(name);
+    const value = old !== undefined && old.config === config && old.endpoints === eps ? old.out : make();
+    fresh?.set(name, { config, endpoints: eps, out: value });
+    setOwn(out, name, value);
+  };
   for (const [name, config] of services) {
     const eps = endpointSets.get(name);
-    setOwn(
-      out,
+    put(
       name,
-      eps === undefined ? { ...(config as JsonObject) } : { ...(config as JsonObject), endpoints: eps },
+      config,
+      eps,
+      () =>
+        (eps === undefined
+          ? { ...(config as JsonObject) }
+          : { ...(config as JsonObject), endpoints: eps }) as unknown as ServiceConfig,
     );
   }
-  for (const [name, eps] of endpointSets) if (!services.has(name)) setOwn(out, name, { endpoints: eps });
+  for (const [name, eps] of endpointSets) {
+    if (!services.has(name)) put(name, undefined, eps, () => ({ endpoints: eps }) as ServiceConfig);
+  }
+  if (cache !== undefined && fresh !== undefined) {
+    cache.clear();
+    for (const [k, v] of fresh) cache.set(k, v);
+  }
   return out;
 }
 

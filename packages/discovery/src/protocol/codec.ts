@@ -60,6 +60,8 @@ export function encodeResponse(res: DiscoveryResponseInput): Buffer {
       typeUrl: res.typeUrl,
       nonce: res.nonce,
       errorDetail: res.errorDetail,
+      incremental: res.incremental === true,
+      removedResources: res.removedResources,
     })
     .finish();
   const parts: Uint8Array[] = [head];
@@ -92,6 +94,9 @@ export function decodeResponse(bytes: Uint8Array): DiscoveryResponse {
     };
   }
   m.resources = resources as unknown as Array<Record<string, unknown>>;
+  const d = m as unknown as { incremental: unknown; removedResources: unknown };
+  if (typeof d.incremental !== 'boolean') d.incremental = false;
+  if (!Array.isArray(d.removedResources)) d.removedResources = [];
   return m as unknown as DiscoveryResponse;
 }
 

@@ -69,6 +69,9 @@ export interface DiscoveryResponse {
   typeUrl: string;
   nonce: string;
   errorDetail: StatusMessage | null;
+  /** true: `resources` holds only the added/changed resources, `removedResources` the removed names. */
+  incremental: boolean;
+  removedResources: string[];
 }
 
 export interface NodeInput {
@@ -120,6 +123,9 @@ export interface DiscoveryResponseInput {
   nonce?: string;
   errorDetail?: StatusInput;
   prepared?: PreparedResources;
+  /** An incremental response (see discovery.proto): `resources` are the changes, `removedResources` the removals. */
+  incremental?: boolean;
+  removedResources?: string[];
 }
 
 /** The `resources` field of a response, encoded once (see `prepareResources`). */

@@ -18,6 +18,8 @@ describe('protocol types', () => {
       'typeUrl',
       'nonce',
       'errorDetail',
+      'incremental',
+      'removedResources',
     ]);
     assert.equal(protocolTypes(), a, 'the synchronous accessor returns the same types');
   });
