@@ -318,6 +318,7 @@ async function stopChild(child: ChildProcess, graceMs: number): Promise<void> {
 async function stop(): Promise<void> {
   if (stopping) return;
   stopping = true;
+  clearTimeout(endTimer);
   clearInterval(tick);
   clearInterval(table);
   await Promise.allSettled(inflight);
@@ -338,4 +339,4 @@ async function stop(): Promise<void> {
 }
 
 process.once('SIGINT', () => void stop());
-setTimeout(() => void stop(), SECONDS * 1000);
+const endTimer = setTimeout(() => void stop(), SECONDS * 1000);
