@@ -305,7 +305,10 @@ class ServerProcess {
     if (this.child.exitCode !== null) return this.child.exitCode;
     const exited = once(this.child, 'exit');
     this.child.kill('SIGTERM');
+    // Its graceful stop waits up to 5 s for streams; past that, something is wrong.
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
     const [code] = (await exited) as [number | null];
+    clearTimeout(timer);
     return code;
   }
 }
