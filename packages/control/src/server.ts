@@ -105,7 +105,6 @@ class ControlServerImpl implements ControlServer, StreamHost {
   /** service → watcher, for services with `dns`. */
   private readonly dnsWatchers = new Map<string, { key: string; watcher: DnsWatcher }>();
   private readonly dnsResults = new Map<string, DnsEndpoints>();
-  private readonly dnsErrors = new Map<string, string>();
   /** nodeId → the stream whose registrations are the node's current set. */
   private readonly registrationOwner = new Map<string, string>();
   /** nodeId → withdrawal timer after its owning stream ended. */
@@ -366,7 +365,6 @@ class ControlServerImpl implements ControlServer, StreamHost {
         entry.watcher.stop();
         this.dnsWatchers.delete(name);
         this.dnsResults.delete(name);
-        this.dnsErrors.delete(name);
       }
     }
     for (const [name, target] of wanted) {
@@ -379,7 +377,6 @@ class ControlServerImpl implements ControlServer, StreamHost {
             name,
             endpoints.map((e) => ({ address: e.address, weight: e.weight })),
           );
-          this.dnsErrors.delete(name);
           this.logger.info(
             { event: 'dns', service: name, dnsName: target.name, endpoints: endpoints.length },
             'DNS answer changed',
@@ -387,8 +384,9 @@ class ControlServerImpl implements ControlServer, StreamHost {
           this.scheduleRebuild();
         },
         onError: (err) => {
+          // The admin view reads the watcher's lastError, which the next good lookup clears (even when
+          // its answer is unchanged and onEndpoints is not called).
           if (this.dnsWatchers.get(name)?.watcher !== watcher) return;
-          this.dnsErrors.set(name, err.message);
           this.logger.warn(
             { event: 'dns_error', service: name, dnsName: target.name, err: err.message },
             'DNS resolution failed; keeping the last good endpoints',
@@ -633,7 +631,7 @@ class ControlServerImpl implements ControlServer, StreamHost {
       service,
       version: this.snapshot.type(SERVED_TYPES[1]).version,
       configured: svc !== undefined,
-      dnsError: this.dnsErrors.get(service) ?? null,
+      dnsError: this.dnsWatchers.get(service)?.watcher.lastError?.message ?? null,
       endpoints: (served ?? []).map((e) => {
         const source = staticAddresses.has(e.address) ? 'static' : dnsAddresses.has(e.address) ? 'dns' : 'registration';
         const reg = source === 'registration' ? regs.get(e.address) : undefined;

@@ -70,4 +70,19 @@ describe('control server: dns services', () => {
     assert.equal((await s.admin('/endpoints/users')).body.endpoints.length, 2);
     assert.ok(s.lines.some((l) => l.event === 'dns_error'));
   });
+
+  it('stops reporting a DNS error once resolution recovers with the same answer', async () => {
+    const resolver = new FakeResolver();
+    s = await startServer(CONFIG, { dnsResolver: resolver });
+    await eventually(async () => (await s!.admin('/endpoints/users')).body.endpoints.length === 2, 5000);
+    resolver.fail = true;
+    await eventually(async () => (await s!.admin('/endpoints/users')).body.dnsError !== null, 5000);
+    const version = s.server.version;
+    // Same addresses as before the failure: the endpoint set does not change, no new version.
+    resolver.fail = false;
+    await eventually(async () => (await s!.admin('/endpoints/users')).body.dnsError === null, 8000);
+    const view = (await s.admin('/endpoints/users')).body;
+    assert.equal(view.endpoints.length, 2);
+    assert.equal(s.server.version, version, 'an unchanged answer is not a new version');
+  });
 });
