@@ -1,12 +1,14 @@
 /**
  * The meshlet control server: loads the mesh config from a file (and keeps watching it), resolves
  * the services that use `dns`, collects self-registrations, and pushes the result to every
- * connected process over one gRPC bidirectional stream per process (meshlet.v1 ADS,
- * state-of-the-world, see packages/discovery/proto/meshlet/v1/discovery.proto).
+ * connected process over one gRPC bidirectional stream per process (meshlet.v1 ADS, state of the
+ * world plus incremental responses, see packages/discovery/proto/meshlet/v1/discovery.proto).
  *
- * Flow: any input change (file reload, DNS answer, registration, withdrawal) schedules a rebuild;
- * rebuilds are coalesced over `debounceMs`. A rebuild that changes a resource type bumps the
- * snapshot version and sends that type, encoded once, to every subscribed stream.
+ * Flow: a config file save is read `fileDebounceMs` after its last event and rebuilt at once; DNS
+ * answers, registrations and withdrawals schedule a rebuild, coalesced over `debounceMs`. A rebuild
+ * that changes a resource type bumps the snapshot version and sends that type to every subscribed
+ * stream: the change alone to streams that ACKed the previous version, the whole set to the others,
+ * each encoded once.
  */
 import * as grpc from '@grpc/grpc-js';
 import { DnsWatcher, type DnsResolverLike, type MeshConfig } from '@meshlet/core';
@@ -36,8 +38,14 @@ export interface ControlServerOptions {
   logger?: Logger;
   /** Where state lives. Default: a new `MemoryStore`. */
   store?: ControlStore;
-  /** Changes within this many ms are pushed as one version. Default 50. */
+  /** Registration and DNS changes within this many ms are pushed as one version. Default 50. */
   debounceMs?: number;
+  /**
+   * The config file is re-read this long after the last file-system event on it (a save may take
+   * several writes); saves within it make one version. Default 20: most of the time from an edit to
+   * every client's ACK is this wait plus reading and validating the file, so it is kept short.
+   */
+  fileDebounceMs?: number;
   /** A dropped stream's registrations are withdrawn after this many ms unless its node re-registers. Default 5000. */
   registrationGraceMs?: number;
   /** A client that has not ACKed the current version this long after it was sent counts as behind. Default 2000. */
@@ -85,7 +93,14 @@ class ControlServerImpl implements ControlServer, StreamHost {
   private readonly opts: Required<
     Pick<
       ControlServerOptions,
-      'host' | 'port' | 'adminPort' | 'debounceMs' | 'behindGraceMs' | 'filePollMs' | 'shutdownTimeoutMs'
+      | 'host'
+      | 'port'
+      | 'adminPort'
+      | 'debounceMs'
+      | 'fileDebounceMs'
+      | 'behindGraceMs'
+      | 'filePollMs'
+      | 'shutdownTimeoutMs'
     >
   > & { adminHost: string; configPath: string };
   private phase: Phase = 'new';
@@ -119,6 +134,7 @@ class ControlServerImpl implements ControlServer, StreamHost {
       adminHost: options.adminHost ?? host,
       adminPort: options.adminPort ?? 15011,
       debounceMs: options.debounceMs ?? 50,
+      fileDebounceMs: options.fileDebounceMs ?? 20,
       behindGraceMs: options.behindGraceMs ?? 2000,
       filePollMs: options.filePollMs ?? 2000,
       shutdownTimeoutMs: options.shutdownTimeoutMs ?? 5000,
@@ -191,7 +207,7 @@ class ControlServerImpl implements ControlServer, StreamHost {
       });
 
       this.fileWatch = new FileWatch(this.opts.configPath, {
-        debounceMs: this.opts.debounceMs,
+        debounceMs: this.opts.fileDebounceMs,
         pollMs: this.opts.filePollMs,
         onChange: () => this.reload(),
         onWatchError: (err) =>

@@ -229,7 +229,7 @@ describe('control server: named subscriptions', () => {
 
 describe('control server: config file', () => {
   it('pushes a new version after an edit; edits within the debounce window make one version', async () => {
-    const s = await server(CONFIG, { debounceMs: 300 });
+    const s = await server(CONFIG, { debounceMs: 300, fileDebounceMs: 300 });
     const c = client(s);
     c.subscribe('node-edit');
     await c.next(SERVICE_TYPE_URL);
