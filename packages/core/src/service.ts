@@ -187,8 +187,11 @@ export class Service {
             this.pickerDirty = true;
             this.deps.telemetry.ejection(this.name, ep.address, reason);
           },
-          onUneject: () => {
+          onUneject: (ep) => {
             this.pickerDirty = true;
+            // A breaker that went half-open during the ejection lost its probe to the ejection
+            // (pick() drops ejected probes); queue it again, or the endpoint never gets traffic.
+            if ((ep as ServiceEndpoint).breaker === 'half-open') this.probes.push(ep as ServiceEndpoint);
           },
         },
         random,
