@@ -20,7 +20,7 @@ import { REPLAY_BUFFER_LIMIT } from './body.js';
 import { DEFAULT_CLOSE_GRACE_MS, DEFAULT_DRAIN_GRACE_MS, PoolSet } from './pools.js';
 import { createHttpProtocol } from './protocol.js';
 import { HttpRequest } from './request.js';
-import { MeshUrlResolver, type UnknownHosts, type UrlVerdict } from './url.js';
+import { MeshUrlResolver, PendingVerdict, type UnknownHosts, type UrlVerdict } from './url.js';
 
 /** Largest body buffered for replay on retry. */
 export { REPLAY_BUFFER_LIMIT };
@@ -135,6 +135,14 @@ export class MeshDispatcher extends Dispatcher {
   override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
     const verdict = this.urls.resolve(opts.origin);
     if (verdict === undefined) return this.passthrough().dispatch(opts, handler);
+    if (verdict instanceof PendingVerdict) {
+      // The mesh has no config yet: wait for it (bounded by startupTimeoutMs), then decide again.
+      this.mesh.waitReady(verdict.host).then(
+        () => this.dispatch(opts, handler),
+        (err: Error) => refuse(toLegacy(handler as AnyHandler), err),
+      );
+      return true;
+    }
     const legacy = toLegacy(handler as AnyHandler);
     if (typeof verdict !== 'string') {
       refuse(legacy, verdict);

@@ -17,6 +17,7 @@
 import { fetch as undiciFetch, type RequestInfo, type RequestInit, type Response } from 'undici';
 import { MeshError, type Mesh } from '@meshlet/core';
 import { MeshDispatcher, type MeshDispatcherOptions } from './dispatcher.js';
+import { PendingVerdict } from './url.js';
 
 export type MeshFetch = ((input: RequestInfo | URL, init?: RequestInit) => Promise<Response>) & {
   /** The dispatcher mesh-service requests go through. */
@@ -33,6 +34,10 @@ export function createMeshFetch(mesh: Mesh, options?: MeshDispatcherOptions): Me
       typeof input === 'string' || input instanceof URL ? input : String((input as { url: string }).url),
     );
     if (verdict === undefined) return undiciFetch(input, init);
+    if (verdict instanceof PendingVerdict) {
+      // The mesh has no config yet: wait for it (bounded by startupTimeoutMs and the caller's signal), then decide again.
+      return mesh.waitReady(verdict.host, undefined, init?.signal ?? undefined).then(() => meshFetch(input, init));
+    }
     if (typeof verdict !== 'string') return Promise.reject(verdict);
     return undiciFetch(input, init === undefined ? meshInit : withDispatcher(init, dispatcher)).catch(unwrap);
   };
