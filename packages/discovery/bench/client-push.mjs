@@ -8,8 +8,10 @@
 //   node packages/discovery/bench/client-push.mjs [services] [endpointsPerService] [rounds]
 //
 // Rows: the first push (everything new), an identical push (every resource unchanged: the client
-// skips decoding and validation by comparing bytes), a push with one service changed, and an
-// identical EndpointSet push.
+// skips decoding and validation by comparing bytes), a push with one service changed, an
+// identical EndpointSet push, and incremental pushes of one Service and of one EndpointSet.
+// With a real mesh, the unchanged services reach it as the same objects as before, so its
+// per-entry validation cache (core's discovery/merge.ts) skips them.
 import { createMesh } from '@meshlet/core';
 import {
   ENDPOINT_SET_TYPE_URL,
@@ -47,6 +49,19 @@ const wire = (typeUrl, version, resources) =>
 const svcA = wire(SERVICE_TYPE_URL, '1', services(false));
 const svcB = wire(SERVICE_TYPE_URL, '2', services(true));
 const eps = wire(ENDPOINT_SET_TYPE_URL, '1', endpointSets);
+// Incremental responses (what meshlet's control server sends an up-to-date client): one Service, one EndpointSet.
+const incremental = (typeUrl, version, resources) =>
+  encodeResponse({
+    typeUrl,
+    versionInfo: version,
+    nonce: version,
+    incremental: true,
+    prepared: prepareResources(resources),
+  });
+const svcDelta = incremental(SERVICE_TYPE_URL, '3', [services(false)[0]]);
+const epsDelta = incremental(ENDPOINT_SET_TYPE_URL, '2', [
+  encodeEndpointSet('svc-0', [{ address: '10.255.0.1:8080' }, { address: '10.255.0.2:8080' }]),
+]);
 console.log(
   `${N} services × ${E} endpoints: Service response ${svcA.length} bytes, EndpointSet response ${eps.length} bytes`,
 );
@@ -60,7 +75,7 @@ function cpuMs(fn) {
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 for (const mode of ['no-op sink', 'real mesh']) {
-  const rows = { first: [], identical: [], oneChanged: [], identicalEndpoints: [] };
+  const rows = { first: [], identical: [], oneChanged: [], identicalEndpoints: [], svcDelta: [], epsDelta: [] };
   for (let r = 0; r < ROUNDS; r++) {
     let mesh;
     let sink = { update() {}, error() {} };
@@ -76,11 +91,15 @@ for (const mode of ['no-op sink', 'real mesh']) {
     rows.identical.push(cpuMs(() => src['onResponse'](decodeResponse(svcA))));
     rows.oneChanged.push(cpuMs(() => src['onResponse'](decodeResponse(svcB))));
     rows.identicalEndpoints.push(cpuMs(() => src['onResponse'](decodeResponse(eps))));
+    rows.svcDelta.push(cpuMs(() => src['onResponse'](decodeResponse(svcDelta))));
+    rows.epsDelta.push(cpuMs(() => src['onResponse'](decodeResponse(epsDelta))));
     await mesh?.close();
   }
   console.log(
     `${mode}: first push (both types) ${median(rows.first).toFixed(1)} ms CPU, identical Service push ${median(rows.identical).toFixed(1)} ms, ` +
       `Service push with one service changed ${median(rows.oneChanged).toFixed(1)} ms, ` +
-      `identical EndpointSet push ${median(rows.identicalEndpoints).toFixed(1)} ms (medians of ${ROUNDS})`,
+      `identical EndpointSet push ${median(rows.identicalEndpoints).toFixed(1)} ms, ` +
+      `incremental Service push (one changed) ${median(rows.svcDelta).toFixed(1)} ms, ` +
+      `incremental EndpointSet push (one changed) ${median(rows.epsDelta).toFixed(1)} ms (medians of ${ROUNDS})`,
   );
 }
