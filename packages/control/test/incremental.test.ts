@@ -245,3 +245,41 @@ async function waitFor(cond: () => boolean, timeoutMs = 5000): Promise<void> {
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+describe('control server + controlPlane client: incremental end to end', () => {
+  it('a real client follows edits through incremental responses and holds the same view as a fresh client', async () => {
+    const { controlPlane } = await import('@meshlet/discovery');
+    const s = await server();
+    const views: Array<Record<string, unknown>> = [];
+    const sink = {
+      update: (snap: { services: Record<string, unknown> }) => void views.push(snap.services),
+      error: () => {},
+    };
+    const source = controlPlane({ address: `127.0.0.1:${s.server.address.port}`, node: { id: 'real-inc' } });
+    open.push({ close: () => source.close() });
+    source.start(sink, { service: 'tester' });
+    const acked = (v: string) =>
+      s.lines.filter((l) => l.event === 'ack' && l.nodeId === 'real-inc' && l.version === v).length === 2;
+    await waitFor(() => acked('1'));
+    await s.writeConfig(EDIT_1);
+    await waitFor(() => acked('2'));
+    await s.writeConfig(EDIT_2);
+    await waitFor(() => s.lines.some((l) => l.event === 'ack' && l.nodeId === 'real-inc' && l.version === '3'));
+    assert.ok(!s.lines.some((l) => l.event === 'nack'), 'no NACK');
+
+    // A fresh client gets version 3 as a state of the world: both must hold the same.
+    const fresh: Array<Record<string, unknown>> = [];
+    const other = controlPlane({ address: `127.0.0.1:${s.server.address.port}`, node: { id: 'real-fresh' } });
+    open.push({ close: () => other.close() });
+    other.start({ update: (snap) => void fresh.push(snap.services), error: () => {} }, { service: 'tester' });
+    await waitFor(() => fresh.length > 0);
+    const last = JSON.parse(JSON.stringify(views.at(-1)));
+    assert.deepEqual(last, JSON.parse(JSON.stringify(fresh.at(-1))));
+    assert.deepEqual(Object.keys(last).sort(), ['billing', 'orders']);
+    assert.deepEqual(
+      last.orders.endpoints.map((e: { address: string }) => e.address),
+      ['127.0.0.1:5001', '127.0.0.1:5003'],
+    );
+    assert.deepEqual(last.billing.retry, { maxAttempts: 3 });
+  });
+});
