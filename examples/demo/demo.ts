@@ -207,7 +207,7 @@ const legend = [
   `themselves. Edit the canary weights in that file while this runs and watch the "canary" line follow.`,
   `Backends: fast ~2 ms, slow ~80 ms, flaky ~2 ms but answers 503 to 40% of requests (catalog-v1); canary ~2 ms (catalog-v2).`,
   `Policies (from the file): p2c-ewma, up to 3 attempts per call within the retry budget, 2 s deadline, outlier detection:`,
-  ` 5 failures in a row eject an endpoint for 3 s, longer if it is ejected again soon, at most 6 s.`,
+  ` 3 failures in a row eject an endpoint for 3 s, longer if it is ejected again soon, at most 6 s.`,
   '',
   'caller line  what the application sees, per second: calls, % answered 200 (after retries), p50/p99 of those calls;',
   '             then totals: retries sent and retries the budget refused (both versions)',
