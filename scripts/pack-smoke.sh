@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
-# Packs every workspace package, installs the tarballs into a fresh app outside the
-# repository (from the npm registry for everything else, as a user would), adds the
-# current OpenTelemetry SDK next to them (an ERESOLVE on the @opentelemetry/api peer
-# fails the step), then runs an ESM and a CommonJS smoke test that each make a real call
-# through the mesh to a local server, and a telemetry one under that SDK (a span, the
-# traceparent, a duration metric: the SDK and meshlet share one API). Then the ESM and
-# CommonJS tests again against the lowest @opentelemetry/api the peer range allows.
-# Also checks what the tarballs hold (LICENSE, README, no .tsbuildinfo, maps that
-# resolve). The temp dir is removed on exit.
+# Packs the four published packages (@meshlet/core, http, discovery, control), installs
+# the tarballs into a fresh app outside the repository (from the npm registry for
+# everything else, as a user would), adds the current OpenTelemetry SDK next to them (an
+# ERESOLVE on the @opentelemetry/api peer fails the step), then runs, on each Node:
+#   esm.mjs / cjs.cjs  a real call through the mesh to a local server, from ESM and from
+#                      CommonJS (require(esm), which also loads discovery and control);
+#   telemetry.mjs      the same under that SDK (a span, the traceparent, a duration metric:
+#                      the SDK and meshlet share one API);
+#   control.mjs        the installed `meshlet` binary through npx (check, --version, and a
+#                      control server stopped by SIGTERM), a mesh configured only by that
+#                      server through controlPlane(), and a call through it.
+# Then the ESM and CommonJS tests again against the lowest @opentelemetry/api the peer
+# range allows. Also checks what the tarballs hold (check-tarballs.mjs: LICENSE, README,
+# no .tsbuildinfo, maps that resolve, the packed @meshlet versions depend on each other,
+# schema/, proto/, an executable bin/meshlet.js). The temp dir is removed on exit.
 #
 # Usage: scripts/pack-smoke.sh
 # The smoke tests also run on any Node binary that scripts/test-other-nodes.sh left in
@@ -32,14 +38,13 @@ npm run build --silent
 
 echo "== pack-smoke: pack"
 mkdir "$tmp/tarballs" "$tmp/extract" "$tmp/app"
-for ws in packages/core packages/http; do
-  npm pack --workspace "$ws" --pack-destination "$tmp/tarballs" --silent >/dev/null
-done
+workspaces=(packages/core packages/http packages/discovery packages/control)
+npm pack "${workspaces[@]/#/--workspace=}" --pack-destination "$tmp/tarballs" --silent >/dev/null
 shopt -s nullglob
 tarballs=("$tmp"/tarballs/*.tgz)
 shopt -u nullglob
-[ ${#tarballs[@]} -eq 2 ] || {
-  echo "pack-smoke: expected 2 tarballs, got ${#tarballs[@]}" >&2
+[ ${#tarballs[@]} -eq ${#workspaces[@]} ] || {
+  echo "pack-smoke: expected ${#workspaces[@]} tarballs, got ${#tarballs[@]}: ${tarballs[*]##*/}" >&2
   exit 1
 }
 for t in "${tarballs[@]}"; do echo "packed $(basename "$t") ($(du -k "$t" | cut -f1) KiB)"; done
@@ -55,8 +60,9 @@ JSON
 npm install --no-audit --no-fund --loglevel=error "${tarballs[@]}" @opentelemetry/api
 npm install --no-audit --no-fund --loglevel=error @opentelemetry/sdk-node@latest
 node - <<'JS'
-// One copy of @meshlet/core (http's dependency deduped onto the tarball) and one of the
-// OpenTelemetry API (so the SDK and the mesh see the same global providers).
+// One copy of each @meshlet package (the dependencies of http, discovery and control deduped
+// onto the tarballs) and one of the OpenTelemetry API (so the SDK and the mesh see the same
+// global providers).
 const { execSync } = require('node:child_process');
 const { readFileSync } = require('node:fs');
 const found = (name) =>
@@ -67,7 +73,8 @@ const found = (name) =>
     .filter(Boolean)
     .map((p) => `${JSON.parse(readFileSync(p, 'utf8')).version} at ${p.replace(/\/package\.json$/, '')}`);
 let ok = true;
-for (const name of ['@meshlet/core', '@meshlet/http', '@opentelemetry/api', '@opentelemetry/sdk-node']) {
+const names = ['@meshlet/core', '@meshlet/http', '@meshlet/discovery', '@meshlet/control'];
+for (const name of [...names, '@opentelemetry/api', '@opentelemetry/sdk-node']) {
   const copies = found(name);
   console.log(`installed ${name}: ${copies.join(', ') || 'MISSING'}`);
   if (copies.length !== 1) ok = false;
@@ -81,7 +88,7 @@ if (!ok) {
 JS
 
 echo "== pack-smoke: smoke tests"
-cp "$repo/scripts/pack-smoke/esm.mjs" "$repo/scripts/pack-smoke/cjs.cjs" "$repo/scripts/pack-smoke/telemetry.mjs" .
+cp "$repo"/scripts/pack-smoke/{esm.mjs,cjs.cjs,telemetry.mjs,control.mjs} .
 nodes=("$(command -v node)")
 cache="${MESHLET_NODE_CACHE:-${TMPDIR:-/tmp}/meshlet-nodes}"
 shopt -s nullglob
@@ -92,6 +99,7 @@ for node_bin in "${nodes[@]}"; do
   timeout 60 "$node_bin" esm.mjs
   timeout 60 "$node_bin" cjs.cjs
   timeout 60 "$node_bin" telemetry.mjs
+  timeout 60 "$node_bin" control.mjs
 done
 
 # The floor of the peer range must hold too: the same smoke tests against the lowest

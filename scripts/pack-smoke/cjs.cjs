@@ -1,6 +1,8 @@
 // CommonJS smoke test: the packages are ESM only, and CommonJS users on Node >= 20.19
 // load them with require(esm), which needs no top-level await anywhere in their graph.
-// Same checks as esm.mjs: a real call through the mesh, shared errors, a clean exit.
+// Same checks as esm.mjs: a real call through the mesh, shared errors, a clean exit; and
+// @meshlet/discovery (with its ./protocol subpath) and @meshlet/control load and expose
+// controlPlane and createControlServer.
 'use strict';
 const assert = require('node:assert/strict');
 const { once } = require('node:events');
@@ -11,6 +13,26 @@ const { createMesh, MeshError, MeshConfigError } = require('@meshlet/core');
 const { createMeshFetch } = require('@meshlet/http');
 assert.equal(typeof createMesh, 'function');
 assert.equal(typeof createMeshFetch, 'function');
+// The control-plane packages load the same way (grpc-js, protobufjs, pino, yaml in their graph).
+const { controlPlane, watchFile, readConfigFile } = require('@meshlet/discovery');
+const { discoveryService, SERVICE_TYPE_URL } = require('@meshlet/discovery/protocol');
+const { createControlServer, MemoryStore } = require('@meshlet/control');
+for (const [name, value] of Object.entries({
+  controlPlane,
+  watchFile,
+  readConfigFile,
+  createControlServer,
+  MemoryStore,
+})) {
+  assert.equal(typeof value, 'function', `${name} is ${typeof value}, expected a function`);
+}
+assert.equal(typeof discoveryService, 'object');
+assert.match(SERVICE_TYPE_URL, /meshlet\.v1\.Service$/);
+// discovery throws core's MeshConfigError: one copy of core across the packages.
+assert.throws(
+  () => controlPlane({ address: 'no-port' }),
+  (e) => e instanceof MeshConfigError && e.path === 'controlPlane.address',
+);
 
 async function main() {
   const server = http.createServer((req, res) => {
@@ -48,7 +70,9 @@ async function main() {
   await mesh.close();
   server.close();
   await once(server, 'close');
-  console.log(`pack-smoke: CJS ok on Node ${process.version}: require(esm), fetch through the mesh, shared MeshError`);
+  console.log(
+    `pack-smoke: CJS ok on Node ${process.version}: require(esm) of core, http, discovery, control; fetch through the mesh, shared MeshError`,
+  );
 }
 
 main().catch((err) => {
