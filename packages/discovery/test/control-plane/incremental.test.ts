@@ -12,6 +12,7 @@ import {
   SERVICE_TYPE_URL,
   encodeEndpointSet,
   encodeService,
+  decodeResource,
   type AnyMessage,
   type DiscoveryRequest,
 } from '../../src/protocol/index.js';
@@ -307,11 +308,28 @@ describe('controlPlane client fuzzing: incremental responses', () => {
     await fc.assert(
       fc.asyncProperty(incrementalResponse, async (res) => {
         const nonce = `z${++n}`;
+        const before = sink.last ?? {};
         stream.send({ ...res, nonce, incremental: true });
         const reply = await stream.next((r) => r.responseNonce === nonce, 5000);
         if (reply.errorDetail === null) {
           assert.equal(reply.versionInfo, res.versionInfo);
           acks++;
+          // Accepted whole: what it did not name is exactly as before (nothing is removed implicitly).
+          const named = new Set<string>(res.removedResources);
+          for (const r of res.resources) {
+            const d = decodeResource(r);
+            if (d.ok) named.add(d.name);
+          }
+          const after = sink.last ?? {};
+          for (const name of Object.keys(before)) {
+            if (named.has(name)) continue;
+            assert.ok(Object.hasOwn(after, name), `${name} is still there`);
+            const pick = (cfg: ServiceConfig) => {
+              const { endpoints, ...rest } = cfg as ServiceConfig & Record<string, unknown>;
+              return res.typeUrl === ENDPOINT_SET_TYPE_URL ? endpoints : rest;
+            };
+            assert.deepEqual(pick(after[name]!), pick(before[name]!), `${name} is unchanged`);
+          }
         } else {
           nacks++;
           assert.equal(reply.errorDetail.code, 3);
