@@ -13,8 +13,16 @@
  * The caller's handler may be of either undici style (legacy `onConnect/onHeaders/…` or
  * controller-based `onRequestStart/onResponseStart/…`); `toLegacy` adapts the latter.
  */
-import { Agent, Dispatcher, util, type Pool } from 'undici';
-import { MeshClosedError, MeshConfigError, MeshError, UnsupportedError, type Mesh, type Protocol } from '@meshlet/core';
+import { Agent, Dispatcher, errors, util, type Pool } from 'undici';
+import {
+  MeshClosedError,
+  MeshConfigError,
+  MeshError,
+  UnsupportedError,
+  type CallHandle,
+  type Mesh,
+  type Protocol,
+} from '@meshlet/core';
 import type { HttpAttempt, LegacyHandler } from './attempt.js';
 import { REPLAY_BUFFER_LIMIT } from './body.js';
 import { DEFAULT_CLOSE_GRACE_MS, DEFAULT_DRAIN_GRACE_MS, PoolSet } from './pools.js';
@@ -163,23 +171,17 @@ export class MeshDispatcher extends Dispatcher {
   }
 
   private meshDispatch(service: string, opts: Dispatcher.DispatchOptions, handler: LegacyHandler): void {
-    let req: HttpRequest;
-    try {
-      req = new HttpRequest(service, opts, handler);
-    } catch (err) {
-      // The caller's options could not be read: connect, then the error, as before any call.
-      handler.onConnect?.(noop);
-      throw err;
-    }
-    handler.onConnect?.(req.abort!);
-    if (req.abortReason !== undefined) {
-      handler.onError?.(req.abortReason);
+    const state = new MeshCallState(handler);
+    handler.onConnect?.(state.abort);
+    if (state.abortReason !== undefined) {
+      handler.onError?.(state.abortReason);
       return;
     }
     if (this.closed) {
       handler.onError?.(new MeshClosedError(service));
       return;
     }
+    const req = new HttpRequest(service, opts, state);
     if (req.upgrade || req.method === 'CONNECT') {
       handler.onError?.(
         new UnsupportedError(
@@ -189,8 +191,8 @@ export class MeshDispatcher extends Dispatcher {
       );
       return;
     }
-    // The answer reaches the handler through the protocol's deliver hook (HttpRequest.deliver); the promise reports failures.
-    this.mesh.call(service, req, this.protocol).then(undefined, req.fail);
+    // The answer reaches the handler through the protocol's deliver hook (state.deliver); the promise reports failures.
+    this.mesh.call(service, req, this.protocol).then(undefined, state.fail);
   }
 
   override close(): Promise<void>;
@@ -231,6 +233,46 @@ export class MeshDispatcher extends Dispatcher {
 /** Creates an undici Dispatcher that sends mesh-service origins through the mesh. */
 export function createMeshDispatcher(mesh: Mesh, options?: MeshDispatcherOptions): MeshDispatcher {
   return new MeshDispatcher(mesh, options);
+}
+
+/**
+ * One mesh call made through the dispatcher: relays the caller's abort to the mesh call
+ * (or, once committed, to the response), and delivers the outcome to the caller's handler.
+ */
+class MeshCallState {
+  abortReason: Error | undefined = undefined;
+  private call: CallHandle | undefined = undefined;
+  private committed: HttpAttempt | undefined = undefined;
+
+  constructor(readonly handler: LegacyHandler) {}
+
+  /** Given to the caller's `onConnect`. */
+  readonly abort = (reason?: Error): void => {
+    const why = reason ?? new errors.RequestAbortedError();
+    if (this.committed !== undefined) this.committed.abort(why);
+    else if (this.call !== undefined) this.call.abort(why);
+    else this.abortReason ??= why;
+  };
+
+  /** HttpRequest's bind hook: the mesh call started. */
+  bind(call: CallHandle): void {
+    this.call = call;
+    if (this.abortReason !== undefined) call.abort(this.abortReason);
+  }
+
+  /** The call's answer (HttpRequest's deliver hook, as soon as the mesh decides it). */
+  deliver(res: HttpAttempt): void {
+    this.committed = res;
+    try {
+      res.commit(this.handler);
+    } catch (err) {
+      res.handlerFailed(err as Error);
+    }
+  }
+
+  readonly fail = (err: unknown): void => {
+    this.handler.onError?.(err as Error);
+  };
 }
 
 /** Fails a request the URL rules refused, in the order undici's callers expect (connect, then error). */

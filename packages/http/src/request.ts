@@ -10,7 +10,7 @@
  * Host: the endpoint's pool writes `Host: <service>` itself from the validated service
  * name; a Host header of the caller's is dropped.
  */
-import { errors, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { propagation, type Context, type TextMapSetter } from '@opentelemetry/api';
 import { InvalidRequestError, type CallContext, type CallHandle } from '@meshlet/core';
 import {
@@ -23,7 +23,7 @@ import {
   isStreamBody,
   readBody,
 } from './body.js';
-import type { HttpAttempt, LegacyHandler } from './attempt.js';
+import type { HttpAttempt } from './attempt.js';
 import { scanHeaders, withHeaders, type HeaderFacts, type HeaderInput } from './headers.js';
 
 const arraySetter: TextMapSetter<string[]> = {
@@ -182,29 +182,14 @@ export class HttpRequest implements HeaderFacts {
   /** True when `opts.headers` is a flat array built for this call (safe to append to). */
   private ownsHeaders = false;
 
-  // The caller's side, when the request came through the dispatcher (one object per request:
-  // the request is also the state that relays the caller's abort and delivers its answer).
-  /** The caller aborted before the mesh call started. */
-  abortReason: Error | undefined = undefined;
-  private call: CallHandle | undefined = undefined;
-  private committed: HttpAttempt | undefined = undefined;
-  /** Given to the caller's `onConnect` (undefined without a handler). */
-  readonly abort: ((reason?: Error) => void) | undefined;
-  /** The mesh call's rejection, reported to the caller's handler (undefined without a handler). */
-  readonly fail: ((err: unknown) => void) | undefined;
-
   constructor(
     /** The service the caller addressed: the Host sent, and the name errors carry. */
     readonly service: string,
     /** The caller's dispatch options (read once, here). */
     callerOpts: Dispatcher.DispatchOptions,
-    /** The caller's undici handler: told the answer, its abort relayed to the call. */
-    private readonly handler?: LegacyHandler,
+    /** Told the mesh call's handle when the call starts, and its answer once decided (the dispatcher's caller state). */
+    private readonly owner?: { bind(call: CallHandle): void; deliver(res: HttpAttempt): void },
   ) {
-    if (handler !== undefined) {
-      this.abort = (reason?: Error): void => this.callerAbort(reason);
-      this.fail = (err: unknown): void => handler.onError?.(err as Error);
-    } else this.abort = this.fail = undefined;
     const opts = new AttemptOptions(callerOpts);
     this.opts = opts as unknown as Dispatcher.DispatchOptions;
     this.upgrade = Boolean(opts.upgrade);
@@ -300,30 +285,13 @@ export class HttpRequest implements HeaderFacts {
     return this.traced;
   }
 
-  /** The caller gave up: cut the response once committed, else the mesh call, else remember it for when the call starts. */
-  private callerAbort(reason?: Error): void {
-    const why = reason ?? new errors.RequestAbortedError();
-    if (this.committed !== undefined) this.committed.abort(why);
-    else if (this.call !== undefined) this.call.abort(why);
-    else this.abortReason ??= why;
-  }
-
-  /** The protocol's bindCall hook: the mesh call started (an abort the caller made already reaches it). */
   bind(call: CallHandle): void {
-    if (this.handler === undefined) return;
-    this.call = call;
-    if (this.abortReason !== undefined) call.abort(this.abortReason);
+    this.owner?.bind(call);
   }
 
-  /** The call's answer, as soon as the mesh has decided it: it streams to the caller's handler from here. */
+  /** The call's answer, as soon as the mesh has decided it: handed to the owner (the dispatcher's caller). */
   deliver(res: HttpAttempt): void {
-    if (this.handler === undefined) return;
-    this.committed = res;
-    try {
-      res.commit(this.handler);
-    } catch (err) {
-      res.handlerFailed(err as Error);
-    }
+    this.owner?.deliver(res);
   }
 
   /** May this request be sent again? Idempotent (or opted in) with a replayable body. */
