@@ -145,7 +145,15 @@ export class Mesh {
    */
   ready(options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<void> {
     if (this.readyFlag) return Promise.resolve();
-    return this.waitReady(undefined, options.timeoutMs ?? this.startupTimeoutMs, options.signal);
+    const ms = options.timeoutMs;
+    if (ms !== undefined && !(typeof ms === 'number' && ms >= 0 && ms <= MAX_TIMER_MS)) {
+      return Promise.reject(
+        new MeshConfigError([
+          { path: 'timeoutMs', message: `expected a number of ms from 0 to ${MAX_TIMER_MS}, got ${String(ms)}` },
+        ]),
+      );
+    }
+    return this.waitReady(undefined, ms ?? this.startupTimeoutMs, options.signal);
   }
 
   /**

@@ -193,6 +193,8 @@ describe('mesh with discovery sources', () => {
     ac.abort(new Error('caller gave up'));
     await assert.rejects(p, /caller gave up/);
     await assert.rejects(mesh.ready({ timeoutMs: 10 }), NotReadyError);
+    await assert.rejects(mesh.ready({ timeoutMs: 2 ** 31 }), MeshConfigError);
+    await assert.rejects(mesh.ready({ timeoutMs: -1 }), MeshConfigError);
   });
 
   it('reports a source error in its status and NOT_READY message', async () => {
