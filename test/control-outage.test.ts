@@ -16,23 +16,17 @@ import { createMeshFetch } from '@meshlet/http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ServerSet, type TestServer } from './helpers/servers.ts';
 import { call, type Mesh } from './helpers/load.ts';
-import { ConfigDir, ControlProcess, Load, describeSamples, servedBy, waitFor } from './fixtures/control.ts';
+import {
+  ConfigDir,
+  ControlProcess,
+  Load,
+  describeSamples,
+  servedBy,
+  splitRouteYaml,
+  waitFor,
+} from './fixtures/control.ts';
 
 const BACKOFF = { initialMs: 100, maxMs: 500 };
-
-function routeYaml(v1: TestServer, v2: TestServer, w1: number, w2: number): string {
-  return `services:
-  api:
-    routes:
-      - backends:
-          - { service: api-v1, weight: ${w1} }
-          - { service: api-v2, weight: ${w2} }
-  api-v1:
-    endpoints: ["${v1.address}"]
-  api-v2:
-    endpoints: ["${v2.address}"]
-`;
-}
 
 describe('control server killed with SIGKILL under load', () => {
   const servers = new ServerSet();
@@ -45,7 +39,7 @@ describe('control server killed with SIGKILL under load', () => {
   before(async () => {
     v1 = await servers.start('v1');
     v2 = await servers.start('v2');
-    config = await ConfigDir.create(routeYaml(v1, v2, 100, 0));
+    config = await ConfigDir.create(splitRouteYaml(v1, v2, 100, 0));
   });
 
   after(async () => {
@@ -98,7 +92,7 @@ describe('control server killed with SIGKILL under load', () => {
       assert.ok(c);
 
       editedAt = performance.now();
-      await config.write(routeYaml(v1, v2, 0, 100));
+      await config.write(splitRouteYaml(v1, v2, 0, 100));
       await waitFor(
         'the edit after the restart to move the traffic to v2',
         () => {

@@ -24,25 +24,11 @@ import {
   servedBy,
   waitFor,
   type Sample,
+  splitRouteYaml,
 } from './fixtures/control.ts';
 
 /** A bound on config edit → traffic moved: fs.watch reacts at once, the 2 s poll is the fallback. */
 const MOVE_BOUND_MS = 5000;
-
-function meshYaml(v1: TestServer, v2: TestServer, w1: number, w2: number, extra = ''): string {
-  return `# route api splits between two versions
-services:
-  api:
-    routes:
-      - backends:
-          - { service: api-v1, weight: ${w1} }
-          - { service: api-v2, weight: ${w2} }
-  api-v1:
-    endpoints: ["${v1.address}"]
-  api-v2:
-    endpoints: ["${v2.address}"]${extra}
-`;
-}
 
 interface ClientView {
   nodeId: string;
@@ -64,7 +50,7 @@ describe('control server: push, ACK and live edits of mesh.yaml under load', () 
   before(async () => {
     v1 = await servers.start('v1');
     v2 = await servers.start('v2');
-    config = await ConfigDir.create(meshYaml(v1, v2, 100, 0));
+    config = await ConfigDir.create(splitRouteYaml(v1, v2, 100, 0));
     control = await ControlProcess.start(config.configPath);
     mesh = createMesh({
       service: 'front',
@@ -107,7 +93,7 @@ describe('control server: push, ACK and live edits of mesh.yaml under load', () 
       assert.deepEqual(new Set(load.samples.map(servedBy)), new Set(['v1']), 'all traffic on v1 before the edit');
 
       editedAt = performance.now();
-      await config.write(meshYaml(v1, v2, 0, 100));
+      await config.write(splitRouteYaml(v1, v2, 0, 100));
       // Moved: the last 100 requests all went to v2.
       await waitFor(
         'the traffic to move to v2',
@@ -154,7 +140,7 @@ describe('control server: push, ACK and live edits of mesh.yaml under load', () 
     try {
       await load.more(100);
       // maxAttempts -1 is invalid; the rest of the file is a valid edit that must NOT apply (back to v1).
-      await config.write(meshYaml(v1, v2, 100, 0, '\n    retry: { maxAttempts: -1 }'));
+      await config.write(splitRouteYaml(v1, v2, 100, 0, '\n    retry: { maxAttempts: -1 }'));
       const err = await waitFor('/config to report the reload error', async () => {
         const { body } = await control.admin('/config');
         return body.lastReloadError ?? undefined;
@@ -192,7 +178,7 @@ describe('control server: push, ACK and live edits of mesh.yaml under load', () 
     assert.ok(parsed.checks.some((c) => !c.ok && (c.details ?? []).some((d) => d.includes('maxAttempts'))));
 
     // Fixing the file clears the error and the fix is pushed (the route goes back to v1).
-    await config.write(meshYaml(v1, v2, 100, 0));
+    await config.write(splitRouteYaml(v1, v2, 100, 0));
     await waitFor('/config to clear the reload error', async () => {
       const { body } = await control.admin('/config');
       return body.lastReloadError === null && body.version !== before.version;

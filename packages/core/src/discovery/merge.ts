@@ -221,7 +221,7 @@ export class ConfigMerger {
           if (!services.has(b.service)) {
             issues.push({
               path: `services.${name}.routes[${r}].backends[${i}].service`,
-              message: `routes to "${b.service}", which no config source defines any more`,
+              message: `routes to "${b.service}", which no config source defines any more: keep an entry for "${b.service}" (an empty one is enough) or remove the route first`,
             });
           }
         }),

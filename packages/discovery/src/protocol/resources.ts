@@ -4,7 +4,7 @@
  * client (hostile input; it never throws, it returns a typed failure naming the resource).
  */
 import protobuf from 'protobufjs';
-import type { EndpointConfig, ServiceConfig } from '@meshlet/core';
+import type { EndpointConfig, Registration, ServiceConfig } from '@meshlet/core';
 import { protocolTypes } from './proto.js';
 import { readStruct, setOwn, StructError, writeStruct } from './struct.js';
 import type {
@@ -28,14 +28,8 @@ export const MAX_RESOURCE_BYTES = 1024 * 1024;
 /** Longest resource name kept as is in errors and NACKs; longer ones are cut. */
 export const MAX_NAME_LENGTH = 1024;
 
-/** A self-registration: the same shape as core's `Registration` (`mesh.register()`'s argument). */
-export interface Registration {
-  service: string;
-  address: string;
-  zone?: string;
-  weight?: number;
-  metadata?: Record<string, string>;
-}
+/** A self-registration: core's `Registration` (`mesh.register()`'s argument). */
+export type { Registration } from '@meshlet/core';
 
 /** What `decodeResource` returns for each kind. */
 export type ResourceKind = 'service' | 'endpointSet';
