@@ -4,6 +4,12 @@
  * would follow the old inode) plus a periodic `stat` as a fallback for file systems where
  * fs.watch misses events (network mounts, some containers). Both only *suggest* a change:
  * `onChange` runs debounced, and the caller re-reads and compares the content.
+ *
+ * Two debounces: a file renamed into place (an atomic save: editors, `kubectl cp`, config tools)
+ * is complete when the event arrives, so it is read after {@link RENAME_DEBOUNCE_MS} (just enough
+ * to take the burst of events one save makes), unless the rename took the file *away* (the first
+ * half of a delete-and-recreate), which waits the full debounce for the new file. In-place writes
+ * (`change` events) may still be under way, so they wait `debounceMs` after the last event.
  */
 import { watch, type FSWatcher } from 'node:fs';
 import { stat } from 'node:fs/promises';
@@ -23,6 +29,7 @@ export class FileWatch {
   private watcher: FSWatcher | undefined;
   private poll: NodeJS.Timeout | undefined;
   private debounce: NodeJS.Timeout | undefined;
+  private debounceIsShort = false;
   private lastStat = '';
   private polling = false;
   private closed = false;
@@ -41,9 +48,9 @@ export class FileWatch {
     this.lastStat = await statKey(this.path);
     if (this.closed) return;
     try {
-      this.watcher = watch(this.dir, { persistent: false }, (_event, name) => {
+      this.watcher = watch(this.dir, { persistent: false }, (event, name) => {
         // Some platforms give no file name: treat it as "maybe ours".
-        if (name === null || name === undefined || String(name) === this.base) this.schedule();
+        if (name === null || name === undefined || String(name) === this.base) this.schedule(event === 'rename');
       });
       this.watcher.on('error', (err) => {
         this.options.onWatchError(err);
@@ -73,27 +80,45 @@ export class FileWatch {
       const key = await statKey(this.path);
       if (key !== this.lastStat) {
         this.lastStat = key;
-        this.schedule();
+        this.schedule(false);
       }
     } finally {
       this.polling = false;
     }
   }
 
-  private schedule(): void {
+  /** `renamed`: the event was a rename of the file (see the class comment). */
+  private schedule(renamed: boolean): void {
     if (this.closed) return;
+    // A pending full-length wait is not cut short by a rename: an in-place write may be under way.
+    if (this.debounce !== undefined && renamed && !this.debounceIsShort) return;
     if (this.debounce !== undefined) clearTimeout(this.debounce);
-    this.debounce = setTimeout(() => {
-      this.debounce = undefined;
-      if (this.closed) return;
-      void statKey(this.path).then((key) => {
-        this.lastStat = key;
-      });
-      this.options.onChange();
-    }, this.options.debounceMs);
+    this.debounceIsShort = renamed;
+    this.debounce = setTimeout(
+      () => {
+        this.debounce = undefined;
+        if (this.closed) return;
+        void statKey(this.path).then((key) => {
+          if (this.closed) return;
+          this.lastStat = key;
+          if (renamed && key === MISSING) {
+            // Renamed away: give the replacement the full debounce to appear.
+            this.schedule(false);
+            return;
+          }
+          this.options.onChange();
+        });
+      },
+      renamed ? Math.min(RENAME_DEBOUNCE_MS, this.options.debounceMs) : this.options.debounceMs,
+    );
     this.debounce.unref();
   }
 }
+
+/** How long a rename of the file waits for the rest of its burst of events. */
+export const RENAME_DEBOUNCE_MS = 2;
+
+const MISSING = 'missing';
 
 /** mtime, size and inode, or 'missing'. */
 async function statKey(path: string): Promise<string> {
@@ -101,6 +126,6 @@ async function statKey(path: string): Promise<string> {
     const s = await stat(path);
     return `${s.mtimeMs}:${s.size}:${s.ino}`;
   } catch {
-    return 'missing';
+    return MISSING;
   }
 }

@@ -4,7 +4,8 @@
  * connected process over one gRPC bidirectional stream per process (meshlet.v1 ADS, state of the
  * world plus incremental responses, see packages/discovery/proto/meshlet/v1/discovery.proto).
  *
- * Flow: a config file save is read `fileDebounceMs` after its last event and rebuilt at once; DNS
+ * Flow: a config file save is read `fileDebounceMs` after its last event (2 ms after a rename into
+ * place, an atomic save, which is complete when its event arrives) and rebuilt at once; DNS
  * answers, registrations and withdrawals schedule a rebuild, coalesced over `debounceMs`. A rebuild
  * that changes a resource type bumps the snapshot version and sends that type to every subscribed
  * stream: the change alone to streams that ACKed the previous version, the whole set to the others,
@@ -41,9 +42,9 @@ export interface ControlServerOptions {
   /** Registration and DNS changes within this many ms are pushed as one version. Default 50. */
   debounceMs?: number;
   /**
-   * The config file is re-read this long after the last file-system event on it (a save may take
-   * several writes); saves within it make one version. Default 20: most of the time from an edit to
-   * every client's ACK is this wait plus reading and validating the file, so it is kept short.
+   * The config file is re-read this long after the last file-system event on it (an in-place save
+   * may take several writes); saves within it make one version. A file renamed into place (an atomic
+   * save) is complete when its event arrives and is read after 2 ms (or this, if shorter). Default 20.
    */
   fileDebounceMs?: number;
   /** A dropped stream's registrations are withdrawn after this many ms unless its node re-registers. Default 5000. */

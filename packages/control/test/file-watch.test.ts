@@ -1,0 +1,86 @@
+// FileWatch: an atomic save (rename into place) is read at once; in-place writes and a
+// delete-and-recreate wait the full debounce. Real files, real fs.watch.
+import { describe, it, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { FileWatch } from '../src/file-watch.js';
+
+const DEBOUNCE_MS = 400;
+
+async function setup(): Promise<{ file: string; dir: string; changes: number[]; watch: FileWatch }> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'meshlet-file-watch-'));
+  const file = path.join(dir, 'mesh.json');
+  await writeFile(file, '{"services":{}}');
+  const changes: number[] = [];
+  const watch = new FileWatch(file, {
+    debounceMs: DEBOUNCE_MS,
+    pollMs: 60_000,
+    onChange: () => changes.push(performance.now()),
+    onWatchError: (err) => assert.fail(`fs.watch failed: ${err.message}`),
+  });
+  await watch.start();
+  return { file, dir, changes, watch };
+}
+
+async function until(cond: () => boolean, ms: number): Promise<void> {
+  const end = performance.now() + ms;
+  while (!cond()) {
+    if (performance.now() > end) return;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+describe('FileWatch', () => {
+  const dirs: string[] = [];
+  after(async () => {
+    for (const d of dirs) await rm(d, { recursive: true, force: true });
+  });
+
+  it('reads a file renamed into place well before the full debounce', async () => {
+    const { file, dir, changes, watch } = await setup();
+    dirs.push(dir);
+    try {
+      await writeFile(`${file}.tmp`, '{"services":{"a":{}}}');
+      const t0 = performance.now();
+      await rename(`${file}.tmp`, file);
+      await until(() => changes.length > 0, 2000);
+      assert.equal(changes.length, 1, 'one change for one save');
+      // The full debounce is 400 ms; a rename is read after a couple of ms (generous bound for CI).
+      assert.ok(changes[0]! - t0 < DEBOUNCE_MS / 2, `read after ${(changes[0]! - t0).toFixed(0)} ms`);
+    } finally {
+      watch.close();
+    }
+  });
+
+  it('waits the full debounce after an in-place write', async () => {
+    const { file, dir, changes, watch } = await setup();
+    dirs.push(dir);
+    try {
+      const t0 = performance.now();
+      await writeFile(file, '{"services":{"b":{}}}');
+      await until(() => changes.length > 0, 3000);
+      assert.equal(changes.length, 1);
+      assert.ok(changes[0]! - t0 >= DEBOUNCE_MS - 5, `read after ${(changes[0]! - t0).toFixed(0)} ms`);
+    } finally {
+      watch.close();
+    }
+  });
+
+  it('does not report a file deleted for a moment: the replacement gets the full debounce', async () => {
+    const { file, dir, changes, watch } = await setup();
+    dirs.push(dir);
+    try {
+      const t0 = performance.now();
+      await unlink(file);
+      await new Promise((r) => setTimeout(r, 50));
+      await writeFile(file, '{"services":{"c":{}}}');
+      await until(() => changes.length > 0, 3000);
+      assert.equal(changes.length, 1, 'one change, after the new file exists');
+      assert.ok(changes[0]! - t0 >= DEBOUNCE_MS - 5, `read after ${(changes[0]! - t0).toFixed(0)} ms`);
+    } finally {
+      watch.close();
+    }
+  });
+});
