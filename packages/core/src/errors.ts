@@ -130,13 +130,26 @@ export class DeadlineExceededError extends MeshError {
   readonly timeoutMs: number;
   readonly attempts: number;
   readonly endpoint: string | undefined;
-  constructor(service: string, timeoutMs: number, attempts: number, endpoint: string | undefined) {
+  /** True when the deadline was the inbound request's (its caller's `meshlet-timeout`), not this service's own. */
+  readonly inherited: boolean;
+  constructor(service: string, timeoutMs: number, attempts: number, endpoint: string | undefined, inherited = false) {
+    const ms = Math.round(timeoutMs);
     super(
       'MESHLET_ERR_DEADLINE',
-      `service "${service}": deadline of ${timeoutMs} ms exceeded after ${attempts} attempt(s)` +
-        (endpoint ? `, the last on ${endpoint}` : ', before any attempt was sent') +
-        `; raise services.${service}.timeout.requestMs if the upstream is legitimately slow`,
+      inherited
+        ? attempts === 0 && endpoint === undefined && ms <= 0
+          ? `service "${service}": the deadline of the inbound request this call was made for had already passed, ` +
+            `so the call was not sent; the caller's time budget (its meshlet-timeout) ran out before this handler ` +
+            `got here: give the caller a larger timeout, or do less before this call`
+          : `service "${service}": deadline of ${ms} ms, inherited from the inbound request this call was made for ` +
+            `(its caller's meshlet-timeout), exceeded after ${attempts} attempt(s)` +
+            (endpoint ? `, the last on ${endpoint}` : ', before any attempt was sent') +
+            `; the caller's time budget ran out: give the caller a larger timeout, or make this handler faster`
+        : `service "${service}": deadline of ${ms} ms exceeded after ${attempts} attempt(s)` +
+            (endpoint ? `, the last on ${endpoint}` : ', before any attempt was sent') +
+            `; raise services.${service}.timeout.requestMs if the upstream is legitimately slow`,
     );
+    this.inherited = inherited;
     this.service = service;
     this.timeoutMs = timeoutMs;
     this.attempts = attempts;

@@ -50,3 +50,13 @@ export {
   DnsResolutionError,
 } from './errors.js';
 export { closeMatches, didYouMean } from './util/suggest.js';
+export { runWithInbound, currentInbound, type InboundContext } from './inbound/context.js';
+export {
+  TIMEOUT_HEADER,
+  CALLER_HEADER,
+  parseTimeoutHeader,
+  formatTimeoutHeader,
+  parseCallerHeader,
+} from './inbound/headers.js';
+export { SERVER_DURATION, type InboundRecord, type InboundRecorder } from './inbound/recorder.js';
+export { UNKNOWN_CALLER, UNMATCHED_ROUTE, type InboundStats } from './inbound/stats.js';

@@ -17,6 +17,8 @@ import { MeshClosedError, MeshConfigError, NotReadyError, UnknownServiceError, U
 import type { Protocol } from './protocol.js';
 import { Service, type ServiceStats } from './service.js';
 import { MeshTelemetry, type TelemetryOptions } from './telemetry/telemetry.js';
+import { MeshInbound, type InboundRecorder } from './inbound/recorder.js';
+import type { InboundStats } from './inbound/stats.js';
 
 export interface MeshOptions extends Partial<MeshConfig>, DiscoveryOptions {
   /** Window of the latency percentiles in `stats()`, ms. Default 10 000. */
@@ -31,6 +33,8 @@ export interface MeshOptions extends Partial<MeshConfig>, DiscoveryOptions {
 
 export interface MeshStats {
   services: Record<string, ServiceStats>;
+  /** Requests this process handled, per route and caller (filled by inbound adapters). */
+  inbound: InboundStats[];
 }
 
 /** One discovery source's state, from `mesh.discoveryStatus()`. */
@@ -72,6 +76,9 @@ export class Mesh {
   private readonly addressRefs = new Map<string, number>();
   /** The process's own service name (`createMesh({ service })`). */
   readonly service: string | undefined;
+  /** Where inbound adapters (Express, Nest, …) report each request they handle; see `stats().inbound`. */
+  readonly inbound: InboundRecorder;
+  private readonly inboundImpl: MeshInbound;
   private readonly sources: readonly DiscoverySource[];
   private readonly sourceErrors: Array<Error | undefined>;
   private readonly merger: ConfigMerger;
@@ -87,6 +94,7 @@ export class Mesh {
     this.random = valid.random ?? Math.random;
     this.statsWindowMs = valid.statsWindowMs;
     this.telemetry = new MeshTelemetry(valid.telemetry);
+    this.inbound = this.inboundImpl = new MeshInbound(this.telemetry, this.clock, this.statsWindowMs);
     this.service = discovery.service;
     this.sources = discovery.sources;
     this.sourceErrors = this.sources.map(() => undefined);
@@ -367,7 +375,7 @@ export class Mesh {
   stats(): MeshStats {
     const services: Record<string, ServiceStats> = {};
     for (const [name, svc] of this.services) services[name] = svc.stats();
-    return { services };
+    return { services, inbound: this.inboundImpl.stats() };
   }
 
   /**

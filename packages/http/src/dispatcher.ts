@@ -181,7 +181,7 @@ export class MeshDispatcher extends Dispatcher {
       handler.onError?.(new MeshClosedError(service));
       return;
     }
-    const req = new HttpRequest(service, opts, state);
+    const req = new HttpRequest(service, opts, state, this.mesh.service);
     if (req.upgrade || req.method === 'CONNECT') {
       handler.onError?.(
         new UnsupportedError(

@@ -3,6 +3,7 @@
  * pairs, null). Only a header object's own properties are headers: nothing inherited
  * (`constructor`, `toString`, a polluted prototype) is ever read as one.
  */
+import { CALLER_HEADER, TIMEOUT_HEADER } from '@meshlet/core';
 
 export type HeaderInput =
   | Record<string, string | string[] | number | undefined | null>
@@ -97,28 +98,35 @@ export function sameLower(k: string, lower: string): boolean {
 }
 
 /**
- * Returns the headers as a fresh flat array, leaving out `drop` (a lower-case name) and
- * appending `extra` name/value pairs.
+ * The headers every mesh attempt sends: the caller's, as a fresh flat array, without a Host (the
+ * pool writes it from the service name) and without `meshlet-timeout` / `meshlet-caller` of the
+ * caller's own (those are the mesh's to set), then `meshlet-caller: <caller>` when this process
+ * has a service name, then `meshlet-timeout` with an empty value: its slot, the last element, is
+ * filled with the remaining budget before each attempt (`HttpRequest.setBudget`).
  */
-export function withHeaders(headers: HeaderInput, extra: readonly string[], drop?: string): string[] {
+export function meshHeaders(headers: HeaderInput, caller: string | undefined): string[] {
   const out: string[] = [];
   if (headers != null) {
     if (Array.isArray(headers)) {
-      for (let i = 0; i + 1 < headers.length; i += 2) pushValue(out, String(headers[i]), headers[i + 1], drop);
+      for (let i = 0; i + 1 < headers.length; i += 2) pushOwn(out, String(headers[i]), headers[i + 1]);
     } else if (typeof (headers as Iterable<unknown>)[Symbol.iterator] === 'function') {
-      for (const [k, v] of headers as Iterable<[string, string | string[] | undefined]>) pushValue(out, k, v, drop);
+      for (const [k, v] of headers as Iterable<[string, string | string[] | undefined]>) pushOwn(out, k, v);
     } else {
       const obj = headers as Record<string, unknown>;
-      for (const k in obj) if (hasOwn.call(obj, k)) pushValue(out, k, obj[k], drop);
+      for (const k in obj) if (hasOwn.call(obj, k)) pushOwn(out, k, obj[k]);
     }
   }
-  for (let i = 0; i < extra.length; i++) out.push(extra[i]);
+  if (caller !== undefined) out.push(CALLER_HEADER, caller);
+  out.push(TIMEOUT_HEADER, '');
   return out;
 }
 
-function pushValue(out: string[], k: string, v: unknown, drop: string | undefined): void {
+function pushOwn(out: string[], k: string, v: unknown): void {
   if (v === undefined || v === null) return;
-  if (drop !== undefined && k.length === drop.length && sameLower(k, drop)) return;
+  const n = k.length;
+  if (n === 4 && sameLower(k, 'host')) return;
+  if (n === TIMEOUT_HEADER.length && sameLower(k, TIMEOUT_HEADER)) return;
+  if (n === CALLER_HEADER.length && sameLower(k, CALLER_HEADER)) return;
   if (Array.isArray(v)) for (const x of v) out.push(k, String(x));
   else out.push(k, String(v));
 }

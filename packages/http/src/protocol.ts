@@ -59,6 +59,7 @@ export function createHttpProtocol(pools: PoolSet): Protocol<HttpRequest, HttpAt
     if (req.bodyKind === BODY_TO_BUFFER) req.sendUnbuffered();
     const pool = pools.get(ep, req.service);
     const opts = ctx.trace === undefined ? req.opts : req.tracedOptions(ctx.trace);
+    req.setBudget(ctx.remainingMs());
     pool.dispatch(opts, new HttpAttempt(target, ctx, req, deadlines) as never);
   }
 }

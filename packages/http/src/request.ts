@@ -12,7 +12,7 @@
  */
 import type { Dispatcher } from 'undici';
 import { propagation, type Context, type TextMapSetter } from '@opentelemetry/api';
-import { InvalidRequestError, type CallContext, type CallHandle } from '@meshlet/core';
+import { InvalidRequestError, formatTimeoutHeader, type CallContext, type CallHandle } from '@meshlet/core';
 import {
   BODY_NONE,
   BODY_ONCE,
@@ -24,7 +24,7 @@ import {
   readBody,
 } from './body.js';
 import type { HttpAttempt } from './attempt.js';
-import { scanHeaders, withHeaders, type HeaderFacts, type HeaderInput } from './headers.js';
+import { meshHeaders, scanHeaders, type HeaderFacts, type HeaderInput } from './headers.js';
 
 const arraySetter: TextMapSetter<string[]> = {
   set(carrier, key, value) {
@@ -43,7 +43,6 @@ function upperCase(m: string): string {
 
 /** Methods that may be sent again without changing the outcome (RFC 9110 §9.2.2). */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
-const NO_EXTRA: readonly string[] = [];
 
 /**
  * Dispatch options of an attempt, with one fixed shape: every member undici's `Request`
@@ -179,8 +178,8 @@ export class HttpRequest implements HeaderFacts {
   private readonly callerBodySource: unknown;
   /** This call's options with its trace headers, built on its first attempt (every attempt shares the span). */
   private traced: Dispatcher.DispatchOptions | undefined = undefined;
-  /** True when `opts.headers` is a flat array built for this call (safe to append to). */
-  private ownsHeaders = false;
+  /** Index in `opts.headers` of the `meshlet-timeout` value, rewritten before each attempt. */
+  private budgetSlot = -1;
 
   constructor(
     /** The service the caller addressed: the Host sent, and the name errors carry. */
@@ -189,6 +188,8 @@ export class HttpRequest implements HeaderFacts {
     callerOpts: Dispatcher.DispatchOptions,
     /** Told the mesh call's handle when the call starts, and its answer once decided (the dispatcher's caller state). */
     private readonly owner?: { bind(call: CallHandle): void; deliver(res: HttpAttempt): void },
+    /** This process's service name (`mesh.service`), sent as `meshlet-caller`. */
+    caller?: string,
   ) {
     const opts = new AttemptOptions(callerOpts);
     this.opts = opts as unknown as Dispatcher.DispatchOptions;
@@ -202,10 +203,10 @@ export class HttpRequest implements HeaderFacts {
     const body = opts.body;
     this.callerBodySource = body;
     this.bodyKind = bodyKind(body, this.contentLength);
-    if (this.hasHost) {
-      opts.headers = withHeaders(headers, NO_EXTRA, 'host');
-      this.ownsHeaders = true;
-    }
+    // Always a flat list of this call's own: the Host goes, and the mesh's headers get their slots.
+    const own = meshHeaders(headers, caller);
+    opts.headers = own;
+    this.budgetSlot = own.length - 1;
     if (this.bodyKind === BODY_ONCE && isStreamBody(body)) opts.body = this.callerBody = CallerBody.of(body);
   }
 
@@ -271,18 +272,20 @@ export class HttpRequest implements HeaderFacts {
     if (this.traced !== undefined) return this.traced;
     const extra: string[] = [];
     propagation.inject(trace, extra, arraySetter);
-    if (extra.length === 0) this.traced = this.opts;
-    else if (this.ownsHeaders) {
-      const headers = this.opts.headers as string[];
-      for (let i = 0; i < extra.length; i++) headers.push(extra[i]);
-      this.traced = this.opts;
-    } else {
-      const opts = this.opts;
-      (opts as unknown as AttemptOptions).headers = withHeaders(opts.headers as HeaderInput, extra);
-      this.traced = opts;
-      this.ownsHeaders = true;
-    }
+    // The header list is this call's own (see the constructor): append in place.
+    const headers = this.opts.headers as string[];
+    for (let i = 0; i < extra.length; i++) headers.push(extra[i]);
+    this.traced = this.opts;
     return this.traced;
+  }
+
+  /**
+   * Writes the call's remaining budget into the `meshlet-timeout` header before an attempt is
+   * sent (undici copies the headers when it takes the attempt, so the next attempt may rewrite
+   * the slot).
+   */
+  setBudget(remainingMs: number): void {
+    (this.opts.headers as string[])[this.budgetSlot] = formatTimeoutHeader(remainingMs);
   }
 
   bind(call: CallHandle): void {

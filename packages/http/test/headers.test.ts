@@ -1,7 +1,7 @@
 // Header helpers read only a header object's own properties and gather facts in one pass.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { findHeader, scanHeaders, withHeaders, type HeaderFacts } from '../src/headers.js';
+import { findHeader, meshHeaders, scanHeaders, type HeaderFacts } from '../src/headers.js';
 
 describe('headers', () => {
   it('findHeader never reads inherited properties', () => {
@@ -28,15 +28,12 @@ describe('headers', () => {
     assert.ok(Number.isNaN(facts.contentLength));
   });
 
-  it('withHeaders copies, drops one name and appends', () => {
-    assert.deepEqual(withHeaders({ Host: 'x', a: ['1', '2'], b: null }, ['t', 'v'], 'host'), [
-      'a',
-      '1',
-      'a',
-      '2',
-      't',
-      'v',
-    ]);
-    assert.deepEqual(withHeaders(['HOST', 'x', 'c', '3'], [], 'host'), ['c', '3']);
+  it("meshHeaders copies, drops Host and the caller's own mesh headers, and appends the mesh's", () => {
+    assert.deepEqual(
+      meshHeaders({ Host: 'x', a: ['1', '2'], b: null, 'Meshlet-Timeout': '99999S', 'MESHLET-CALLER': 'spoof' }, 'web'),
+      ['a', '1', 'a', '2', 'meshlet-caller', 'web', 'meshlet-timeout', ''],
+    );
+    assert.deepEqual(meshHeaders(['HOST', 'x', 'c', '3'], undefined), ['c', '3', 'meshlet-timeout', '']);
+    assert.deepEqual(meshHeaders(Object.create({ inherited: '1' }), undefined), ['meshlet-timeout', '']);
   });
 });

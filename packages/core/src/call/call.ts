@@ -159,8 +159,12 @@ export class Call<Req, Res> implements CallContext, PickContext, CallHandle, Tim
 
   /** The caller signal's listener (`handleEvent` makes the call its own listener: no closure). */
   callerSignal: AbortSignal | undefined = undefined;
-  handleEvent(): void {
-    this.abort(this.callerSignal!.reason);
+  /** The signal of the inbound request this call is made for (its caller went away), see `inbound/context.ts`. */
+  inboundSignal: AbortSignal | undefined = undefined;
+  /** The deadline is the inbound request's, shorter than the service's own `timeout.requestMs`. */
+  inherited = false;
+  handleEvent(event: Event): void {
+    this.abort((event.target as AbortSignal).reason);
   }
 
   // The sink of a callback-style first attempt (`Protocol.start`): its outcome, once.
@@ -203,7 +207,7 @@ function onAttemptTimer<Req, Res>(call: Call<Req, Res>): void {
   call.abortAttempt(
     call.timerKind === PER_TRY && ep !== undefined
       ? new PerTryTimeoutError(call.service, ep.address, cfg.timeout.perTryMs!)
-      : new DeadlineExceededError(call.service, cfg.timeout.requestMs, call.attempt, ep?.address),
+      : new DeadlineExceededError(call.service, call.timeoutMs, call.attempt, ep?.address, call.inherited),
   );
 }
 

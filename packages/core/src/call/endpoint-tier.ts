@@ -79,7 +79,7 @@ function beginSend<Req, Res>(call: Call<Req, Res>, startedAt: number | undefined
       return undefined;
     }
     if (remaining <= 0) {
-      throw new DeadlineExceededError(svc.name, svc.config.timeout.requestMs, call.attempt, call.endpoint?.address);
+      throw new DeadlineExceededError(svc.name, call.timeoutMs, call.attempt, call.endpoint?.address, call.inherited);
     }
     throw svc.noEndpointError();
   }

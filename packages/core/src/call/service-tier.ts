@@ -26,6 +26,7 @@ import type { Service } from '../service.js';
 import { Call, DEADLINE, armTimer, disarmTimer } from './call.js';
 import { attemptAnswered, attemptFailed, runAttempt, settleAttempt, startAttempt } from './endpoint-tier.js';
 import { retryGate } from './retry.js';
+import { currentInbound } from '../inbound/context.js';
 
 const SPAN_OPTIONS = { kind: SpanKind.CLIENT };
 /** Thrown inside p-retry to ask for another attempt; stateless, so one instance serves all calls. */
@@ -54,6 +55,27 @@ export function runCall<Req, Res>(
     svc.cancelled++;
     return Promise.reject(callerSignal.reason);
   }
+  let timeoutMs = cfg.timeout.requestMs;
+  let inherited = false;
+  // Made while handling an inbound request: its deadline and its caller's departure bind this call too.
+  const inbound = currentInbound();
+  if (inbound !== undefined) {
+    const inboundSignal = inbound.signal;
+    if (inboundSignal?.aborted) {
+      svc.cancelled++;
+      return Promise.reject(inboundSignal.reason);
+    }
+    const left = inbound.deadlineAt - performance.now();
+    if (left < timeoutMs) {
+      if (!(left > 0)) {
+        // The caller's budget is spent: fail without touching the network. The caller's doing, not a failure.
+        svc.cancelled++;
+        return Promise.reject(new DeadlineExceededError(svc.name, 0, 0, undefined, true));
+      }
+      timeoutMs = left;
+      inherited = true;
+    }
+  }
 
   const call = new Call<Req, Res>(
     svc,
@@ -64,9 +86,10 @@ export function runCall<Req, Res>(
     requestedService,
     route,
     protocol.method(req),
-    start + cfg.timeout.requestMs,
-    cfg.timeout.requestMs,
+    start + timeoutMs,
+    timeoutMs,
   );
+  call.inherited = inherited;
   if (cfg.hashKey !== undefined) {
     const key = 'header' in cfg.hashKey ? protocol.header(req, cfg.hashKey.header) : stripQuery(protocol.path(req));
     if (key !== undefined) call.hash = hashString(key);
@@ -75,6 +98,10 @@ export function runCall<Req, Res>(
   if (callerSignal !== undefined) {
     call.callerSignal = callerSignal;
     callerSignal.addEventListener('abort', call);
+  }
+  if (inbound?.signal !== undefined) {
+    call.inboundSignal = inbound.signal;
+    inbound.signal.addEventListener('abort', call);
   }
   svc.track(call);
   if (!svc.limiter.tryAcquire()) return runCallAsync(call, start, QUEUED, undefined);
@@ -200,6 +227,7 @@ function endCall<Req, Res>(call: Call<Req, Res>): void {
   svc.limiter.release();
   svc.untrack(call);
   call.callerSignal?.removeEventListener('abort', call);
+  call.inboundSignal?.removeEventListener('abort', call);
 }
 
 /** Where `runCallAsync` takes over. */
@@ -259,6 +287,7 @@ async function runCallAsync<Req, Res>(
     if (admitted) svc.limiter.release();
     svc.untrack(call);
     call.callerSignal?.removeEventListener('abort', call);
+    call.inboundSignal?.removeEventListener('abort', call);
   }
   deliver(call, res);
   return res;
@@ -316,7 +345,7 @@ async function queueWait<Req, Res>(call: Call<Req, Res>): Promise<void> {
   const ac = new AbortController();
   call.wake = (reason) => ac.abort(reason);
   const timer = setTimeout(
-    () => ac.abort(new DeadlineExceededError(svc.name, svc.config.timeout.requestMs, 0, undefined)),
+    () => ac.abort(new DeadlineExceededError(svc.name, call.timeoutMs, 0, undefined, call.inherited)),
     Math.max(0, call.deadline - svc.deps.clock.now()),
   );
   try {

@@ -97,6 +97,8 @@ export class WindowedHistogram {
   private previousCount = 0;
   /** Start of the current half on the clock; NaN until the first use. */
   private windowStart = Number.NaN;
+  /** Clock time of the first use (NaN before): the window covers no time before it. */
+  private firstUse = Number.NaN;
 
   private readonly clock: Clock;
   private readonly windowMs: number;
@@ -127,6 +129,17 @@ export class WindowedHistogram {
     return this.currentCount + this.previousCount;
   }
 
+  /**
+   * How much time, ms, the samples `count()` reports were collected over: from the start of the
+   * previous half (or the first use, if later) until now. `count() / coveredMs()` is a rate.
+   */
+  coveredMs(): number {
+    const now = this.clock.now();
+    this.rotate(now);
+    if (Number.isNaN(this.firstUse)) return 0;
+    return now - Math.max(this.firstUse, this.windowStart - this.windowMs);
+  }
+
   /** Drops every sample. */
   reset(): void {
     this.current.fill(0);
@@ -134,13 +147,14 @@ export class WindowedHistogram {
     this.currentCount = 0;
     this.previousCount = 0;
     this.windowStart = Number.NaN;
+    this.firstUse = Number.NaN;
   }
 
   private rotate(at?: number): void {
     const now = at ?? this.clock.now();
     const elapsed = now - this.windowStart;
     if (!(elapsed >= this.windowMs)) {
-      if (Number.isNaN(elapsed)) this.windowStart = now; // first use
+      if (Number.isNaN(elapsed)) this.windowStart = this.firstUse = now; // first use
       return;
     }
     // Boundaries stay aligned so the previous half never spans more than windowMs.

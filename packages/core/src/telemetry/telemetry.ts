@@ -128,6 +128,20 @@ export class MeshTelemetry {
     return h;
   }
 
+  /** The duration histogram of an inbound protocol (e.g. `http.server.request.duration`), in seconds. */
+  serverDuration(name: string): Histogram {
+    let h = this.durations.get(name);
+    if (h === undefined) {
+      h = this.meter!.createHistogram(name, {
+        unit: 's',
+        description: 'Duration of inbound requests handled by this process.',
+        advice: { explicitBucketBoundaries: DURATION_BUCKETS },
+      });
+      this.durations.set(name, h);
+    }
+    return h;
+  }
+
   retry(service: string): void {
     if (this.metricsOn) this.retriesCounter!.add(1, this.serviceAttributes(service));
   }
