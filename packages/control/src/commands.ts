@@ -312,3 +312,295 @@ function table(head: string[], rows: string[][]): string[] {
       .trimEnd();
   return [fmt(head), ...rows.map(fmt)];
 }
+
+// -------------------------------------------------------------------------------------------------
+// `meshlet status --admin host:port`: one process's admin endpoint (meshlet/register's
+// MESHLET_ADMIN_PORT, or startAdminServer) read twice, `intervalMs` apart: request rate and
+// success rate come from the difference, latency percentiles from the mesh's recent window.
+
+/** The parts of `mesh.stats()` this command reads (the admin endpoint's /stats). */
+interface AdminServiceStats {
+  requests: number;
+  successes: number;
+  failures: number;
+  cancelled?: number;
+  inFlight?: number;
+  recentRequests: number;
+  latencyMs: { p50: number; p90: number; p99: number };
+  endpoints: Array<{ address: string; state: string; requests: number; failures: number; inFlight?: number }>;
+}
+interface AdminInboundStats {
+  route: string;
+  caller: string;
+  requests: number;
+  successes: number;
+  failures: number;
+  cancelled: number;
+  successRate: number;
+  recentRequests: number;
+  rps: number;
+  latencyMs: { p50: number; p90: number; p99: number };
+}
+interface AdminStats {
+  services: Record<string, AdminServiceStats>;
+  inbound?: AdminInboundStats[];
+}
+
+/** One service's row of `meshlet status --admin`. */
+export interface AdminServiceRow {
+  service: string;
+  /** Calls per second over the sampling interval. */
+  rps: number;
+  /** Successes / (successes + failures) over the interval, else since start; null when there were none. */
+  successRate: number | null;
+  /** Over the mesh's recent window; null when it holds no call. */
+  p50Ms: number | null;
+  p99Ms: number | null;
+  requests: number;
+  failures: number;
+  inFlight: number;
+  /** Endpoint count per state (healthy, ejected, open, half-open). */
+  endpoints: Record<string, number>;
+}
+
+/** One (route, caller) row of the inbound section. */
+export interface AdminInboundRow {
+  route: string;
+  caller: string;
+  rps: number;
+  successRate: number | null;
+  p50Ms: number | null;
+  p99Ms: number | null;
+  requests: number;
+  failures: number;
+  cancelled: number;
+}
+
+export interface AdminStatusView {
+  admin: string;
+  ready: boolean;
+  intervalMs: number;
+  services: AdminServiceRow[];
+  inbound: AdminInboundRow[];
+}
+
+export interface AdminStatusOptions {
+  /** Base URL of the admin endpoint (`http://host:port`). */
+  admin: string;
+  json: boolean;
+  /** Time between the two samples, ms. */
+  intervalMs: number;
+  /** Redraw every interval until `signal` aborts (SIGINT in the CLI). */
+  watch?: boolean;
+  signal?: AbortSignal;
+  /** Clock and sleep (tests). */
+  now?: () => number;
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+}
+
+function defaultSleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
+async function readAdminStats(base: string): Promise<AdminStats> {
+  let res;
+  try {
+    res = await getJson(base, '/stats');
+  } catch (err) {
+    if (!(err instanceof UnreachableError)) throw err;
+    throw new UnreachableError(
+      err.message
+        .replace("the control server's admin endpoint", "the process's meshlet admin endpoint")
+        .replace(
+          /is "meshlet control" running.*$/,
+          `is the process running with MESHLET_ADMIN_PORT (or startAdminServer) on ${base.replace(/^https?:\/\//, '')}?`,
+        )
+        .replace(
+          /a meshlet control server's admin address\?$/,
+          "a process's meshlet admin endpoint (MESHLET_ADMIN_PORT)?",
+        ),
+    );
+  }
+  const body = res.body as Partial<AdminStats> | null;
+  if (res.status !== 200 || body === null || typeof body !== 'object' || typeof body.services !== 'object') {
+    throw new UnreachableError(
+      `${base}/stats answered HTTP ${res.status} without mesh stats: is ${base} a process's meshlet admin endpoint ` +
+        '(MESHLET_ADMIN_PORT)? For the control server, use --control',
+    );
+  }
+  return body as AdminStats;
+}
+
+function rate(successes: number, failures: number): number | null {
+  const n = successes + failures;
+  return n === 0 ? null : successes / n;
+}
+
+/** Builds the view from two samples of /stats taken `elapsedMs` apart. */
+export function adminStatusView(
+  admin: string,
+  ready: boolean,
+  before: AdminStats,
+  after: AdminStats,
+  elapsedMs: number,
+): AdminStatusView {
+  const seconds = Math.max(elapsedMs, 1) / 1000;
+  const services: AdminServiceRow[] = Object.keys(after.services)
+    .sort()
+    .map((name) => {
+      const s = after.services[name]!;
+      const b = before.services[name];
+      const dReq = b === undefined ? 0 : Math.max(0, s.requests - b.requests);
+      const dOk = b === undefined ? 0 : Math.max(0, s.successes - b.successes);
+      const dFail = b === undefined ? 0 : Math.max(0, s.failures - b.failures);
+      const endpoints: Record<string, number> = {};
+      for (const e of s.endpoints) endpoints[e.state] = (endpoints[e.state] ?? 0) + 1;
+      const recent = s.recentRequests > 0;
+      return {
+        service: name,
+        rps: dReq / seconds,
+        successRate: dOk + dFail > 0 ? dOk / (dOk + dFail) : rate(s.successes, s.failures),
+        p50Ms: recent ? s.latencyMs.p50 : null,
+        p99Ms: recent ? s.latencyMs.p99 : null,
+        requests: s.requests,
+        failures: s.failures,
+        inFlight: s.inFlight ?? 0,
+        endpoints,
+      };
+    });
+  const previous = new Map((before.inbound ?? []).map((i) => [`${i.route}\u0000${i.caller}`, i]));
+  const inbound: AdminInboundRow[] = (after.inbound ?? [])
+    .map((i) => {
+      const b = previous.get(`${i.route}\u0000${i.caller}`);
+      const dReq = b === undefined ? i.requests : Math.max(0, i.requests - b.requests);
+      const dOk = b === undefined ? i.successes : Math.max(0, i.successes - b.successes);
+      const dFail = b === undefined ? i.failures : Math.max(0, i.failures - b.failures);
+      const recent = i.recentRequests > 0;
+      return {
+        route: i.route,
+        caller: i.caller,
+        // A pair first seen in the second sample has no difference to go by: the mesh's own window rate.
+        rps: b === undefined ? i.rps : dReq / seconds,
+        successRate: dOk + dFail > 0 ? dOk / (dOk + dFail) : rate(i.successes, i.failures),
+        p50Ms: recent ? i.latencyMs.p50 : null,
+        p99Ms: recent ? i.latencyMs.p99 : null,
+        requests: i.requests,
+        failures: i.failures,
+        cancelled: i.cancelled,
+      };
+    })
+    .sort((x, y) => (x.route === y.route ? x.caller.localeCompare(y.caller) : x.route.localeCompare(y.route)));
+  return { admin, ready, intervalMs: Math.round(elapsedMs), services, inbound };
+}
+
+function fmtRate(r: number | null): string {
+  if (r === null) return '-';
+  const pct = r * 100;
+  return `${pct === 100 || pct === 0 ? pct.toFixed(0) : pct.toFixed(2)}%`;
+}
+
+function fmtMs(ms: number | null): string {
+  if (ms === null) return '-';
+  return ms >= 100 ? `${ms.toFixed(0)}ms` : ms >= 10 ? `${ms.toFixed(1)}ms` : `${ms.toFixed(2)}ms`;
+}
+
+function fmtRps(rps: number): string {
+  return rps >= 100 ? rps.toFixed(0) : rps.toFixed(1);
+}
+
+const STATE_ORDER = ['healthy', 'half-open', 'ejected', 'open'];
+
+function stateRank(state: string): number {
+  const i = STATE_ORDER.indexOf(state);
+  return i === -1 ? STATE_ORDER.length : i;
+}
+
+/** The human-readable table of `meshlet status --admin`. */
+export function renderAdminStatus(view: AdminStatusView): string {
+  const lines = [
+    `meshlet process ${view.admin}: ${view.ready ? 'ready' : 'NOT READY (no config yet)'} · rates over ${(view.intervalMs / 1000).toFixed(1)} s`,
+    '',
+    `outbound: ${plural(view.services.length, 'service')}`,
+  ];
+  if (view.services.length > 0) {
+    lines.push(
+      ...table(
+        ['SERVICE', 'RPS', 'SUCCESS', 'P50', 'P99', 'IN FLIGHT', 'REQUESTS', 'FAILURES', 'ENDPOINTS'],
+        view.services.map((s) => {
+          const states = Object.keys(s.endpoints).sort((a, b) => stateRank(a) - stateRank(b));
+          const eps = states.map((st) => `${s.endpoints[st]} ${st}`).join(', ') || 'none';
+          return [
+            s.service,
+            fmtRps(s.rps),
+            fmtRate(s.successRate),
+            fmtMs(s.p50Ms),
+            fmtMs(s.p99Ms),
+            String(s.inFlight),
+            String(s.requests),
+            String(s.failures),
+            eps,
+          ];
+        }),
+      ),
+    );
+  }
+  lines.push('', `inbound: ${plural(view.inbound.length, 'route/caller pair')}`);
+  if (view.inbound.length > 0) {
+    lines.push(
+      ...table(
+        ['ROUTE', 'CALLER', 'RPS', 'SUCCESS', 'P50', 'P99', 'REQUESTS', 'FAILURES', 'CANCELLED'],
+        view.inbound.map((i) => [
+          i.route,
+          i.caller,
+          fmtRps(i.rps),
+          fmtRate(i.successRate),
+          fmtMs(i.p50Ms),
+          fmtMs(i.p99Ms),
+          String(i.requests),
+          String(i.failures),
+          String(i.cancelled),
+        ]),
+      ),
+    );
+  }
+  return lines.join('\n');
+}
+
+/**
+ * `meshlet status --admin`: exit 0 when the process answered (use the table, or `--json`, to judge
+ * it), 2 when its admin endpoint cannot be reached or is not one.
+ */
+export async function runAdminStatus(opts: AdminStatusOptions, out: Output): Promise<number> {
+  const now = opts.now ?? (() => performance.now());
+  const sleep = opts.sleep ?? defaultSleep;
+  try {
+    let before = await readAdminStats(opts.admin);
+    let at = now();
+    for (;;) {
+      await sleep(opts.intervalMs, opts.signal);
+      if (opts.signal?.aborted) return 0;
+      const ready = (await getJson(opts.admin, '/readyz')).status === 200;
+      const after = await readAdminStats(opts.admin);
+      const t = now();
+      const view = adminStatusView(opts.admin, ready, before, after, t - at);
+      if (opts.json) out.stdout(JSON.stringify(view, null, opts.watch ? undefined : 2));
+      else out.stdout((opts.watch ? '\x1b[2J\x1b[H' : '') + renderAdminStatus(view));
+      if (!opts.watch) return 0;
+      before = after;
+      at = t;
+    }
+  } catch (err) {
+    if (!(err instanceof UnreachableError)) throw err;
+    out.stderr(`meshlet status: ${err.message}`);
+    return 2;
+  }
+}

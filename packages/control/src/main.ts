@@ -5,6 +5,7 @@
  *   meshlet check [--config file] [--control host:port] [--json]
  *   meshlet endpoints <service> [--control host:port] [--json]
  *   meshlet status [--control host:port] [--json]
+ *   meshlet status --admin host:port [--interval 1s] [--watch] [--json]
  *
  * `--control` is the control server's ADMIN address (`host:admin-port`, default
  * 127.0.0.1:15011): the CLI reads the admin endpoint's JSON over HTTP, so it needs no gRPC and
@@ -34,6 +35,7 @@ Usage:
   meshlet check [--config <file>] [--control <host:port>] [--json]
   meshlet endpoints <service> [--control <host:port>] [--json]
   meshlet status [--control <host:port>] [--json]
+  meshlet status --admin <host:port> [--interval 1s] [--watch] [--json]
   meshlet help [command]
   meshlet --version
 
@@ -67,13 +69,23 @@ Usage: meshlet endpoints <service> [--control <host:port>] [--json]
 
 Shows each endpoint's address, weight, zone and where it came from (static, dns,
 registration). Exit 1 if the service is unknown, 2 if the server cannot be reached.`,
-  status: `meshlet status — the control server's state and its connected clients
+  status: `meshlet status — the control server's state and its clients, or one process's traffic
 
 Usage: meshlet status [--control <host:port>] [--json]
+       meshlet status --admin <host:port> [--interval 1s] [--watch] [--json]
 
-Shows the config file, version, last reload error and every client with the versions it
-ACKed. Exit 0 when the server answered (use "meshlet check" to gate on problems), 2 if it
-cannot be reached.`,
+With --control (default ${DEFAULT_CONTROL}): the config file, version, last reload error and
+every client with the versions it ACKed.
+
+With --admin: one process's meshlet admin endpoint (MESHLET_ADMIN_PORT of meshlet/register,
+or startAdminServer). Reads its /stats twice, --interval apart (default 1s; e.g. 500ms, 2s),
+and shows per outbound service: requests per second, success rate (over the interval, else
+since start), p50/p99 latency (the mesh's recent window), calls in flight and endpoints by
+state; then the inbound requests per route and caller. --watch redraws every interval until
+Ctrl-C. --json prints the same view as JSON (one line per interval with --watch).
+
+Exit 0 when the server or process answered (use "meshlet check" to gate on problems), 2 if it
+cannot be reached or is not what the flag says.`,
 };
 
 export async function main(argv: string[], out: Output = defaultOutput()): Promise<number> {
@@ -153,6 +165,25 @@ export async function main(argv: string[], out: Output = defaultOutput()): Promi
     }
     case 'status': {
       if (parsed.positionals.length > 0) return usage(`unexpected argument "${parsed.positionals[0]}"`);
+      if (v.admin !== undefined) {
+        if (v.control !== undefined)
+          return usage('give --admin (a process) or --control (the control server), not both');
+        const admin = addressOption(v.admin, '--admin', 'the admin address of a meshlet process, e.g. 127.0.0.1:9990');
+        if (admin instanceof Error) return usage(admin.message);
+        const intervalMs = durationOption(v.interval, '--interval', 1000);
+        if (typeof intervalMs === 'string') return usage(intervalMs);
+        const { runAdminStatus } = await import('./commands.js');
+        const watch = v.watch === true;
+        const stop = new AbortController();
+        const onSigint = (): void => stop.abort();
+        if (watch) process.once('SIGINT', onSigint);
+        try {
+          return await runAdminStatus({ admin, json: v.json === true, intervalMs, watch, signal: stop.signal }, out);
+        } finally {
+          process.off('SIGINT', onSigint);
+        }
+      }
+      if (v.interval !== undefined || v.watch !== undefined) return usage('--interval and --watch go with --admin');
       const control = controlOption(v.control);
       if (control instanceof Error) return usage(control.message);
       const { runStatus } = await import('./commands.js');
@@ -193,6 +224,20 @@ function parse(command: string, args: string[]): Parsed {
           json: { type: 'boolean' },
         },
       });
+    case 'status':
+      return parseArgs({
+        args,
+        strict: true,
+        allowPositionals: true,
+        options: {
+          ...common,
+          control: { type: 'string' },
+          admin: { type: 'string' },
+          interval: { type: 'string' },
+          watch: { type: 'boolean' },
+          json: { type: 'boolean' },
+        },
+      });
     default:
       return parseArgs({
         args,
@@ -214,18 +259,38 @@ function portOption(value: unknown, name: string, dflt: number): number | string
 
 /** Parses `host:port`, `[v6]:port` or `http://host:port` into a base URL of the admin endpoint. */
 export function controlOption(value: unknown): string | Error {
-  const raw = typeof value === 'string' ? value.trim() : DEFAULT_CONTROL;
+  return addressOption(
+    typeof value === 'string' ? value : DEFAULT_CONTROL,
+    '--control',
+    `the admin address, e.g. ${DEFAULT_CONTROL}`,
+  );
+}
+
+/** `host:port`, `[v6]:port` or `http://host:port` → `http://host:port`, or an Error naming `flag`. */
+function addressOption(value: unknown, flag: string, what: string): string | Error {
+  const raw = typeof value === 'string' ? value.trim() : '';
   const withScheme = /^https?:\/\//i.test(raw) ? raw : `http://${raw}`;
-  let url: URL;
+  let url: URL | undefined;
   try {
     url = new URL(withScheme);
   } catch {
-    return new Error(`--control must be host:port (the admin address), got "${raw}"`);
+    url = undefined;
   }
-  if (url.port === '' || url.hostname === '' || (url.pathname !== '/' && url.pathname !== '')) {
-    return new Error(`--control must be host:port (the admin address, e.g. ${DEFAULT_CONTROL}), got "${raw}"`);
+  if (url === undefined || url.port === '' || url.hostname === '' || (url.pathname !== '/' && url.pathname !== '')) {
+    return new Error(`${flag} must be host:port (${what}), got "${raw}"`);
   }
   return `${url.protocol}//${url.host}`;
+}
+
+/** `500ms`, `2s`, `1.5s` or a number of ms, from 100 ms to 1 hour; else the usage message. */
+function durationOption(value: unknown, flag: string, dflt: number): number | string {
+  if (value === undefined) return dflt;
+  const m = /^(\d+(?:\.\d+)?)(ms|s)?$/.exec(String(value).trim());
+  const ms = m === null ? NaN : Number(m[1]) * (m[2] === 's' ? 1000 : 1);
+  if (!(ms >= 100 && ms <= 3_600_000)) {
+    return `${flag} must be a duration from 100ms to 3600s (e.g. 500ms, 2s), got "${String(value)}"`;
+  }
+  return Math.round(ms);
 }
 
 function version(): string {
