@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Packs the four published packages (@meshlet/core, http, discovery, control), installs
+# Packs the five published packages (@meshlet/core, http, discovery, control and the
+# umbrella meshlet), installs
 # the tarballs into a fresh app outside the repository (from the npm registry for
 # everything else, as a user would), adds the current OpenTelemetry SDK next to them (an
 # ERESOLVE on the @opentelemetry/api peer fails the step), then runs, on each Node:
@@ -9,9 +10,14 @@
 #                      the SDK and meshlet share one API);
 #   control.mjs        the installed `meshlet` binary through npx (check, --version, and a
 #                      control server stopped by SIGTERM), a mesh configured only by that
-#                      server through controlPlane(), and a call through it.
-# Then the ESM and CommonJS tests again against the lowest @opentelemetry/api the peer
-# range allows. Also checks what the tarballs hold (check-tarballs.mjs: LICENSE, README,
+#                      server through controlPlane(), and a call through it;
+#   umbrella.mjs       `import … from 'meshlet'` and `require('meshlet')`, zero-code start
+#                      (`node --import meshlet/register` of an ESM and a CommonJS app: a call
+#                      through the global fetch, the admin endpoint, a bad variable refused),
+#                      `npx --no -- meshlet` and the umbrella's own bin.
+# Then the ESM and CommonJS tests again against the lowest @opentelemetry/api the scoped
+# packages' peer range allows (without the umbrella, whose OpenTelemetry SDK needs a newer
+# API). Also checks what the tarballs hold (check-tarballs.mjs: LICENSE, README,
 # no .tsbuildinfo, maps that resolve, the packed @meshlet versions depend on each other,
 # schema/, proto/, an executable bin/meshlet.js). The temp dir is removed on exit.
 #
@@ -38,7 +44,7 @@ npm run build --silent
 
 echo "== pack-smoke: pack"
 mkdir "$tmp/tarballs" "$tmp/extract" "$tmp/app"
-workspaces=(packages/core packages/http packages/discovery packages/control)
+workspaces=(packages/core packages/http packages/discovery packages/control packages/meshlet)
 npm pack "${workspaces[@]/#/--workspace=}" --pack-destination "$tmp/tarballs" --silent >/dev/null
 shopt -s nullglob
 tarballs=("$tmp"/tarballs/*.tgz)
@@ -73,7 +79,7 @@ const found = (name) =>
     .filter(Boolean)
     .map((p) => `${JSON.parse(readFileSync(p, 'utf8')).version} at ${p.replace(/\/package\.json$/, '')}`);
 let ok = true;
-const names = ['@meshlet/core', '@meshlet/http', '@meshlet/discovery', '@meshlet/control'];
+const names = ['@meshlet/core', '@meshlet/http', '@meshlet/discovery', '@meshlet/control', 'meshlet'];
 for (const name of [...names, '@opentelemetry/api', '@opentelemetry/sdk-node']) {
   const copies = found(name);
   console.log(`installed ${name}: ${copies.join(', ') || 'MISSING'}`);
@@ -88,7 +94,7 @@ if (!ok) {
 JS
 
 echo "== pack-smoke: smoke tests"
-cp "$repo"/scripts/pack-smoke/{esm.mjs,cjs.cjs,telemetry.mjs,control.mjs} .
+cp "$repo"/scripts/pack-smoke/{esm.mjs,cjs.cjs,telemetry.mjs,control.mjs,umbrella.mjs} .
 nodes=("$(command -v node)")
 cache="${MESHLET_NODE_CACHE:-${TMPDIR:-/tmp}/meshlet-nodes}"
 shopt -s nullglob
@@ -100,6 +106,7 @@ for node_bin in "${nodes[@]}"; do
   timeout 60 "$node_bin" cjs.cjs
   timeout 60 "$node_bin" telemetry.mjs
   timeout 60 "$node_bin" control.mjs
+  timeout 60 "$node_bin" umbrella.mjs
 done
 
 # The floor of the peer range must hold too: the same smoke tests against the lowest
@@ -116,7 +123,9 @@ cd "$tmp/app-floor"
 cat >package.json <<'JSON'
 { "name": "meshlet-pack-smoke-floor", "version": "1.0.0", "private": true }
 JSON
-npm install --no-audit --no-fund --loglevel=error "${tarballs[@]}" "@opentelemetry/api@$floor"
+scoped=()
+for t in "${tarballs[@]}"; do case "$(basename "$t")" in meshlet-[0-9]*) ;; *) scoped+=("$t") ;; esac; done
+npm install --no-audit --no-fund --loglevel=error "${scoped[@]}" "@opentelemetry/api@$floor"
 cp "$repo/scripts/pack-smoke/esm.mjs" "$repo/scripts/pack-smoke/cjs.cjs" .
 timeout 60 node esm.mjs
 timeout 60 node cjs.cjs

@@ -10,6 +10,8 @@
 //   @meshlet/discovery  proto/meshlet/v1/discovery.proto (read at run time by the protocol)
 //   @meshlet/control    bin/meshlet.js: executable in the tarball, a `#!/usr/bin/env node`
 //                       shebang, and what it imports is in the tarball
+//   meshlet             dist/register.js (the `./register` export); bin/meshlet.js as above,
+//                       importing the CLI from @meshlet/control (a dependency)
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
@@ -35,9 +37,14 @@ const PACKAGES = {
     files: ['bin/meshlet.js', 'dist/cli.js'],
     meshletDeps: ['@meshlet/core', '@meshlet/discovery'],
   },
+  meshlet: {
+    extraTop: ['bin'],
+    files: ['bin/meshlet.js', 'dist/register.js', 'dist/admin.js'],
+    meshletDeps: ['@meshlet/core', '@meshlet/http', '@meshlet/discovery', '@meshlet/control'],
+  },
 };
 /** Packages that talk to OpenTelemetry: the API must be a peer, never a dependency. */
-const OTEL_PEERS = ['@meshlet/core', '@meshlet/http'];
+const OTEL_PEERS = ['@meshlet/core', '@meshlet/http', 'meshlet'];
 
 const problems = [];
 const manifests = new Map();
@@ -93,7 +100,7 @@ for (const tarball of tarballs) {
       bad(`schema/mesh.schema.json is not valid JSON: ${err.message}`);
     }
   }
-  if (manifest.name === '@meshlet/control') checkBin(manifest, entries, pkgDir, bad);
+  if (manifest.name === '@meshlet/control' || manifest.name === 'meshlet') checkBin(manifest, entries, pkgDir, bad);
 
   // A map whose sources are missing makes debuggers and editors show nothing useful.
   let maps = 0;
@@ -164,6 +171,13 @@ function checkBin(manifest, entries, pkgDir, bad) {
   const firstLine = text.split('\n', 1)[0];
   if (firstLine !== '#!/usr/bin/env node') {
     bad(`bin/meshlet.js starts with ${JSON.stringify(firstLine)}, expected the shebang "#!/usr/bin/env node"`);
+  }
+  if (manifest.name === 'meshlet') {
+    // The umbrella's bin runs @meshlet/control's CLI: that must be what it imports, and a dependency.
+    if (!/\bfrom\s*['"]@meshlet\/control['"]/.test(text))
+      bad("bin/meshlet.js does not import the CLI from '@meshlet/control'");
+    if (!manifest.dependencies?.['@meshlet/control']) bad('bin/meshlet.js needs @meshlet/control as a dependency');
+    return;
   }
   const imports = [...text.matchAll(/\bimport\s*(?:[^'"]*\sfrom\s*)?['"](\.{1,2}\/[^'"]+)['"]/g)].map((m) => m[1]);
   if (imports.length === 0) bad('bin/meshlet.js imports nothing relative (expected ../dist/cli.js)');
