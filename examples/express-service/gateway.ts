@@ -13,7 +13,7 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
-import { MeshError } from '@meshlet/core';
+import { MeshError, currentInbound } from '@meshlet/core';
 import { createMeshFetch } from '@meshlet/http';
 import { meshMiddleware } from '@meshlet/http/express';
 import { fail, log, meshFromEnv, portFromEnv, startAdminFromEnv } from '../shared/mesh-env.ts';
@@ -42,6 +42,16 @@ app.get('/orders/:id', async (req, res) => {
     const order: unknown = await upstream.json();
     res.status(upstream.status).json({ order, via: SERVICE });
   } catch (err) {
+    if (currentInbound()?.signal?.aborted) {
+      // Our client went away: the mesh cancelled the call to orders made on its behalf.
+      log({
+        service: SERVICE,
+        event: 'cancelled',
+        upstream: 'orders',
+        elapsedMs: Math.round(performance.now() - started),
+      });
+      return;
+    }
     // A mesh error says what went wrong (its code) and where (its message names the service).
     const code = err instanceof MeshError ? err.code : 'INTERNAL';
     const elapsedMs = Math.round(performance.now() - started);

@@ -1,5 +1,5 @@
 import { Controller, Get, HttpException, Inject, Param, Query } from '@nestjs/common';
-import { MeshError } from '@meshlet/core';
+import { MeshError, currentInbound } from '@meshlet/core';
 import type { MeshFetch } from '@meshlet/http';
 import { MESH_FETCH } from '@meshlet/http/nest';
 import { log } from '../shared/mesh-env.ts';
@@ -28,8 +28,14 @@ export class OrdersController {
       const user: unknown = await res.json();
       return { id, items: [{ sku: 'book-1', quantity: 1 }], user, servedBy: this.service };
     } catch (err) {
-      if (!(err instanceof MeshError)) throw err;
       const elapsedMs = Math.round(performance.now() - started);
+      if (currentInbound()?.signal?.aborted) {
+        // The gateway went away (its own deadline passed, or its client left): the mesh cancelled
+        // our call to users on its behalf, and nobody is left to read an answer.
+        log({ service: this.service, event: 'cancelled', upstream: 'users', elapsedMs });
+        throw new HttpException({ error: 'CANCELLED', message: 'the caller went away' }, 499);
+      }
+      if (!(err instanceof MeshError)) throw err;
       log({ service: this.service, event: 'upstream-error', upstream: 'users', code: err.code, elapsedMs });
       throw new HttpException(
         { error: err.code, message: err.message, elapsedMs },
