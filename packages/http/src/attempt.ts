@@ -274,6 +274,7 @@ export class HttpAttempt {
     this.sinkDone = true;
     if (this.error !== undefined) this.sink!.onError?.(this.error);
     else this.sink!.onComplete?.(this.trailers);
+    this.req.finished();
   }
 
   /** The caller's handler threw while the response was handed over: report that error to it once, and cut the response. */

@@ -187,7 +187,7 @@ export class HttpRequest implements HeaderFacts {
     /** The caller's dispatch options (read once, here). */
     callerOpts: Dispatcher.DispatchOptions,
     /** Told the mesh call's handle when the call starts, and its answer once decided (the dispatcher's caller state). */
-    private readonly owner?: { bind(call: CallHandle): void; deliver(res: HttpAttempt): void },
+    private readonly owner?: { bind(call: CallHandle): void; deliver(res: HttpAttempt): void; release(): void },
     /** This process's service name (`mesh.service`), sent as `meshlet-caller`. */
     caller?: string,
   ) {
@@ -290,6 +290,11 @@ export class HttpRequest implements HeaderFacts {
 
   bind(call: CallHandle): void {
     this.owner?.bind(call);
+  }
+
+  /** The response was handed over to its end (complete or failed): the owner may let go of the call. */
+  finished(): void {
+    this.owner?.release();
   }
 
   /** The call's answer, as soon as the mesh has decided it: handed to the owner (the dispatcher's caller). */
