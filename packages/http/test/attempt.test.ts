@@ -22,6 +22,9 @@ function fakeCtx(remaining: number): CallContext & { abortHandler?: (r: unknown)
   return ctx as unknown as CallContext & { abortHandler?: (r: unknown) => void };
 }
 
+/** A request as the attempt sees it once a response has ended: only `finished` is called. */
+const fakeReq = { finished: () => undefined } as unknown as HttpRequest;
+
 function start(ctx: CallContext, req: Partial<HttpRequest> = {}) {
   let settled: { ok: boolean; value: unknown } | undefined;
   const attempt = new HttpAttempt(
@@ -30,7 +33,7 @@ function start(ctx: CallContext, req: Partial<HttpRequest> = {}) {
       attemptRejected: (e) => (settled = { ok: false, value: e }),
     },
     ctx,
-    req as HttpRequest,
+    { finished: () => undefined, ...req } as HttpRequest,
   );
   const aborts: unknown[] = [];
   attempt.onConnect((err) => aborts.push(err));
@@ -137,11 +140,7 @@ describe('HttpAttempt commit', () => {
   it('an abort the caller makes while held bytes are replayed ends the response once', () => {
     const ctx = fakeCtx(1000);
     let settled: HttpAttempt | undefined;
-    const attempt = new HttpAttempt(
-      { attemptResolved: (v) => (settled = v), attemptRejected: () => {} },
-      ctx,
-      {} as HttpRequest,
-    );
+    const attempt = new HttpAttempt({ attemptResolved: (v) => (settled = v), attemptRejected: () => {} }, ctx, fakeReq);
     // undici reports an abort back through onError synchronously.
     attempt.onConnect((err) => attempt.onError(err ?? new Error('aborted')));
     attempt.onHeaders(200, [], () => {}, 'OK');
@@ -164,11 +163,7 @@ describe('HttpAttempt commit', () => {
 
 describe('HttpAttempt handlerFailed', () => {
   it('reports the handler’s own error once and cuts the response', () => {
-    const attempt = new HttpAttempt(
-      { attemptResolved: () => {}, attemptRejected: () => {} },
-      fakeCtx(1000),
-      {} as HttpRequest,
-    );
+    const attempt = new HttpAttempt({ attemptResolved: () => {}, attemptRejected: () => {} }, fakeCtx(1000), fakeReq);
     const aborts: unknown[] = [];
     attempt.onConnect((err) => {
       aborts.push(err);
@@ -202,12 +197,7 @@ describe('BodyDeadlines (committed bodies still arriving, under one timer)', () 
   }
   function committed(ctx: CallContext, deadlines: BodyDeadlines) {
     const aborts: unknown[] = [];
-    const attempt = new HttpAttempt(
-      { attemptResolved: () => {}, attemptRejected: () => {} },
-      ctx,
-      {} as HttpRequest,
-      deadlines,
-    );
+    const attempt = new HttpAttempt({ attemptResolved: () => {}, attemptRejected: () => {} }, ctx, fakeReq, deadlines);
     attempt.onConnect((err) => aborts.push(err));
     attempt.onHeaders(200, [], () => {}, 'OK');
     attempt.commit(sink());
