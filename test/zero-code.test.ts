@@ -5,13 +5,14 @@
 // through the mesh, spread over both backends, with the app's service name as the caller; joined
 // to a running `meshlet control` with MESHLET_CONTROL_PLANE instead, the same, and its admin
 // endpoint (MESHLET_ADMIN_PORT) serves /metrics (Prometheus text with meshlet's client metric),
-// /stats and /readyz. Needs `npm run build` (meshlet/register and the CLI load from dist).
+// /stats and /readyz, which `meshlet status --admin` reads into a table. Needs `npm run build`
+// (meshlet/register and the CLI load from dist).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MeshStats } from '@meshlet/core';
-import { ConfigDir, ControlProcess, ROOT, freePort } from './fixtures/control.ts';
+import { ConfigDir, ControlProcess, ROOT, freePort, runCli } from './fixtures/control.ts';
 import { ExampleProcess } from './fixtures/examples.ts';
 
 const CALLS = 100;
@@ -132,5 +133,14 @@ describe('zero-code start: node --import meshlet/register with an unmodified app
     assert.equal(count, CALLS, text);
     assert.deepEqual([...ports].sort(), backends.map((b) => String(b.port)).sort());
     assert.match(text, /^# TYPE http_client_request_duration histogram$/m);
+
+    // `meshlet status --admin` reads the same /stats into a table.
+    const status = await runCli(['status', '--admin', `127.0.0.1:${adminPort}`]);
+    assert.equal(status.code, 0, status.stderr);
+    const row = status.stdout.split('\n').find((l) => /^\s*users\s/.test(l));
+    assert.ok(row !== undefined, status.stdout);
+    assert.match(row, /\b100%/, status.stdout);
+    assert.match(row, new RegExp(`\\b${CALLS}\\b`), status.stdout);
+    assert.match(row, /2 healthy/, status.stdout);
   });
 });
