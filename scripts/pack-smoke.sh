@@ -63,8 +63,12 @@ cat >package.json <<'JSON'
 JSON
 # As a user would: the packages and the API first, then the current SDK on top. No
 # --force / --legacy-peer-deps: a peer conflict must fail here, not in users' installs.
+# "Current" is the newest SDK whose engines accept the Node running npm (`@*`, not
+# `@latest`): OpenTelemetry's 3.x line (API 1.10) needs Node >= 22.15, so on Node 20 npm
+# picks the 2.x line for meshlet's SDK peers, and a forced 3.x SDK would conflict with it
+# exactly as it would in a user's Node 20 app.
 npm install --no-audit --no-fund --loglevel=error "${tarballs[@]}" @opentelemetry/api
-npm install --no-audit --no-fund --loglevel=error @opentelemetry/sdk-node@latest
+npm install --no-audit --no-fund --loglevel=error '@opentelemetry/sdk-node@*'
 node - <<'JS'
 // One copy of each @meshlet package (the dependencies of http, discovery and control deduped
 // onto the tarballs) and one of the OpenTelemetry API (so the SDK and the mesh see the same
