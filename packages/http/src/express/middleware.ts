@@ -228,8 +228,8 @@ function handle(adapter: Adapter, req: Request, res: Response, next: (err?: unkn
     method,
   );
   res[STATE] = call;
-  res.once('finish', onFinish);
-  res.once('close', onClose);
+  res.on('finish', onFinish);
+  res.on('close', onClose);
 
   let ctx: Context | undefined;
   if (adapter.tracing) ctx = startTrace(adapter, call, req);
