@@ -365,6 +365,29 @@ describe('meshMiddleware with trustMeshHeaders: false', () => {
     assert.equal(s.caller, '(unknown)');
   });
 
+  it('survives a recorder that throws: the request is answered and one warning is emitted', async () => {
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => void warnings.push(w);
+    process.on('warning', onWarning);
+    const record = mesh.inbound.record;
+    mesh.inbound.record = () => {
+      throw new Error('recorder broke');
+    };
+    try {
+      for (let i = 0; i < 2; i++) {
+        const res = await request(`${base}/x`);
+        assert.equal(res.statusCode, 200);
+        assert.equal(await res.body.text(), 'ok');
+      }
+      await eventually(() => (warnings.length > 0 ? true : undefined), 'the warning');
+      assert.equal(warnings.length, 1);
+      assert.match(warnings[0]!.message, /recording an inbound request failed.*recorder broke/s);
+    } finally {
+      mesh.inbound.record = record;
+      process.off('warning', onWarning);
+    }
+  });
+
   it('refuses invalid options with a MeshConfigError naming the option', () => {
     assert.throws(
       () => meshMiddleware(mesh, { tracing: 'yes' as unknown as boolean }),

@@ -236,8 +236,8 @@ function handle(adapter: Adapter, req: Request, res: Response, next: (err?: unkn
 
   if (budget !== undefined && budget <= 0) {
     // Spent before we could start: the caller has given up or is about to; do not run the handler.
-    res.writeHead(504, SPENT_HEADERS);
-    res.end(SPENT_BODY);
+    if (res.headersSent) res.end();
+    else res.writeHead(504, SPENT_HEADERS).end(SPENT_BODY);
     return;
   }
   if (ctx === undefined) runWithInbound(call, next);
@@ -299,15 +299,38 @@ function pathOf(url: string | undefined): string {
 function onFinish(this: Response): void {
   const call = this[STATE];
   if (call === undefined || call.done) return;
-  end(call, this.statusCode, false);
+  try {
+    end(call, this.statusCode, false);
+  } catch (err) {
+    failed(err);
+  }
 }
 
 /** `res` 'close': after 'finish' nothing to do; before it, the caller went away (499). */
 function onClose(this: Response): void {
   const call = this[STATE];
   if (call === undefined || call.done) return;
-  call.callerGone();
-  end(call, 499, true);
+  try {
+    call.callerGone();
+    end(call, 499, true);
+  } catch (err) {
+    failed(err);
+  }
+}
+
+let warned = false;
+
+/**
+ * A listener of `res` must not throw (it would be an uncaught exception in the server): a failure
+ * to account for one request is reported once, as a process warning, and the server carries on.
+ */
+function failed(err: unknown): void {
+  if (warned) return;
+  warned = true;
+  process.emitWarning(
+    `meshlet: recording an inbound request failed (further failures are not reported): ${(err as Error)?.stack ?? String(err)}`,
+    { code: 'MESHLET_INBOUND_RECORD_FAILED' },
+  );
 }
 
 const ERROR_TYPES: string[] = [];
