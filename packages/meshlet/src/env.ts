@@ -72,6 +72,7 @@ export const ENV_VARIABLES = [
 /** Variables with the MESHLET_ prefix that are not meshlet/register's (the test harness, other tools). */
 const FOREIGN = new Set(['MESHLET_NODE_CACHE']);
 
+const PREFIX = 'MESHLET_';
 const MAX_TIMER_MS = 2_147_483_647;
 const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[^\s:/[\]@]+):(\d{1,5})$/;
 
@@ -93,7 +94,7 @@ export function readEnv(env: NodeJS.ProcessEnv, cwd = process.cwd()): RegisterSe
   const warnings: string[] = [];
   for (const key of Object.keys(env)) {
     if (!key.startsWith('MESHLET_') || (ENV_VARIABLES as readonly string[]).includes(key) || FOREIGN.has(key)) continue;
-    const close = closeMatches(key, ENV_VARIABLES);
+    const close = ENV_VARIABLES.filter((v) => likelyTypo(key.slice(PREFIX.length), v.slice(PREFIX.length)));
     if (close.length > 0) {
       issues.push({ path: key, message: `is not a meshlet/register variable: did you mean ${close.join(' or ')}?` });
     } else {
@@ -326,4 +327,23 @@ function validName(name: string): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * Whether `name` is probably a misspelling of `real` (the parts after MESHLET_): at most one edit
+ * apart, two for names of 8 characters or more (ADMIN_PROT → ADMIN_PORT). Short unrelated names
+ * (MESHLET_BIN, MESHLET_PORT) are not typos of MESHLET_ZONE.
+ */
+function likelyTypo(name: string, real: string): boolean {
+  const max = Math.max(name.length, real.length) >= 8 ? 2 : 1;
+  if (Math.abs(name.length - real.length) > max) return false;
+  let prev = Array.from({ length: real.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= name.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= real.length; j++) {
+      row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (name[i - 1] === real[j - 1] ? 0 : 1));
+    }
+    prev = row;
+  }
+  return prev[real.length]! <= max;
 }

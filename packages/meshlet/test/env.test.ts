@@ -98,8 +98,23 @@ describe('readEnv', () => {
   });
 
   it('an unknown MESHLET_ variable far from any real one is a warning, not an error', () => {
-    const s = readEnv({ MESHLET_CONFIG: 'mesh.yaml', MESHLET_SOMETHING_ELSE_ENTIRELY: '1' }, dir.path);
-    assert.equal(s.warnings.length, 1);
+    const s = readEnv(
+      { MESHLET_CONFIG: 'mesh.yaml', MESHLET_SOMETHING_ELSE_ENTIRELY: '1', MESHLET_BIN: 'x', MESHLET_PORT: '8080' },
+      dir.path,
+    );
+    assert.equal(s.warnings.length, 3, 'short names one letter apart from nothing are not typos of MESHLET_ZONE');
     assert.match(s.warnings[0]!, /MESHLET_SOMETHING_ELSE_ENTIRELY is not a meshlet\/register variable \(ignored\)/);
+  });
+
+  it('a likely misspelling is refused with the real name', () => {
+    assert.deepEqual(
+      issues({ MESHLET_CONFIG: 'mesh.yaml', MESHLET_CONTROL_PLAIN: 'x', MESHLET_SERVICES: 'web' }).map(
+        (i) => i.message,
+      ),
+      [
+        'is not a meshlet/register variable: did you mean MESHLET_CONTROL_PLANE?',
+        'is not a meshlet/register variable: did you mean MESHLET_SERVICE?',
+      ],
+    );
   });
 });
