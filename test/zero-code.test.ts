@@ -47,7 +47,6 @@ describe('zero-code start: node --import meshlet/register with an unmodified app
   const apps: ExampleProcess[] = [];
   let control: ControlProcess | undefined;
   let config: ConfigDir | undefined;
-  let usersYaml = '';
 
   before(async () => {
     for (let i = 0; i < 2; i++) {
@@ -59,16 +58,14 @@ describe('zero-code start: node --import meshlet/register with an unmodified app
         }),
       );
     }
-    // Warm each backend (its first requests are cold: JIT, lazy requires), so the balancer's
-    // latency estimates compare the backends, not their start-up.
-    for (const b of backends) {
-      for (let i = 0; i < 20; i++) await (await fetch(`${b.url}/users/warm-up`)).arrayBuffer();
-      b.lines.length = 0;
-    }
-    usersYaml = [
+    // Round robin, so the split itself is the assertion. The default P2C over latency prefers
+    // whichever of two processes on a busy machine answers faster at the moment (3/97 to 50/50
+    // in runs here): a figure, not behaviour; its fairness is tested in p2c-fairness.test.ts.
+    const usersYaml = [
       'services:',
       '  users:',
       `    endpoints: [${backends.map((b) => `'127.0.0.1:${b.port}'`).join(', ')}]`,
+      '    loadBalancer: round-robin',
       '',
     ].join('\n');
     config = await ConfigDir.create(usersYaml);
@@ -84,10 +81,9 @@ describe('zero-code start: node --import meshlet/register with an unmodified app
   function assertBalanced(servedBy: Map<string, number>): void {
     const names = backends.map((b) => `users@${b.port}`);
     assert.deepEqual([...servedBy.keys()].sort(), [...names].sort(), `calls per backend: ${[...servedBy]}`);
-    // Balanced, generously: the default balancer (P2C over latency) favours the faster backend of
-    // the moment, and one slow sample (the app's own first calls are cold) takes a few dozen calls
-    // to forget.
-    for (const name of names) assert.ok(servedBy.get(name)! >= CALLS / 10, `calls per backend: ${[...servedBy]}`);
+    for (const name of names) {
+      assert.ok(Math.abs(servedBy.get(name)! - CALLS / 2) <= 1, `calls per backend: ${[...servedBy]}`);
+    }
     for (const b of backends) {
       const callers = new Set(b.lines.filter((l) => l.event === 'request').map((l) => l.caller));
       assert.deepEqual([...callers], ['profile'], `${b.name} saw callers ${[...callers]}`);
