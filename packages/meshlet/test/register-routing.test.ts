@@ -8,6 +8,8 @@ import { freePort, httpServer, runApp, startApp, TempDir, waitFor, type TestServ
 
 /** The undici package the app may import (resolved here, so the temp app needs no node_modules). */
 const UNDICI = import.meta.resolve('undici');
+const SDK_METRICS = import.meta.resolve('@opentelemetry/sdk-metrics');
+const OTEL_API = import.meta.resolve('@opentelemetry/api');
 
 describe('meshlet/register: routing the global fetch and dispatcher', () => {
   let dir: TempDir;
@@ -131,6 +133,31 @@ createServer((q, s) => s.end()).listen(0, '127.0.0.1', () => console.log('READY'
       app.child.kill('SIGTERM');
       await app.exited;
     }
+  });
+
+  it("leaves the application's own global MeterProvider alone: meshlet's metrics go to /metrics only", async () => {
+    await dir.write(
+      'own-sdk.mjs',
+      `import { metrics } from ${JSON.stringify(OTEL_API)};
+import { MeterProvider, MetricReader } from ${JSON.stringify(SDK_METRICS)};
+import { admin } from ${JSON.stringify(import.meta.resolve('../dist/register.js'))};
+class Reader extends MetricReader { async onForceFlush() {} async onShutdown() {} }
+const reader = new Reader();
+metrics.setGlobalMeterProvider(new MeterProvider({ readers: [reader] }));
+metrics.getMeter('app').createCounter('app.requests').add(1);
+// The mesh re-reads the global provider at most once a second: give it the chance to (wrongly) switch.
+await new Promise((r) => setTimeout(r, 1100));
+for (let i = 0; i < 4; i++) await (await fetch('http://users/x')).text();
+const { resourceMetrics } = await reader.collect();
+const own = resourceMetrics.scopeMetrics.flatMap((s) => s.metrics.map((m) => m.descriptor.name));
+const port = (await admin).address.port;
+const scraped = await (await fetch('http://127.0.0.1:' + port + '/metrics')).text();
+console.log(JSON.stringify({ own, scraped: /http_client_request_duration_count\\{/.test(scraped) }));
+`,
+    );
+    const r = await runApp(dir.path, 'own-sdk.mjs', { MESHLET_CONFIG: 'mesh.yaml', MESHLET_ADMIN_PORT: '0' });
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), { own: ['app.requests'], scraped: true });
   });
 
   it('SIGTERM with a call in flight: the call finishes, then the process ends by the signal', async () => {
