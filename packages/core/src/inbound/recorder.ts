@@ -11,7 +11,7 @@
 import type { Attributes, Tracer } from '@opentelemetry/api';
 import type { Clock } from '../clock.js';
 import type { MeshTelemetry } from '../telemetry/telemetry.js';
-import { InboundTable, OTHER, type InboundStats } from './stats.js';
+import { InboundTable, OTHER, UNKNOWN_CALLER, type InboundPair, type InboundStats } from './stats.js';
 
 export interface InboundRecord {
   /** Upper-case HTTP method (gRPC: `POST`). */
@@ -58,30 +58,33 @@ export class MeshInbound implements InboundRecorder {
   }
 
   record(r: InboundRecord): void {
-    this.table.record(r.route, r.caller, r.status, r.durationMs);
+    const pair = this.table.record(r.route, r.caller, r.status, r.durationMs);
     if (!r.metric) return;
     const t = this.telemetry;
     t.refresh(this.clock.now());
     if (!t.metricsOn) return;
-    t.serverDuration(SERVER_DURATION).record(r.durationMs / 1000, this.attributes(r));
+    t.serverDuration(SERVER_DURATION).record(r.durationMs / 1000, this.attributes(r, pair));
   }
 
   stats(): InboundStats[] {
     return this.table.stats();
   }
 
-  private attributes(r: InboundRecord): Attributes {
+  /** Route and caller as the table keeps them (folded into `(other)` once it is full), so the metric's cardinality is bounded too. */
+  private attributes(r: InboundRecord, pair: InboundPair): Attributes {
     const method = KNOWN_METHODS.has(r.method) ? r.method : '_OTHER';
-    const key = `${method} ${r.status} ${r.errorType ?? ''} ${r.caller ?? ''} ${r.route}`;
+    const caller = pair.caller === UNKNOWN_CALLER ? undefined : pair.caller;
+    const errorType = r.errorType === undefined || r.errorType.length > 64 ? r.errorType && '_OTHER' : r.errorType;
+    const key = `${method} ${r.status} ${errorType ?? ''} ${caller ?? ''} ${pair.route}`;
     let attrs = this.attributeSets.get(key);
     if (attrs !== undefined) return attrs;
     const a: Attributes = {
       'http.request.method': method,
-      'http.route': r.route.length > 256 ? OTHER : r.route,
+      'http.route': pair.route.length > 256 ? OTHER : pair.route,
       'http.response.status_code': r.status,
     };
-    if (r.caller !== undefined) a['meshlet.caller'] = r.caller;
-    if (r.errorType !== undefined) a['error.type'] = r.errorType;
+    if (caller !== undefined) a['meshlet.caller'] = caller;
+    if (errorType !== undefined) a['error.type'] = errorType;
     attrs = Object.freeze(a);
     if (this.attributeSets.size < MAX_ATTRIBUTE_SETS) this.attributeSets.set(key, attrs);
     return attrs;

@@ -40,7 +40,13 @@ export interface InboundStats {
   latencyMs: { p50: number; p90: number; p99: number };
 }
 
-class Entry {
+/** A (route, caller) pair as the table keeps it. */
+export interface InboundPair {
+  readonly route: string;
+  readonly caller: string;
+}
+
+class Entry implements InboundPair {
   requests = 0;
   successes = 0;
   failures = 0;
@@ -65,13 +71,15 @@ export class InboundTable {
     private readonly windowMs: number,
   ) {}
 
-  record(route: string, caller: string | undefined, status: number, durationMs: number): void {
+  /** Counts one request; returns its pair, whose `route` and `caller` are `(other)` once the table is full. */
+  record(route: string, caller: string | undefined, status: number, durationMs: number): InboundPair {
     const e = this.entry(route, caller ?? UNKNOWN_CALLER);
     e.requests++;
     if (status === 499) e.cancelled++;
     else if (status >= 500) e.failures++;
     else e.successes++;
     if (durationMs >= 0) e.latency.record(durationMs);
+    return e;
   }
 
   stats(): InboundStats[] {
