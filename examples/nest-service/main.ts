@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { NestFactory } from '@nestjs/core';
 import type { Mesh } from '@meshlet/core';
 import { MESH } from '@meshlet/http/nest';
-import { fail, log, portFromEnv, startAdminFromEnv } from '../shared/mesh-env.ts';
+import { fail, log, meshOptionsFromEnv, portFromEnv, startAdminFromEnv } from '../shared/mesh-env.ts';
 import { OrdersModule } from './orders.module.ts';
 
 const SERVICE = process.env.MESHLET_SERVICE || 'orders';
@@ -21,7 +21,8 @@ const port = (() => {
     fail(err);
   }
 })();
-const app = await NestFactory.create(OrdersModule, { logger: ['error', 'warn'] }).catch(fail);
+const meshOptions = await meshOptionsFromEnv('orders', new URL('./orders.mesh.yaml', import.meta.url)).catch(fail);
+const app = await NestFactory.create(OrdersModule.register(meshOptions), { logger: ['error', 'warn'] }).catch(fail);
 // SIGTERM/SIGINT close the app: MeshModule closes the mesh after the calls in flight.
 app.enableShutdownHooks();
 const admin = await startAdminFromEnv(app.get<Mesh>(MESH)).catch(fail);

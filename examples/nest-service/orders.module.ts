@@ -1,20 +1,24 @@
-import { Module } from '@nestjs/common';
+import { Module, type DynamicModule } from '@nestjs/common';
+import type { MeshOptions } from '@meshlet/core';
 import { MeshModule } from '@meshlet/http/nest';
-import { meshOptionsFromEnv } from '../shared/mesh-env.ts';
 import { OrdersController, SERVICE_NAME } from './orders.controller.ts';
 
 /**
- * The orders app. `MeshModule.forRootAsync` builds the mesh from the environment (the module
- * creates it, so it closes it on application shutdown), provides it and the mesh fetch through DI
- * (`MESH`, `MESH_FETCH`), and installs the inbound middleware on every route.
+ * The orders app. `MeshModule.forRoot(options)` creates the mesh from `createMesh` options (so it
+ * also closes it on application shutdown), provides it and the mesh fetch through DI (`MESH`,
+ * `MESH_FETCH`), and installs the inbound middleware on every route. The options are read from
+ * the environment before Nest starts (main.ts), so a bad variable or file stops the process with
+ * one line naming it; with a Nest config service, `MeshModule.forRootAsync({ imports, inject,
+ * useFactory })` does the same from injected settings.
  */
-@Module({
-  imports: [
-    MeshModule.forRootAsync({
-      useFactory: () => meshOptionsFromEnv('orders', new URL('./orders.mesh.yaml', import.meta.url)),
-    }),
-  ],
-  controllers: [OrdersController],
-  providers: [{ provide: SERVICE_NAME, useValue: process.env.MESHLET_SERVICE || 'orders' }],
-})
-export class OrdersModule {}
+@Module({})
+export class OrdersModule {
+  static register(meshOptions: MeshOptions): DynamicModule {
+    return {
+      module: OrdersModule,
+      imports: [MeshModule.forRoot(meshOptions)],
+      controllers: [OrdersController],
+      providers: [{ provide: SERVICE_NAME, useValue: meshOptions.service ?? 'orders' }],
+    };
+  }
+}

@@ -26,7 +26,11 @@ export async function meshOptionsFromEnv(service: string, defaultConfig: URL): P
   const control = process.env.MESHLET_CONTROL_PLANE || undefined;
   const configPath = process.env.MESHLET_CONFIG || fileURLToPath(defaultConfig);
   // With a control plane, routes may name services only the control server knows.
-  const file = await readConfigFile(configPath, { standalone: control === undefined });
+  const file = await readConfigFile(configPath, { standalone: control === undefined }).catch((err: unknown) => {
+    // The message names the file, line and config path; say which variable chose the file.
+    const message = err instanceof Error ? err.message : String(err);
+    throw new Error(process.env.MESHLET_CONFIG ? `MESHLET_CONFIG: ${message}` : message, { cause: err });
+  });
   const options: MeshOptions = { ...file.config, service: process.env.MESHLET_SERVICE || service };
   if (portFromEnv('MESHLET_ADMIN_PORT') !== undefined) {
     adminMeterProvider ??= createAdminMeterProvider();
