@@ -216,6 +216,25 @@ export class MeshClosedError extends MeshError {
   }
 }
 
+/**
+ * The reason outbound calls are cut with when the inbound request they were made for loses its
+ * caller (the connection closed before the answer): inbound adapters abort their context's signal
+ * with it. Counted as `cancelled`, never as a failure of the service called.
+ */
+export class CallerGoneError extends MeshError {
+  /** The inbound route whose caller left, when the adapter knows it. */
+  readonly route: string | undefined;
+  constructor(route?: string) {
+    super(
+      'MESHLET_ERR_CALLER_GONE',
+      `the inbound request${route ? ` to ${route}` : ''} this call was made for lost its caller (the connection closed ` +
+        `before it was answered), so the call was cancelled; nothing to fix here unless callers give up too early ` +
+        `(look at their timeouts)`,
+    );
+    this.route = route;
+  }
+}
+
 /** Abort reason of an attempt cut by `timeout.perTryMs`; classified retryable by protocols. */
 export class PerTryTimeoutError extends MeshError {
   constructor(service: string, endpoint: string, ms: number) {

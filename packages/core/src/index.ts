@@ -43,6 +43,7 @@ export {
   RetryBudgetExhaustedError,
   UpstreamError,
   MeshClosedError,
+  CallerGoneError,
   PerTryTimeoutError,
   InvalidRequestError,
   UnsupportedError,
