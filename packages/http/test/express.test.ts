@@ -150,6 +150,14 @@ describe('meshMiddleware (Express 5)', () => {
     const posts = express.Router();
     posts.get('/posts/:pid', (req, res) => void res.json({ pid: req.params.pid }));
     app.use('/orgs/:org', posts);
+    const shop = express();
+    shop.get('/items/:iid', (req, res) => void res.json({ iid: req.params.iid }));
+    app.use('/shops/:shop', shop);
+    // One router mounted twice: the walk cannot tell which mount a request came through.
+    const twice = express.Router();
+    twice.get('/leaf', (_req, res) => void res.end('leaf'));
+    app.use('/t1', twice);
+    app.use('/t2/:n', twice);
     front = createServer(app);
     base = `http://${await listen(front)}`;
   });
@@ -283,6 +291,21 @@ describe('meshMiddleware (Express 5)', () => {
     const posts = await eventually(() => statsOf(mesh, '/orgs/:org/posts/:pid', 'billing'), 'the mounted route');
     assert.equal(posts.requests, 2);
     assert.ok(!mesh.stats().inbound.some((s) => s.route.includes('/orgs/42')));
+    // A sub-app mounted at a parameterised path: its mountpath is part of the template.
+    await (await request(`${base}/shops/7/items/1`, { headers: { 'meshlet-caller': 'billing' } })).body.dump();
+    await (await request(`${base}/shops/8/items/2`, { headers: { 'meshlet-caller': 'billing' } })).body.dump();
+    const items = await eventually(() => statsOf(mesh, '/shops/:shop/items/:iid', 'billing'), 'the sub-app route');
+    assert.equal(items.requests, 2);
+    // Ambiguous mounts fall back to the concrete prefix, at most 16 per route, then '/(other)'.
+    for (let n = 0; n < 20; n++) {
+      await (await request(`${base}/t2/${n}/leaf`, { headers: { 'meshlet-caller': 'billing' } })).body.dump();
+    }
+    const leaves = await eventually(() => {
+      const rows = mesh.stats().inbound.filter((s) => s.route.endsWith('/leaf') && s.caller === 'billing');
+      return rows.reduce((n, r) => n + r.requests, 0) === 20 ? rows : undefined;
+    }, 'twenty /leaf requests');
+    assert.equal(leaves.length, 17, leaves.map((r) => r.route).join(' '));
+    assert.equal(leaves.find((r) => r.route === '/(other)/leaf')?.requests, 4);
     const boom = await eventually(() => statsOf(mesh, '/boom', 'billing'), '/boom');
     assert.equal(boom.failures, 1);
     assert.equal(boom.successRate, 0);

@@ -5,9 +5,10 @@
  * Express knows the matched route (`req.route.path`) after routing, but under a mounted router
  * `req.baseUrl` holds the concrete mount prefix (`/orgs/42/users` for `app.use('/orgs/:org/users',
  * r)`). So the first time a route is seen under a mount, the app's router tree is walked once to
- * find the templates of the mounts leading to it (Express 5's router keeps them as `rawPath`); the
- * result is cached per route object. Where the walk cannot tell (Express 4, whose layers keep no
- * path string; a route mounted in two places; a sub-app), the concrete prefix is used, at most
+ * find the templates of the mounts leading to it (Express 5's router keeps them as `rawPath`;
+ * a sub-app adds its `mountpath`); the result is cached per route object. Where the walk cannot
+ * tell (Express 4, whose layers keep no path string; a router mounted in two places; a wildcard
+ * mount; a sub-app mounted inside a router), the concrete prefix is used, at most
  * {@link MAX_PREFIXES} of them per route, and later ones fold into `/(other)`.
  */
 
@@ -57,7 +58,10 @@ export function routeTemplate(req: ExpressLikeRequest): string {
   if (typeof base !== 'string' || base === '' || base === '/') return t.own;
   if (!t.walked) {
     t.walked = true;
-    t.resolved = resolveMounted(req.app, route, t.own);
+    const prefix = mountTemplate(req.app, route);
+    // The template must have as many segments as the concrete prefix it stands for; anything
+    // else (a wildcard mount, a sub-app under a router) is not trusted.
+    if (prefix !== undefined && segments(prefix) === segments(base)) t.resolved = join(prefix, t.own);
   }
   if (t.resolved !== undefined) return t.resolved;
   let m = t.byPrefix;
@@ -90,14 +94,31 @@ interface Layer {
   rawPath?: unknown;
 }
 
+/** Number of non-empty path segments. */
+function segments(path: string): number {
+  let n = 0;
+  for (let i = 0; i < path.length; i++) {
+    if (path.charCodeAt(i) !== 47 /* / */ && (i === 0 || path.charCodeAt(i - 1) === 47)) n++;
+  }
+  return n;
+}
+
+interface AppLike {
+  router?: { stack?: unknown };
+  _router?: { stack?: unknown };
+  mountpath?: unknown;
+  parent?: unknown;
+}
+
 /**
- * The full template of `route` from the app's router tree, when it sits under exactly one chain
- * of mounts whose paths are all known; otherwise undefined.
+ * The template of the mounts leading to `route` (`/orgs/:org`), when it sits under exactly one
+ * chain of mounts whose paths are all known; otherwise undefined. A sub-app (`app.use('/x',
+ * subApp)`) is walked from itself, then prefixed with its `mountpath` up to the top app.
  */
-function resolveMounted(app: unknown, route: object, own: string): string | undefined {
+function mountTemplate(app: unknown, route: object): string | undefined {
   if (app === null || (typeof app !== 'function' && typeof app !== 'object')) return undefined;
   // Express 5 creates `app.router` lazily on first read; a routed request means it exists.
-  const a = app as { router?: { stack?: unknown }; _router?: { stack?: unknown } };
+  const a = app as AppLike;
   const root = a._router ?? a.router;
   if (root === undefined || root === null || !Array.isArray(root.stack)) return undefined;
   let found: string | undefined;
@@ -122,5 +143,12 @@ function resolveMounted(app: unknown, route: object, own: string): string | unde
   };
   walk(root.stack as Layer[], '', 0);
   if (hits !== 1 || found === undefined || visited > MAX_LAYERS) return undefined;
-  return found === '' ? own : join(found, own);
+  let prefix = found;
+  let sub: AppLike = a;
+  for (let depth = 0; sub.parent !== undefined && sub.parent !== null; depth++) {
+    if (typeof sub.mountpath !== 'string' || depth >= MAX_DEPTH) return undefined;
+    prefix = join(sub.mountpath === '/' ? '' : sub.mountpath, prefix === '' ? '/' : prefix);
+    sub = sub.parent as AppLike;
+  }
+  return prefix;
 }
