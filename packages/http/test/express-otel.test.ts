@@ -58,9 +58,9 @@ async function eventually<T>(fn: () => T | undefined, what: string): Promise<T> 
   throw new Error(`timed out waiting for ${what}`);
 }
 
-async function startApp(mesh: Mesh): Promise<{ server: Server; base: string }> {
+async function startApp(mesh: Mesh, options?: { tracing?: boolean }): Promise<{ server: Server; base: string }> {
   const app = express();
-  app.use(meshMiddleware(mesh));
+  app.use(meshMiddleware(mesh, options));
   app.get('/users/:id', (req, res) => void res.json({ id: req.params.id }));
   const server = createServer(app);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -162,5 +162,32 @@ describe('with OpenTelemetry’s http instrumentation active', () => {
     // The inbound stats are meshlet's own and still count it.
     const s = mesh.stats().inbound.find((e) => e.route === '/users/:id' && e.caller === 'edge');
     assert.equal(s?.requests, 1);
+  });
+
+  it('with tracing: false, still leaves the duration metric to OTel and touches no span', async () => {
+    const quietMesh = createMesh({ services: {}, telemetry: { tracerProvider, meterProvider } });
+    const quiet = await startApp(quietMesh, { tracing: false });
+    try {
+      exporter.reset();
+      const ours = async () =>
+        (await serverDurations())
+          .filter((d) => d.scope === '@meshlet/core')
+          .flatMap((d) => d.metric.dataPoints)
+          .reduce((n, p) => n + p.value.count, 0);
+      const before = await ours();
+      const res = await request(`${quiet.base}/users/3`, { headers });
+      assert.equal(res.statusCode, 200);
+      await res.body.dump();
+      const span = await eventually(
+        () => exporter.getFinishedSpans().find((x) => x.kind === SpanKind.SERVER),
+        'OTel’s server span',
+      );
+      assert.equal(span.attributes['meshlet.caller'], undefined);
+      assert.equal(await ours(), before, 'meshlet recorded no duration of its own');
+      assert.equal(quietMesh.stats().inbound.find((e) => e.route === '/users/:id')?.requests, 1);
+    } finally {
+      await stop(quiet.server);
+      await quietMesh.close();
+    }
   });
 });

@@ -231,8 +231,7 @@ function handle(adapter: Adapter, req: Request, res: Response, next: (err?: unkn
   res.on('finish', onFinish);
   res.on('close', onClose);
 
-  let ctx: Context | undefined;
-  if (adapter.tracing) ctx = startTrace(adapter, call, req);
+  const ctx = startTrace(adapter, call, req);
 
   if (budget !== undefined && budget <= 0) {
     // Spent before we could start: the caller has given up or is about to; do not run the handler.
@@ -247,7 +246,8 @@ function handle(adapter: Adapter, req: Request, res: Response, next: (err?: unkn
 /**
  * Continues the trace: enriches the server span OTel's http instrumentation made, or starts
  * ours under the caller's extracted context. Returns the context to run the chain in, or
- * undefined to keep the current one.
+ * undefined to keep the current one. Also decides `metric`: OTel's instrumentation, when
+ * present, records the duration itself (even with `tracing: false`).
  */
 function startTrace(adapter: Adapter, call: InboundCall, req: Request): Context | undefined {
   const active = context.active();
@@ -255,12 +255,15 @@ function startTrace(adapter: Adapter, call: InboundCall, req: Request): Context 
   const existing = rpc?.type === 'http' ? rpc.span : serverSpanOf(trace.getSpan(active));
   if (existing !== undefined) {
     // OTel's instrumentation owns the span and the duration metric; we add what it cannot know.
+    // Its duration metric too, whether or not we trace: never count a request twice.
+    call.metric = false;
+    if (!adapter.tracing) return undefined;
     call.span = existing;
     call.rpc = rpc?.type === 'http' ? rpc : undefined;
-    call.metric = false;
     if (call.caller !== undefined && existing.isRecording()) existing.setAttribute('meshlet.caller', call.caller);
     return undefined;
   }
+  if (!adapter.tracing) return undefined;
   if (!adapter.tracingOn) {
     // No SDK: still carry the caller's context so outbound calls forward its trace id.
     return adapter.propagationOn ? propagation.extract(active, req.headers) : undefined;
