@@ -23,8 +23,14 @@
  *
  * The mesh is exported (`import { mesh } from 'meshlet/register'`) for applications that want
  * to add the inbound middleware (`meshMiddleware(mesh)` from `@meshlet/http/express`).
+ *
+ * Worker threads run `--import` modules too. A worker gets a mesh of its own and its global
+ * fetch and dispatcher are routed through it, but the process-wide parts stay with the main
+ * thread: the admin endpoint (one port), the self-registration and the signal handlers. A
+ * worker's mesh records metrics into the global provider.
  */
 import { connect } from 'node:net';
+import { isMainThread } from 'node:worker_threads';
 import { createMesh, MeshError, type Mesh, type MeshOptions, type RegistrationHandle } from '@meshlet/core';
 import { controlPlane } from '@meshlet/discovery';
 import { createAdminMeterProvider, startAdminServer, type AdminServer } from './admin.js';
@@ -88,7 +94,7 @@ function build(settings: RegisterSettings): {
   }
   // Metrics go to meshlet's own provider only when the admin endpoint serves them; otherwise the
   // mesh uses the global provider, i.e. the application's SDK if it starts one.
-  const meterProvider = settings.adminPort !== undefined ? createAdminMeterProvider() : undefined;
+  const meterProvider = settings.adminPort !== undefined && isMainThread ? createAdminMeterProvider() : undefined;
   if (meterProvider !== undefined) options.telemetry = { meterProvider };
   return { mesh: createMesh(options), meterProvider };
 }
@@ -116,7 +122,7 @@ const routing = installGlobalRouting(mesh, { unknownHosts: settings.unknownHosts
 let adminServer: AdminServer | undefined;
 /** The admin endpoint, once it listens (undefined without MESHLET_ADMIN_PORT). */
 export const admin: Promise<AdminServer | undefined> =
-  settings.adminPort === undefined
+  settings.adminPort === undefined || !isMainThread
     ? Promise.resolve(undefined)
     : startAdminServer(mesh, {
         port: settings.adminPort,
@@ -159,7 +165,7 @@ function probe(address: string): Promise<boolean> {
 }
 
 function scheduleRegistration(delayMs: number): void {
-  if (stopping || settings.register === undefined) return;
+  if (stopping || settings.register === undefined || !isMainThread) return;
   registerTimer = setTimeout(() => void tryRegister(), delayMs);
   registerTimer.unref();
 }
@@ -250,10 +256,13 @@ function reraise(signal: NodeJS.Signals): void {
   setImmediate(() => process.kill(process.pid, signal));
 }
 
-for (const signal of SIGNALS) {
-  const h = (): void => onSignal(signal);
-  handlers.set(signal, h);
-  process.on(signal, h);
+// Signals reach the main thread only; a worker's mesh ends with its worker.
+if (isMainThread) {
+  for (const signal of SIGNALS) {
+    const h = (): void => onSignal(signal);
+    handlers.set(signal, h);
+    process.on(signal, h);
+  }
 }
 
 /** Closes what `meshlet/register` started, as SIGTERM would (without ending the process). */

@@ -160,6 +160,28 @@ console.log(JSON.stringify({ own, scraped: /http_client_request_duration_count\\
     assert.deepEqual(JSON.parse(r.stdout), { own: ['app.requests'], scraped: true });
   });
 
+  it('worker threads (which run --import too) route through a mesh of their own, without a second admin endpoint', async () => {
+    await dir.write('worker.mjs', `const r = await fetch('http://users/w'); console.log('WORKER', await r.text());\n`);
+    await dir.write(
+      'with-worker.mjs',
+      `import { Worker } from 'node:worker_threads';
+import { admin } from ${JSON.stringify(import.meta.resolve('../dist/register.js'))};
+const w = new Worker(new URL('./worker.mjs', import.meta.url));
+const [code] = await new Promise((resolve) => w.once('exit', (...a) => resolve(a)));
+const a = await admin;
+console.log('WORKER EXIT', code, 'ADMIN', a.address.port);
+`,
+    );
+    const adminPort = await freePort();
+    const r = await runApp(dir.path, 'with-worker.mjs', {
+      MESHLET_CONFIG: 'mesh.yaml',
+      MESHLET_ADMIN_PORT: String(adminPort),
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /WORKER b[12]\n/);
+    assert.match(r.stdout, new RegExp(`WORKER EXIT 0 ADMIN ${adminPort}\\n`), r.stderr);
+  });
+
   it('SIGTERM with a call in flight: the call finishes, then the process ends by the signal', async () => {
     let release!: () => void;
     const released = new Promise<void>((r) => (release = r));
