@@ -5,11 +5,12 @@
  * Express knows the matched route (`req.route.path`) after routing, but under a mounted router
  * `req.baseUrl` holds the concrete mount prefix (`/orgs/42/users` for `app.use('/orgs/:org/users',
  * r)`). So the first time a route is seen under a mount, the app's router tree is walked once to
- * find the templates of the mounts leading to it (Express 5's router keeps them as `rawPath`;
- * a sub-app adds its `mountpath`); the result is cached per route object. Where the walk cannot
- * tell (Express 4, whose layers keep no path string; a router mounted in two places; a wildcard
- * mount; a sub-app mounted inside a router), the concrete prefix is used, at most
- * {@link MAX_PREFIXES} of them per route, and later ones fold into `/(other)`.
+ * find the mounts leading to it, and their templates are taken from Express 5's `layer.rawPath`,
+ * or rebuilt for Express 4 from each layer's compiled regexp and parameter names; a sub-app adds
+ * its `mountpath`. The result is cached per route object. Where this cannot tell (a router mounted
+ * in two places, a RegExp or wildcard mount, an optional mount parameter left out), the concrete
+ * prefix is used, at most {@link MAX_PREFIXES} of them per route, and later ones fold into
+ * `/(other)`.
  */
 
 /** Route of a request no route matched (what `@meshlet/core` reports as `(unmatched)`). */
@@ -58,7 +59,7 @@ export function routeTemplate(req: ExpressLikeRequest): string {
   if (typeof base !== 'string' || base === '' || base === '/') return t.own;
   if (!t.walked) {
     t.walked = true;
-    const prefix = mountTemplate(req.app, route);
+    const prefix = mountTemplate(req.app, route, base);
     // The template must have as many segments as the concrete prefix it stands for; anything
     // else (a wildcard mount, a sub-app under a router) is not trusted.
     if (prefix !== undefined && segments(prefix) === segments(base)) t.resolved = join(prefix, t.own);
@@ -91,7 +92,11 @@ export function pathString(p: unknown): string {
 interface Layer {
   route?: unknown;
   handle?: { stack?: unknown };
+  /** Express 5 (router 2.3+): the path as written. */
   rawPath?: unknown;
+  /** Express 4: the compiled path and its parameters. */
+  regexp?: unknown;
+  keys?: unknown;
 }
 
 /** Number of non-empty path segments. */
@@ -112,43 +117,104 @@ interface AppLike {
 
 /**
  * The template of the mounts leading to `route` (`/orgs/:org`), when it sits under exactly one
- * chain of mounts whose paths are all known; otherwise undefined. A sub-app (`app.use('/x',
+ * chain of mounts; otherwise undefined. Express 5 layers keep the mount path as written; an
+ * Express 4 layer keeps only its compiled regexp, so its piece is rebuilt from the concrete
+ * prefix `base` (each captured parameter replaced by `:name`). A sub-app (`app.use('/x',
  * subApp)`) is walked from itself, then prefixed with its `mountpath` up to the top app.
  */
-function mountTemplate(app: unknown, route: object): string | undefined {
+function mountTemplate(app: unknown, route: object, base: string): string | undefined {
   if (app === null || (typeof app !== 'function' && typeof app !== 'object')) return undefined;
   // Express 5 creates `app.router` lazily on first read; a routed request means it exists.
   const a = app as AppLike;
   const root = a._router ?? a.router;
   if (root === undefined || root === null || !Array.isArray(root.stack)) return undefined;
-  let found: string | undefined;
+  let chain: Layer[] | undefined;
   let hits = 0;
   let visited = 0;
-  const walk = (stack: readonly Layer[], prefix: string | undefined, depth: number): void => {
+  const path: Layer[] = [];
+  const walk = (stack: readonly Layer[], depth: number): void => {
     for (const layer of stack) {
       if (++visited > MAX_LAYERS || hits > 1) return;
       if (layer === null || typeof layer !== 'object') continue;
       if (layer.route === route) {
         hits++;
-        found = prefix;
+        chain = path.slice();
         continue;
       }
       const sub = layer.handle?.stack;
       if (!Array.isArray(sub) || depth >= MAX_DEPTH) continue;
-      const mount = layer.rawPath;
-      // Unknown mount path (Express 4, a RegExp or a list): anything under it cannot be resolved.
-      const next = prefix === undefined || typeof mount !== 'string' ? undefined : join(prefix, mount);
-      walk(sub as Layer[], next, depth + 1);
+      path.push(layer);
+      walk(sub as Layer[], depth + 1);
+      path.pop();
     }
   };
-  walk(root.stack as Layer[], '', 0);
-  if (hits !== 1 || found === undefined || visited > MAX_LAYERS) return undefined;
-  let prefix = found;
+  walk(root.stack as Layer[], 0);
+  if (hits !== 1 || chain === undefined || visited > MAX_LAYERS) return undefined;
+  // The sub-apps' mount paths come first in `base`.
+  let outer = '';
   let sub: AppLike = a;
   for (let depth = 0; sub.parent !== undefined && sub.parent !== null; depth++) {
     if (typeof sub.mountpath !== 'string' || depth >= MAX_DEPTH) return undefined;
-    prefix = join(sub.mountpath === '/' ? '' : sub.mountpath, prefix === '' ? '/' : prefix);
+    outer = join(sub.mountpath === '/' ? '' : sub.mountpath, outer === '' ? '/' : outer);
     sub = sub.parent as AppLike;
   }
-  return prefix;
+  let rest = skipSegments(base, segments(outer));
+  let inner = '';
+  for (const layer of chain as Layer[]) {
+    if (typeof layer.rawPath === 'string') {
+      inner = join(inner, layer.rawPath);
+      continue;
+    }
+    const piece = regexpPiece(layer, rest);
+    if (piece === undefined) return undefined;
+    inner = join(inner, piece.template);
+    rest = rest.slice(piece.consumed);
+  }
+  return join(outer, inner === '' ? '/' : inner);
+}
+
+/** `path` without its first `n` segments. */
+function skipSegments(path: string, n: number): string {
+  let i = 0;
+  for (let seen = 0; seen < n && i < path.length;) {
+    i++; // the slash
+    while (i < path.length && path.charCodeAt(i) !== 47) i++;
+    seen++;
+  }
+  return path.slice(i);
+}
+
+/**
+ * An Express 4 mount layer's piece of the template, rebuilt from the concrete prefix it matched:
+ * `/orgs/42` through `/^\/orgs(?:\/([^/]+?))\/?(?=\/|$)/i` with key `org` gives `/orgs/:org`.
+ */
+function regexpPiece(layer: Layer, rest: string): { template: string; consumed: number } | undefined {
+  const re = layer.regexp;
+  const keys = layer.keys;
+  if (!(re instanceof RegExp) || !Array.isArray(keys)) return undefined;
+  if ((re as RegExp & { fast_slash?: boolean }).fast_slash === true) return { template: '', consumed: 0 };
+  let m: RegExpExecArray | null;
+  try {
+    m = new RegExp(re.source, re.flags.replace(/[gyd]/g, '') + 'd').exec(rest);
+  } catch {
+    return undefined;
+  }
+  if (m === null || m.index !== 0 || m.indices === undefined) return undefined;
+  let matched = m[0];
+  if (matched.endsWith('/')) matched = matched.slice(0, -1);
+  let template = '';
+  let at = 0;
+  for (let i = 1; i < m.length; i++) {
+    const span = m.indices[i];
+    const key = keys[i - 1] as { name?: unknown; optional?: unknown } | undefined;
+    // An optional parameter this request left out: its place in the template is unknown.
+    if (span === undefined) return undefined;
+    if (key === undefined || (typeof key.name !== 'string' && typeof key.name !== 'number')) return undefined;
+    const [from, to] = span;
+    if (from < at || to > matched.length) return undefined;
+    template += matched.slice(at, from) + ':' + String(key.name) + (key.optional === true ? '?' : '');
+    at = to;
+  }
+  template += matched.slice(at);
+  return { template, consumed: matched.length };
 }
