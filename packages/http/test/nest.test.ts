@@ -229,6 +229,11 @@ describe('MeshModule.forRoot with a given mesh', () => {
         err.code === 'MESHLET_ERR_CONFIG' && /MeshModule\.forRoot\(options\)\.services/.test(err.message),
     );
     await assert.rejects(
+      startNest([MeshModule.forRoot({ mesh: {} as Mesh })]),
+      (err: MeshError) =>
+        err.code === 'MESHLET_ERR_CONFIG' && /MeshModule\.forRoot\(options\)\.mesh:/.test(err.message),
+    );
+    await assert.rejects(
       startNest([MeshModule.forRoot({ services: { users: { endpoints: ['nope'] } } })]),
       (err: MeshError) => err.code === 'MESHLET_ERR_CONFIG' && /services\.users\.endpoints/.test(err.message),
     );

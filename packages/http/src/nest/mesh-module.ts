@@ -20,7 +20,7 @@ import {
   type OptionalFactoryDependency,
   type Provider,
 } from '@nestjs/common';
-import { createMesh, Mesh, MeshConfigError, type MeshOptions } from '@meshlet/core';
+import { createMesh, MeshConfigError, type Mesh, type MeshOptions } from '@meshlet/core';
 import type { MeshDispatcherOptions } from '../dispatcher.js';
 import { createMeshFetch, type MeshFetch } from '../fetch.js';
 import { meshMiddleware, type MeshMiddleware, type MeshMiddlewareOptions } from '../express/middleware.js';
@@ -69,6 +69,19 @@ interface MeshState {
   closeOnShutdown: boolean;
 }
 
+/** Duck-typed, so a Mesh from another copy of @meshlet/core (e.g. through the meshlet umbrella) is accepted. */
+function isMesh(v: unknown): v is Mesh {
+  const m = v as Partial<Mesh> | null;
+  return (
+    typeof m === 'object' &&
+    m !== null &&
+    typeof m.call === 'function' &&
+    typeof m.close === 'function' &&
+    typeof m.subscribe === 'function' &&
+    typeof m.inbound?.record === 'function'
+  );
+}
+
 const EXTRA_KEYS = new Set(['mesh', 'fetch', 'middleware', 'closeOnShutdown']);
 
 /** Builds the module's state; throws MeshConfigError naming `MeshModule.forRoot(...)` paths. */
@@ -94,7 +107,7 @@ function buildState(options: unknown): MeshState {
   let mesh: Mesh;
   let owned: boolean;
   if (o.mesh !== undefined) {
-    if (!(o.mesh instanceof Mesh)) {
+    if (!isMesh(o.mesh)) {
       throw new MeshConfigError([
         {
           path: 'MeshModule.forRoot(options).mesh',
