@@ -175,8 +175,9 @@ export function readEnv(env: NodeJS.ProcessEnv, cwd = process.cwd()): RegisterSe
   }
 
   const adminPort = port(issues, 'MESHLET_ADMIN_PORT', get('MESHLET_ADMIN_PORT'));
-  const adminHost = get('MESHLET_ADMIN_HOST') ?? '127.0.0.1';
-  if (!/^(\[?[0-9A-Fa-f:.]+\]?|[A-Za-z0-9.-]+)$/.test(adminHost)) {
+  // `[::1]` as written in URLs is the interface ::1.
+  const adminHost = (get('MESHLET_ADMIN_HOST') ?? '127.0.0.1').replace(/^\[(.*)\]$/, '$1');
+  if (!/^([0-9A-Fa-f:.]+|[A-Za-z0-9.-]+)$/.test(adminHost)) {
     issues.push({
       path: 'MESHLET_ADMIN_HOST',
       message: `expected an interface address or host name (e.g. 127.0.0.1, 0.0.0.0, ::1), got ${JSON.stringify(adminHost)}`,

@@ -69,6 +69,8 @@ describe('readEnv', () => {
     assert.equal(d.adminHost, '127.0.0.1');
     assert.equal(d.unknownHosts, 'passthrough');
     assert.equal(d.shutdownGraceMs, 10_000);
+    const v6 = readEnv({ MESHLET_CONFIG: 'mesh.yaml', MESHLET_ADMIN_PORT: '0', MESHLET_ADMIN_HOST: '[::1]' }, dir.path);
+    assert.equal(v6.adminHost, '::1', 'brackets as in a URL are dropped');
   });
 
   it('a config file beside a control plane may route to services only the control plane knows', () => {
