@@ -88,6 +88,7 @@ describe('telemetry: metrics, spans and trace context', () => {
     const port = point.attributes['server.port'];
     assert.equal(typeof port, 'number', `server.port = ${String(port)}`);
     assert.ok(port === plainServer.port || port === 80, `server.port = ${String(port)}`);
+    assert.equal(point.attributes['meshlet.service'], 'users', 'client latency can be grouped by service');
     assert.ok(point.value.count >= 1);
     // The server answers after 20 ms: recorded in seconds, the mean is 0.02..5 (in ms it would be >= 20).
     const mean = (point.value.sum ?? 0) / point.value.count;

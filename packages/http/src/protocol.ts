@@ -47,10 +47,10 @@ export function createHttpProtocol(pools: PoolSet): Protocol<HttpRequest, HttpAt
     // The answer reaches the caller's handler at once (inside undici's head callback on the fast path).
     deliver: (req, res) => req.deliver(res),
     prepare: (req, ctx) => req.prepare(ctx),
-    attemptAttributes: (req, _ctx, ep, res, err) =>
+    attemptAttributes: (req, ctx, ep, res, err) =>
       res !== undefined
-        ? attributes.forStatus(ep, req.method, res.statusCode)
-        : attributes.forError(ep, req.method, err),
+        ? attributes.forStatus(ep, ctx.service, req.method, res.statusCode)
+        : attributes.forError(ep, ctx.service, req.method, err),
     attemptStatus: (res, err) => (res !== undefined ? res.statusCode : errorType(err)),
   };
 
@@ -121,7 +121,8 @@ export class AttributeCache {
     return e;
   }
 
-  forStatus(ep: Endpoint, method: string, status: number): Attributes {
+  /** `service`: the service the attempt went to (an endpoint object belongs to one service, so it is part of the endpoint's entry). */
+  forStatus(ep: Endpoint, service: string, method: string, status: number): Attributes {
     const m = METHOD_INDEX.get(method) ?? OTHER;
     const e = this.entry(ep);
     const key = m * 1000 + status;
@@ -132,6 +133,7 @@ export class AttributeCache {
         'server.address': ep.host,
         'server.port': ep.port,
         'http.response.status_code': status,
+        'meshlet.service': service,
       };
       if (status >= 500) attrs['error.type'] = String(status);
       a = Object.freeze(attrs);
@@ -143,7 +145,7 @@ export class AttributeCache {
     return a;
   }
 
-  forError(ep: Endpoint, method: string, err: unknown): Attributes {
+  forError(ep: Endpoint, service: string, method: string, err: unknown): Attributes {
     const m = METHOD_INDEX.get(method) ?? OTHER;
     const type = errorType(err);
     const e = this.entry(ep);
@@ -155,6 +157,7 @@ export class AttributeCache {
         'server.address': ep.host,
         'server.port': ep.port,
         'error.type': type,
+        'meshlet.service': service,
       });
       if (e.size < ATTRIBUTE_CACHE_LIMIT) {
         e.byError.set(key, a);
