@@ -219,6 +219,7 @@ describe('meshMiddleware (Express 5)', () => {
     assert.deepEqual(backend.aborted, ['/slow']);
     const r = await lastCall!;
     assert.equal(r.status, 0, 'the outbound call was cut, not answered');
+    assert.equal(r.code, 'MESHLET_ERR_CALLER_GONE', 'fetch rejects with the typed reason');
     const s = await eventually(() => statsOf(mesh, '/call', 'quitter'), 'the cancelled request in stats');
     assert.equal(s.cancelled, 1);
     assert.equal(s.failures, 0);

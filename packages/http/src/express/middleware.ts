@@ -37,6 +37,7 @@ import {
 } from '@opentelemetry/api';
 import {
   CALLER_HEADER,
+  CallerGoneError,
   MeshConfigError,
   TIMEOUT_HEADER,
   parseCallerHeader,
@@ -166,8 +167,9 @@ class InboundCall implements InboundContext, InboundRecord {
   }
 }
 
-function callerGone(): DOMException {
-  return new DOMException('the inbound request’s caller went away before it was answered', 'AbortError');
+/** The reason outbound calls made for this request are cut with: a MeshError, so `fetch` rejects with it. */
+function callerGone(): CallerGoneError {
+  return new CallerGoneError();
 }
 
 /**
