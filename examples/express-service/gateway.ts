@@ -10,13 +10,11 @@
  *
  * `?delayMs=N` is passed down to users, to see a deadline at work.
  */
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import express from 'express';
 import { MeshError, currentInbound } from '@meshlet/core';
 import { createMeshFetch } from '@meshlet/http';
 import { meshMiddleware } from '@meshlet/http/express';
-import { fail, log, meshFromEnv, portFromEnv, startAdminFromEnv } from '../shared/mesh-env.ts';
+import { fail, log, meshFromEnv, portFromEnv, serve, startAdminFromEnv } from '../shared/mesh-env.ts';
 
 const SERVICE = process.env.MESHLET_SERVICE || 'gateway';
 
@@ -64,16 +62,4 @@ app.get('/orders/:id', async (req, res) => {
   }
 });
 
-const server = await new Promise<Server>((resolve, reject) => {
-  const s = app.listen(port, process.env.HOST || '127.0.0.1', (err?: Error) => (err ? reject(err) : resolve(s)));
-}).catch(fail);
-const listening = server.address() as AddressInfo;
-log({ service: SERVICE, event: 'listening', port: listening.port, adminPort: admin?.address.port ?? null });
-
-async function stop(): Promise<void> {
-  server.close();
-  await mesh.close(); // in-flight calls finish first (bounded); the admin endpoint closes with it
-  process.exit(0);
-}
-process.once('SIGTERM', () => void stop());
-process.once('SIGINT', () => void stop());
+await serve(app, port, SERVICE, mesh, admin);

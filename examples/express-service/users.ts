@@ -10,13 +10,11 @@
  *
  * `GET /users/:id?delayMs=N` simulates a slow lookup (at most 10 s) to see deadlines at work.
  */
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import express from 'express';
 import { currentInbound } from '@meshlet/core';
 import { meshMiddleware } from '@meshlet/http/express';
-import { fail, log, meshFromEnv, portFromEnv, startAdminFromEnv } from '../shared/mesh-env.ts';
+import { fail, log, meshFromEnv, portFromEnv, serve, startAdminFromEnv } from '../shared/mesh-env.ts';
 
 const SERVICE = process.env.MESHLET_SERVICE || 'users';
 
@@ -46,19 +44,8 @@ app.get('/users/:id', async (req, res) => {
     await sleep(delayMs, undefined, { signal: inbound?.signal }).catch(() => undefined);
     if (inbound?.signal?.aborted) return;
   }
-  res.json({ id: req.params.id, name: `User ${req.params.id}`, servedBy: `${SERVICE}@${listening.port}` });
+  res.json({ id: req.params.id, name: `User ${req.params.id}`, servedBy: `${SERVICE}@${listeningPort}` });
 });
 
-const server = await new Promise<Server>((resolve, reject) => {
-  const s = app.listen(port, process.env.HOST || '127.0.0.1', (err?: Error) => (err ? reject(err) : resolve(s)));
-}).catch(fail);
-const listening = server.address() as AddressInfo;
-log({ service: SERVICE, event: 'listening', port: listening.port, adminPort: admin?.address.port ?? null });
-
-async function stop(): Promise<void> {
-  server.close();
-  await mesh.close(); // in-flight calls finish first (bounded); the admin endpoint closes with it
-  process.exit(0);
-}
-process.once('SIGTERM', () => void stop());
-process.once('SIGINT', () => void stop());
+/** The port this process listens on (PORT may be 0), for the answers' `servedBy`. */
+const listeningPort = await serve(app, port, SERVICE, mesh, admin);

@@ -13,7 +13,10 @@
  *
  * A bad value fails at start-up, naming the variable (or the file and config path).
  */
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import type { Express } from 'express';
 import { createMesh, type Mesh, type MeshOptions } from '@meshlet/core';
 import { controlPlane, readConfigFile } from '@meshlet/discovery';
 import { createAdminMeterProvider, startAdminServer, type AdminServer } from 'meshlet';
@@ -83,4 +86,31 @@ export async function startAdminFromEnv(mesh: Mesh): Promise<AdminServer | undef
     host: process.env.MESHLET_ADMIN_HOST || '127.0.0.1',
     meterProvider: adminMeterProvider,
   });
+}
+
+/**
+ * Listens on `port` (HOST, default 127.0.0.1), logs `listening`, and on SIGTERM/SIGINT stops
+ * accepting, closes the mesh (in-flight calls finish first, bounded; the admin endpoint closes with
+ * it) and exits. Returns the port it listens on.
+ */
+export async function serve(
+  app: Express,
+  port: number,
+  service: string,
+  mesh: Mesh,
+  admin: AdminServer | undefined,
+): Promise<number> {
+  const server = await new Promise<Server>((resolve, reject) => {
+    const s = app.listen(port, process.env.HOST || '127.0.0.1', (err?: Error) => (err ? reject(err) : resolve(s)));
+  }).catch(fail);
+  const listening = server.address() as AddressInfo;
+  log({ service, event: 'listening', port: listening.port, adminPort: admin?.address.port ?? null });
+  const stop = async (): Promise<void> => {
+    server.close();
+    await mesh.close();
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void stop());
+  process.once('SIGINT', () => void stop());
+  return listening.port;
 }

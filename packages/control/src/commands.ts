@@ -3,7 +3,7 @@
  * endpoint (JSON over HTTP) and the config file, and print either lines for humans (√ / ×, in the
  * spirit of `linkerd check`) or one JSON document (`--json`) for scripts.
  */
-import { MeshConfigError } from '@meshlet/core';
+import { MeshConfigError, type InboundStats } from '@meshlet/core';
 import { readConfigFile } from '@meshlet/discovery';
 import type { ClientView, ConfigView, EndpointsView } from './admin.js';
 
@@ -329,21 +329,9 @@ interface AdminServiceStats {
   latencyMs: { p50: number; p90: number; p99: number };
   endpoints: Array<{ address: string; state: string; requests: number; failures: number; inFlight?: number }>;
 }
-interface AdminInboundStats {
-  route: string;
-  caller: string;
-  requests: number;
-  successes: number;
-  failures: number;
-  cancelled: number;
-  successRate: number;
-  recentRequests: number;
-  rps: number;
-  latencyMs: { p50: number; p90: number; p99: number };
-}
 interface AdminStats {
   services: Record<string, AdminServiceStats>;
-  inbound?: AdminInboundStats[];
+  inbound?: InboundStats[];
 }
 
 /** One service's row of `meshlet status --admin`. */

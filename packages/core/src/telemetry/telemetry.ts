@@ -116,25 +116,20 @@ export class MeshTelemetry {
 
   /** The duration histogram of a protocol (e.g. `http.client.request.duration`), in seconds. */
   duration(name: string): Histogram {
-    let h = this.durations.get(name);
-    if (h === undefined) {
-      h = this.meter!.createHistogram(name, {
-        unit: 's',
-        description: 'Duration of client requests, one point per attempt.',
-        advice: { explicitBucketBoundaries: DURATION_BUCKETS },
-      });
-      this.durations.set(name, h);
-    }
-    return h;
+    return this.histogram(name, 'Duration of client requests, one point per attempt.');
   }
 
   /** The duration histogram of an inbound protocol (e.g. `http.server.request.duration`), in seconds. */
   serverDuration(name: string): Histogram {
+    return this.histogram(name, 'Duration of inbound requests handled by this process.');
+  }
+
+  private histogram(name: string, description: string): Histogram {
     let h = this.durations.get(name);
     if (h === undefined) {
       h = this.meter!.createHistogram(name, {
         unit: 's',
-        description: 'Duration of inbound requests handled by this process.',
+        description,
         advice: { explicitBucketBoundaries: DURATION_BUCKETS },
       });
       this.durations.set(name, h);
