@@ -5,11 +5,12 @@
  * fs.watch misses events (network mounts, some containers). Both only *suggest* a change:
  * `onChange` runs debounced, and the caller re-reads and compares the content.
  *
- * Two debounces: a file renamed into place (an atomic save: editors, `kubectl cp`, config tools)
- * is complete when the event arrives, so it is read after {@link RENAME_DEBOUNCE_MS} (just enough
- * to take the burst of events one save makes), unless the rename took the file *away* (the first
- * half of a delete-and-recreate), which waits the full debounce for the new file. In-place writes
- * (`change` events) may still be under way, so they wait `debounceMs` after the last event.
+ * Two debounces: a file renamed over the existing one (an atomic save: editors, `kubectl cp`,
+ * config tools) is complete when the event arrives, so it is read after {@link RENAME_DEBOUNCE_MS}
+ * (just enough to take the burst of events one save makes), unless the rename took the file
+ * *away* (the first half of a delete-and-recreate), which waits the full debounce for the new
+ * file. In-place writes (`change` events) and files created where there was none may still be
+ * under way, so they wait `debounceMs` after the last event.
  */
 import { watch, type FSWatcher } from 'node:fs';
 import { stat } from 'node:fs/promises';
@@ -90,6 +91,9 @@ export class FileWatch {
   /** `renamed`: the event was a rename of the file (see the class comment). */
   private schedule(renamed: boolean): void {
     if (this.closed) return;
+    // A rename that brings the name into being where there was no file is a creation, and a file
+    // created in place may still be being written: only a replacement of an existing file is short.
+    if (this.lastStat === MISSING) renamed = false;
     // A pending full-length wait is not cut short by a rename: an in-place write may be under way.
     if (this.debounce !== undefined && renamed && !this.debounceIsShort) return;
     if (this.debounce !== undefined) clearTimeout(this.debounce);

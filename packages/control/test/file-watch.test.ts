@@ -2,7 +2,7 @@
 // delete-and-recreate wait the full debounce. Real files, real fs.watch.
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { FileWatch } from '../src/file-watch.js';
@@ -79,6 +79,27 @@ describe('FileWatch', () => {
       await until(() => changes.length > 0, 3000);
       assert.equal(changes.length, 1, 'one change, after the new file exists');
       assert.ok(changes[0]! - t0 >= DEBOUNCE_MS - 5, `read after ${(changes[0]! - t0).toFixed(0)} ms`);
+    } finally {
+      watch.close();
+    }
+  });
+
+  it('waits the full debounce for a file created where there was none (it may still be being written)', async () => {
+    const { file, dir, changes, watch } = await setup();
+    dirs.push(dir);
+    try {
+      await unlink(file);
+      await until(() => changes.length > 0, 3000); // the deletion is reported once
+      const seen = changes.length;
+      const t0 = performance.now();
+      // Created empty (one 'rename' event, no 'change' yet), written a moment later.
+      const handle = await open(file, 'w');
+      await new Promise((r) => setTimeout(r, 100));
+      await handle.writeFile('{"services":{"d":{}}}');
+      await handle.close();
+      await until(() => changes.length > seen, 3000);
+      assert.equal(changes.length, seen + 1, 'one change for the new file');
+      assert.ok(changes[seen]! - t0 >= DEBOUNCE_MS - 5, `read after ${(changes[seen]! - t0).toFixed(0)} ms`);
     } finally {
       watch.close();
     }
