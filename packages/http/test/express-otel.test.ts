@@ -18,6 +18,7 @@ import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '
 import { MeterProvider, MetricReader, type HistogramMetricData } from '@opentelemetry/sdk-metrics';
 import { createMesh, type Mesh } from '@meshlet/core';
 import { meshMiddleware } from '@meshlet/http/express';
+import { eventually } from './helpers.js';
 
 class TestReader extends MetricReader {
   protected override async onForceFlush(): Promise<void> {}
@@ -47,15 +48,6 @@ async function serverDurations(): Promise<Array<{ scope: string; metric: Histogr
     }
   }
   return out;
-}
-
-async function eventually<T>(fn: () => T | undefined, what: string): Promise<T> {
-  for (let i = 0; i < 200; i++) {
-    const v = fn();
-    if (v !== undefined) return v;
-    await sleep(10);
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 async function startApp(mesh: Mesh, options?: { tracing?: boolean }): Promise<{ server: Server; base: string }> {

@@ -18,6 +18,7 @@ import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '
 import { createMesh, type InboundStats, type Mesh, type MeshError } from '@meshlet/core';
 import { createMeshFetch, type MeshFetch } from '@meshlet/http';
 import { meshMiddleware } from '@meshlet/http/express';
+import { eventually } from './helpers.js';
 
 // Global OTel plumbing a real application would have: async context and the W3C propagator.
 context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
@@ -33,16 +34,6 @@ async function listen(server: Server): Promise<string> {
 function close(server: Server): Promise<void> {
   server.closeAllConnections();
   return new Promise((resolve) => server.close(() => resolve()));
-}
-
-/** Polls `fn` until it returns a value (bounded): span export and stats lag the client's response slightly. */
-async function eventually<T>(fn: () => T | undefined, what: string): Promise<T> {
-  for (let i = 0; i < 200; i++) {
-    const v = fn();
-    if (v !== undefined) return v;
-    await sleep(10);
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 /** The backend the front app calls through the mesh; counts connections and requests. */

@@ -11,6 +11,7 @@ import { request } from 'undici';
 import { createMesh, type Mesh, type MeshError } from '@meshlet/core';
 import { createMeshFetch, type MeshFetch } from '@meshlet/http';
 import { meshMiddleware } from '@meshlet/http/express';
+import { eventually } from './helpers.js';
 
 /** The parts of Express 4's API this test uses (the package ships no types of its own). */
 interface Req {
@@ -30,15 +31,6 @@ interface App extends Router {
 }
 const express4 = createRequire(import.meta.url)('express4') as (() => App) & { Router(): Router };
 const expressVersion = (createRequire(import.meta.url)('express4/package.json') as { version: string }).version;
-
-async function until<T>(fn: () => T | undefined, what: string): Promise<T> {
-  for (let i = 0; i < 300; i++) {
-    const v = fn();
-    if (v !== undefined) return v;
-    await sleep(10);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 describe(`meshMiddleware (Express ${expressVersion})`, () => {
   let backend: Server;
@@ -151,13 +143,13 @@ describe(`meshMiddleware (Express ${expressVersion})`, () => {
     aborted.length = 0;
     const ac = new AbortController();
     const pending = request(`${base}/call`, { signal: ac.signal, headers: { 'meshlet-caller': 'quitter' } });
-    await until(() => (lastCall !== undefined ? true : undefined), 'the outbound call');
+    await eventually(() => (lastCall !== undefined ? true : undefined), 'the outbound call');
     await sleep(50);
     ac.abort();
     await assert.rejects(pending);
-    await until(() => (aborted.length > 0 ? true : undefined), 'the backend to see its request cut');
+    await eventually(() => (aborted.length > 0 ? true : undefined), 'the backend to see its request cut');
     assert.equal((await lastCall!).code, 'MESHLET_ERR_CALLER_GONE');
-    const row = await until(
+    const row = await eventually(
       () => mesh.stats().inbound.find((r) => r.route === '/call' && r.caller === 'quitter'),
       'the cancelled request in stats',
     );
@@ -168,7 +160,7 @@ describe(`meshMiddleware (Express ${expressVersion})`, () => {
     const res = await request(`${base}/orgs/acme/posts/7`, { headers: { 'meshlet-caller': 'web' } });
     assert.equal(res.statusCode, 200);
     await res.body.text();
-    const row = await until(
+    const row = await eventually(
       () => mesh.stats().inbound.find((r) => r.route === '/orgs/:org/posts/:pid' && r.caller === 'web'),
       'the nested route in stats',
     );
