@@ -18,7 +18,7 @@ import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '
 import { createMesh, type InboundStats, type Mesh, type MeshError } from '@meshlet/core';
 import { createMeshFetch, type MeshFetch } from '@meshlet/http';
 import { meshMiddleware } from '@meshlet/http/express';
-import { eventually } from './helpers.js';
+import { callBackend, eventually, type CallResult } from './helpers.js';
 
 // Global OTel plumbing a real application would have: async context and the W3C propagator.
 context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
@@ -70,24 +70,6 @@ class Backend {
       return;
     }
     res.end('ok');
-  }
-}
-
-interface CallResult {
-  status: number;
-  code?: string;
-  ms: number;
-}
-
-/** Calls the backend through the mesh from inside a handler and reports how it ended. */
-async function callBackend(fetch: MeshFetch, path: string): Promise<CallResult> {
-  const t0 = performance.now();
-  try {
-    const r = await fetch(`http://backend${path}`);
-    await r.text();
-    return { status: r.status, ms: performance.now() - t0 };
-  } catch (err) {
-    return { status: 0, code: (err as MeshError).code ?? (err as Error).name, ms: performance.now() - t0 };
   }
 }
 

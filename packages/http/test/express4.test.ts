@@ -8,10 +8,10 @@ import type { AddressInfo } from 'node:net';
 import { createRequire } from 'node:module';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
-import { createMesh, type Mesh, type MeshError } from '@meshlet/core';
+import { createMesh, type Mesh } from '@meshlet/core';
 import { createMeshFetch, type MeshFetch } from '@meshlet/http';
 import { meshMiddleware } from '@meshlet/http/express';
-import { eventually } from './helpers.js';
+import { callBackend, eventually, type CallResult } from './helpers.js';
 
 /** The parts of Express 4's API this test uses (the package ships no types of its own). */
 interface Req {
@@ -42,18 +42,7 @@ describe(`meshMiddleware (Express ${expressVersion})`, () => {
   let accepted = 0;
   let okRequests = 0;
   const aborted: string[] = [];
-  let lastCall: Promise<{ status: number; code?: string; ms: number }> | undefined;
-
-  const callBackend = async (path: string) => {
-    const t0 = performance.now();
-    try {
-      const r = await fetch(`http://backend${path}`);
-      await r.text();
-      return { status: r.status, ms: performance.now() - t0 };
-    } catch (err) {
-      return { status: 0, code: (err as MeshError).code ?? (err as Error).name, ms: performance.now() - t0 };
-    }
-  };
+  let lastCall: Promise<CallResult> | undefined;
 
   before(async () => {
     assert.match(expressVersion, /^4\./, 'the express4 alias is Express 4');
@@ -84,13 +73,13 @@ describe(`meshMiddleware (Express ${expressVersion})`, () => {
       res.json({ id: req.params.id });
     });
     app.get('/call', async (_req, res) => {
-      lastCall = callBackend('/slow');
+      lastCall = callBackend(fetch, '/slow');
       const r = await lastCall;
       res.status(r.status === 0 ? 502 : r.status).json(r);
     });
     app.get('/after/:ms', async (req, res) => {
       await sleep(Number(req.params.ms));
-      lastCall = callBackend('/ok');
+      lastCall = callBackend(fetch, '/ok');
       const r = await lastCall;
       res.status(r.status === 0 ? 502 : r.status).json(r);
     });

@@ -1,5 +1,7 @@
 // Shared by the inbound-adapter tests.
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { MeshError } from '@meshlet/core';
+import type { MeshFetch } from '@meshlet/http';
 
 /** Polls `fn` until it returns a value (at most 3 s): span export and stats lag the client's response slightly. */
 export async function eventually<T>(fn: () => T | undefined, what: string): Promise<T> {
@@ -9,4 +11,23 @@ export async function eventually<T>(fn: () => T | undefined, what: string): Prom
     await sleep(10);
   }
   throw new Error(`timed out waiting for ${what}`);
+}
+
+/** How an outbound call made from inside a handler ended: its status (0: it failed) and error code. */
+export interface CallResult {
+  status: number;
+  code?: string;
+  ms: number;
+}
+
+/** Calls `http://backend<path>` through the mesh from inside a handler and reports how it ended. */
+export async function callBackend(fetch: MeshFetch, path: string): Promise<CallResult> {
+  const t0 = performance.now();
+  try {
+    const r = await fetch(`http://backend${path}`);
+    await r.text();
+    return { status: r.status, ms: performance.now() - t0 };
+  } catch (err) {
+    return { status: 0, code: (err as MeshError).code ?? (err as Error).name, ms: performance.now() - t0 };
+  }
 }
