@@ -1,12 +1,13 @@
 /**
  * `meshlet`: the one package users install. It re-exports the public API of
  * `@meshlet/core` (createMesh, the errors, the config types), `@meshlet/http` (createMeshFetch,
- * createMeshDispatcher), `@meshlet/discovery` (controlPlane, watchFile, readConfigFile) and the
- * control server of `@meshlet/control` (createControlServer, MemoryStore), and adds the
- * per-process admin endpoint (`startAdminServer`). The zero-code entry is the
+ * createMeshDispatcher), `@meshlet/grpc` (meshGrpcOptions, meshServerInterceptors),
+ * `@meshlet/discovery` (controlPlane, watchFile, readConfigFile) and the control server of
+ * `@meshlet/control` (createControlServer, MemoryStore), and adds the per-process admin
+ * endpoint (`startAdminServer`). The zero-code entry is the
  * `meshlet/register` subpath; the `meshlet` CLI is this package's bin.
  *
- * The four packages export no name twice (the build fails on an ambiguous `export *`), so
+ * The five packages export no name twice (the build fails on an ambiguous `export *`), so
  * everything is re-exported under its own name. Left out on purpose: `@meshlet/control`'s CLI
  * `main` (run the `meshlet` bin instead) and the subpaths (`@meshlet/http/express`,
  * `@meshlet/http/nest`, `@meshlet/discovery/protocol`), which keep Express, Nest and the wire
@@ -14,6 +15,7 @@
  */
 export * from '@meshlet/core';
 export * from '@meshlet/http';
+export * from '@meshlet/grpc';
 export * from '@meshlet/discovery';
 export {
   createControlServer,
