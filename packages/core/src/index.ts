@@ -22,7 +22,7 @@ export type { CallContext, CallHandle, Classification, Classifier, Dispatch, Mid
 export { Endpoint, type EndpointState, type EndpointSpec } from './endpoint.js';
 export { systemClock, type Clock } from './clock.js';
 export type * from './config/types.js';
-export { validateMeshConfig, validateServiceConfig, DEFAULTS } from './config/validate.js';
+export { validateMeshConfig, validateServiceConfig, isServiceName, DEFAULTS } from './config/validate.js';
 export type { LoadBalancerName, Picker, PickContext, PickerFactory, BalancerOptions } from './balancer/types.js';
 export { buildPicker, pickerFactories, hashString } from './balancer/index.js';
 export { RetryBudget } from './policy/retry-budget.js';
@@ -39,6 +39,7 @@ export {
   NoHealthyEndpointsError,
   CircuitOpenError,
   DeadlineExceededError,
+  type DeadlineSource,
   OverloadedError,
   RetryBudgetExhaustedError,
   UpstreamError,
@@ -59,5 +60,7 @@ export {
   formatTimeoutHeader,
   parseCallerHeader,
 } from './inbound/headers.js';
-export { SERVER_DURATION, type InboundRecord, type InboundRecorder } from './inbound/recorder.js';
+export type { MeshTelemetry, TelemetryOptions } from './telemetry/telemetry.js';
+export { SERVER_DURATION, RPC_SERVER_DURATION, type InboundRecord, type InboundRecorder } from './inbound/recorder.js';
+export { GRPC_STATUS_NAMES, grpcStatusName } from './inbound/grpc-status.js';
 export { UNKNOWN_CALLER, UNMATCHED_ROUTE, type InboundStats } from './inbound/stats.js';

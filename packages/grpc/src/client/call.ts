@@ -1,0 +1,287 @@
+/**
+ * `MeshGrpcCall`: what a meshlet channel's `createCall` returns — grpc-js's low-level call, fed
+ * by grpc-js's own interceptor stack above it (so messages arrive serialised, as Buffers) — and at
+ * once the request object the engine carries through `mesh.call`.
+ *
+ * Before the call commits, request messages are buffered for replay (up to
+ * `RETRY_BUFFER_BYTES`; past that the call can no longer be retried), response headers are held,
+ * and at most one read is asked of the attempt in flight. The engine's answer (`answer`) is the
+ * committed attempt: from then on its grpc-js call is the caller's stream — reads, writes,
+ * half-close, cancellation and the final status pass straight through.
+ */
+import { propagation, type TextMapSetter } from '@opentelemetry/api';
+import {
+  Metadata as GrpcMetadata,
+  type CallCredentials,
+  type InterceptingListener,
+  type StatusObject,
+} from '@grpc/grpc-js';
+import type { CallContext, CallHandle, Endpoint } from '@meshlet/core';
+import { EndpointAttempt } from './attempt.js';
+import type { AuthContext, LowLevelCall, MessageContext, ParentCall } from './grpc-types.js';
+import type { MethodInfo } from './method.js';
+import type { AttemptSink } from './protocol-types.js';
+import { CallCancelledError, statusOfError } from './status.js';
+import type { MeshChannel } from './channel.js';
+
+/** Request bytes kept for replay per call (grpc-js's `grpc.per_rpc_retry_buffer_size` default). */
+export const RETRY_BUFFER_BYTES = 256 * 1024;
+
+export const CALLER_METADATA = 'meshlet-caller';
+
+const SETTER: TextMapSetter<GrpcMetadata> = {
+  set(carrier, key, value) {
+    carrier.set(key, value);
+  },
+};
+
+interface Buffered {
+  message: Buffer;
+  flags: number | undefined;
+}
+
+export class MeshGrpcCall implements LowLevelCall {
+  metadata: GrpcMetadata | undefined = undefined;
+  private listener: InterceptingListener | undefined = undefined;
+  private credentials: CallCredentials | undefined = undefined;
+  /** Messages kept for replay (or, once the call is not replayable, not yet sent to an attempt). */
+  private buffer: Buffered[] | undefined = undefined;
+  private bufferedBytes = 0;
+  /** False once the buffer overflowed: the call can no longer be sent again. */
+  replayable = true;
+  private halfClosed = false;
+  /** Reads the caller asked for that no message has answered yet (before commit). */
+  private readsWanted = 0;
+  /** The attempt in flight, before commit. */
+  private current: EndpointAttempt | undefined = undefined;
+  /** The committed attempt: its stream is the caller's. */
+  live: EndpointAttempt | undefined = undefined;
+  private finished = false;
+  private handle: CallHandle | undefined = undefined;
+  /** Why the caller cancelled, once it did. */
+  private cancelReason: CallCancelledError | undefined = undefined;
+  /** A cancellation that came before `start`, delivered by it. */
+  private pendingStatus: StatusObject | undefined = undefined;
+  private startedAt = 0;
+  private lastEndpoint: Endpoint | undefined = undefined;
+
+  constructor(
+    readonly channel: MeshChannel,
+    readonly info: MethodInfo,
+    /** The caller's deadline, ms since the epoch (`Infinity`: none). */
+    readonly deadlineMs: number,
+    private readonly host: string,
+    private readonly parent: ParentCall,
+    private readonly propagateFlags: number | null | undefined,
+    private readonly callNumber: number,
+  ) {}
+
+  start(metadata: GrpcMetadata, listener: InterceptingListener): void {
+    this.metadata = metadata;
+    this.listener = listener;
+    this.startedAt = performance.now();
+    const pending = this.pendingStatus;
+    if (pending !== undefined) {
+      // Cancelled before it started.
+      this.pendingStatus = undefined;
+      process.nextTick(finishLater, this, pending);
+      return;
+    }
+    const state = this.channel.state;
+    state.mesh.call(this.channel.service, this, state.protocol).then(undefined, (err: unknown) => this.fail(err));
+  }
+
+  /** Called by the engine (through `Protocol.bindCall`) with the handle that aborts the call. */
+  bind(handle: CallHandle): void {
+    this.handle = handle;
+    // Cancelled while the mesh waited for its first config: the engine ends it before any attempt.
+    if (this.cancelReason !== undefined) handle.abort(this.cancelReason);
+  }
+
+  sendMessageWithContext(context: MessageContext, message: Buffer): void {
+    const live = this.live;
+    if (live !== undefined) {
+      live.call.sendMessageWithContext(context, message);
+      return;
+    }
+    if (this.finished) {
+      context.callback?.();
+      return;
+    }
+    const current = this.current;
+    if (this.replayable) {
+      this.bufferedBytes += message.length;
+      if (this.bufferedBytes > RETRY_BUFFER_BYTES) {
+        // Too much to replay: this call will not be sent again. What the attempt in flight has
+        // seen needs no copy; without one, keep them for the attempt about to start.
+        this.replayable = false;
+        if (current !== undefined) this.buffer = undefined;
+      }
+    }
+    if (this.replayable || current === undefined) (this.buffer ??= []).push({ message, flags: context.flags });
+    if (current !== undefined && !current.cut) {
+      if (this.replayable) {
+        current.call.sendMessageWithContext({ flags: context.flags }, message);
+        context.callback?.();
+      } else current.call.sendMessageWithContext(context, message);
+    } else context.callback?.();
+  }
+
+  startRead(): void {
+    const live = this.live;
+    if (live !== undefined) {
+      live.call.startRead();
+      return;
+    }
+    this.readsWanted++;
+    const current = this.current;
+    if (current !== undefined && !current.readRequested) {
+      current.readRequested = true;
+      current.call.startRead();
+    }
+  }
+
+  halfClose(): void {
+    this.halfClosed = true;
+    const target = this.live ?? this.current;
+    if (target !== undefined && !target.cut) target.call.halfClose();
+  }
+
+  cancelWithStatus(code: number, details: string): void {
+    if (this.finished) return;
+    const live = this.live;
+    if (live !== undefined) {
+      // Its own status (CANCELLED) comes back through the attempt and ends the call.
+      live.call.cancelWithStatus(code, details);
+      return;
+    }
+    if (this.cancelReason !== undefined) return;
+    this.cancelReason = new CallCancelledError(code, details);
+    if (this.handle !== undefined) {
+      // The engine cuts the attempt in flight (the server sees the cancellation) and rejects.
+      this.handle.abort(this.cancelReason);
+      return;
+    }
+    const status: StatusObject = { code, details, metadata: new GrpcMetadata() };
+    if (this.listener === undefined) this.pendingStatus = status;
+    else process.nextTick(finishLater, this, status);
+  }
+
+  getPeer(): string {
+    const att = this.live ?? this.current;
+    return att !== undefined ? att.call.getPeer() : (this.lastEndpoint?.address ?? this.channel.getTarget());
+  }
+
+  getCallNumber(): number {
+    return this.callNumber;
+  }
+
+  setCredentials(credentials: CallCredentials): void {
+    this.credentials = credentials;
+  }
+
+  getAuthContext(): AuthContext {
+    const att = this.live ?? this.current;
+    return att !== undefined ? att.call.getAuthContext() : null;
+  }
+
+  /** One attempt on `ep` (the protocol's transport). */
+  beginAttempt(ctx: CallContext, ep: Endpoint, sink: AttemptSink): void {
+    const att = new EndpointAttempt(this, ep, sink);
+    this.current = att;
+    this.lastEndpoint = ep;
+    const remaining = ctx.remainingMs();
+    const call = this.channel
+      .endpointChannel(ep)
+      .createCall(
+        this.info.path,
+        remaining === Infinity ? Infinity : Date.now() + remaining,
+        this.host,
+        this.parent,
+        this.propagateFlags,
+      );
+    att.call = call;
+    if (this.credentials !== undefined) call.setCredentials(this.credentials);
+    const md = this.metadata!.clone();
+    const caller = this.channel.state.mesh.service;
+    if (caller !== undefined) md.set(CALLER_METADATA, caller);
+    else md.remove(CALLER_METADATA);
+    if (ctx.trace !== undefined) propagation.inject(ctx.trace, md, SETTER);
+    ctx.onAbort(att);
+    call.start(md, att);
+    if (att.cut) return;
+    const buffer = this.buffer;
+    if (buffer !== undefined) {
+      for (let i = 0; i < buffer.length; i++)
+        call.sendMessageWithContext({ flags: buffer[i].flags }, buffer[i].message);
+      // Not replayable: what was held for this attempt has been sent; nothing more is kept.
+      if (!this.replayable) this.buffer = undefined;
+    }
+    if (this.halfClosed) call.halfClose();
+    if (this.readsWanted > 0) {
+      att.readRequested = true;
+      call.startRead();
+    }
+  }
+
+  /** The engine's answer: the committed attempt (its first message, or its final status). */
+  answer(att: EndpointAttempt): void {
+    if (this.finished) {
+      att.cancel('meshlet: call already ended');
+      return;
+    }
+    this.current = undefined;
+    this.live = att;
+    this.buffer = undefined;
+    const listener = this.listener!;
+    const headers = att.headers;
+    att.headers = undefined;
+    if (headers !== undefined) listener.onReceiveMetadata(headers);
+    const message = att.message;
+    if (message !== undefined) {
+      att.message = undefined;
+      this.readsWanted--;
+      listener.onReceiveMessage(message);
+      for (; this.readsWanted > 0; this.readsWanted--) att.call.startRead();
+      return;
+    }
+    this.finish(att.status!, att.endpoint);
+  }
+
+  /** A discarded attempt (a retried failure): make sure its grpc-js call is over. */
+  discard(att: EndpointAttempt): void {
+    if (this.current === att) this.current = undefined;
+    att.cancel('meshlet: attempt discarded');
+  }
+
+  forwardMetadata(metadata: GrpcMetadata): void {
+    this.listener!.onReceiveMetadata(metadata);
+  }
+
+  forwardMessage(message: Buffer): void {
+    this.listener!.onReceiveMessage(message);
+  }
+
+  /** The engine ended the call with an error (no attempt was committed). */
+  private fail(err: unknown): void {
+    if (this.finished || this.live !== undefined) return;
+    this.current?.cancel('meshlet: call ended');
+    this.current = undefined;
+    this.finish(statusOfError(err, this.channel.service, this.info.short), this.lastEndpoint);
+  }
+
+  /** The call's final status, to the caller, once. */
+  finish(status: StatusObject, ep: Endpoint | undefined): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.live = undefined;
+    this.current = undefined;
+    this.buffer = undefined;
+    this.channel.state.recordCall(this, status.code, ep, performance.now() - this.startedAt);
+    this.listener!.onReceiveStatus(status);
+  }
+}
+
+function finishLater(call: MeshGrpcCall, status: StatusObject): void {
+  call.finish(status, undefined);
+}
