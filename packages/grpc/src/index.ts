@@ -1,1 +1,4 @@
-export {};
+export { meshGrpcOptions } from './client/options.js';
+export { GrpcClassifier, DEFAULT_GRPC_RETRY_ON } from './client/classifier.js';
+export { type MeshStatusObject } from './client/status.js';
+export { MESHLET_SCHEME } from './client/target.js';
