@@ -239,6 +239,8 @@ export class MeshGrpcCall implements LowLevelCall {
     if (headers !== undefined) listener.onReceiveMetadata(headers);
     const message = att.message;
     if (message !== undefined) {
+      // A stream under way: the engine no longer tracks it, so the channel does (closing cuts it).
+      this.channel.live.add(this);
       att.message = undefined;
       this.readsWanted--;
       listener.onReceiveMessage(message);
@@ -274,6 +276,7 @@ export class MeshGrpcCall implements LowLevelCall {
   finish(status: StatusObject, ep: Endpoint | undefined): void {
     if (this.finished) return;
     this.finished = true;
+    if (this.live !== undefined) this.channel.live.delete(this);
     this.live = undefined;
     this.current = undefined;
     this.buffer = undefined;

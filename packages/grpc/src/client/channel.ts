@@ -12,6 +12,7 @@
 import {
   Channel as GrpcChannel,
   connectivityState as ConnectivityState,
+  status as Status,
   type ChannelCredentials,
   type ChannelInterface,
   type ChannelOptions,
@@ -33,6 +34,8 @@ type ChannelRef = ReturnType<ChannelInterface['getChannelzRef']>;
 
 export class MeshChannel implements ChannelInterface {
   private readonly endpoints = new Map<string, GrpcChannel>();
+  /** Calls whose committed stream is still open (the engine is done with them). */
+  readonly live = new Set<MeshGrpcCall>();
   private readonly methods = new Map<string, MethodInfo>();
   private readonly endpointOptions: ChannelOptions;
   private closed = false;
@@ -83,6 +86,21 @@ export class MeshChannel implements ChannelInterface {
     if (ch === undefined) return;
     this.endpoints.delete(address);
     ch.close();
+  }
+
+  /**
+   * The mesh closed: streams still open are cut with UNAVAILABLE (`MESHLET_ERR_CLOSED`, after the
+   * calls the engine tracks have had `close()`'s grace period), then every endpoint channel closes.
+   */
+  meshClosed(): void {
+    for (const call of this.live) {
+      call.cancelWithStatus(
+        Status.UNAVAILABLE,
+        `MESHLET_ERR_CLOSED: service "${this.service}" method ${call.info.short}: the mesh was closed while the stream was open`,
+      );
+    }
+    this.live.clear();
+    this.closeEndpoints();
   }
 
   /** Closes every endpoint channel (the client or the mesh closed). */

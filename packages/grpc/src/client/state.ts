@@ -36,7 +36,7 @@ export class MeshGrpc {
         for (const ch of this.channels) ch.dropEndpoint(ep.address);
       },
       closed: () => {
-        for (const ch of this.channels) ch.closeEndpoints();
+        for (const ch of this.channels) ch.meshClosed();
       },
     });
   }
