@@ -22,6 +22,8 @@
  *                        a saved bench/results/<timestamp>.json
  *   --profile a,b        run these setups' clients under `node --cpu-prof` (whole run) and print
  *                        where their CPU goes; profiles in bench/results/profiles/
+ *   --no-grpc            skip the gRPC benchmark (bench/grpc.ts), which otherwise runs after the HTTP setups
+ *                        (not with --only; `node --import tsx bench/grpc.ts` runs it alone)
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -42,6 +44,15 @@ import {
 import { renderChart } from './chart.ts';
 import { renderProfileSummary, summarizeProfile } from './profile.ts';
 import { BASELINE, RUN_ORDER, SETUPS, type SetupDef } from './setups.ts';
+import {
+  grpcOptionsFrom,
+  renderGrpcSection,
+  renderGrpcTable,
+  runGrpcBench,
+  saveGrpcReport,
+  withGrpcSection,
+  type GrpcReport,
+} from './grpc.ts';
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
 const rootDir = path.dirname(benchDir);
@@ -66,6 +77,8 @@ interface Options {
   write: boolean;
   profile: string[];
   pin: boolean;
+  /** Run the gRPC benchmark after the HTTP setups. */
+  grpc: boolean;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -113,6 +126,7 @@ function parseOptions(argv: string[]): Options {
     write: argv.includes('--write') || (!partial && !argv.includes('--no-write')),
     profile,
     pin: argv.includes('--pin'),
+    grpc: !argv.includes('--no-grpc') && only === undefined,
   };
 }
 
@@ -413,7 +427,10 @@ function rerender(file: string, write: boolean): void {
   process.stdout.write(renderTable(report));
   if (write) {
     writeFileSync(path.join(benchDir, 'chart.svg'), renderChart(report));
-    writeFileSync(path.join(benchDir, 'RESULTS.md'), renderMarkdown(report, path.basename(file)));
+    // The HTTP report holds no gRPC figures: the gRPC section already in RESULTS.md stays.
+    const resultsFile = path.join(benchDir, 'RESULTS.md');
+    const previous = existsSync(resultsFile) ? readFileSync(resultsFile, 'utf8') : undefined;
+    writeFileSync(resultsFile, withGrpcSection(renderMarkdown(report, path.basename(file)), undefined, previous));
     log('wrote bench/RESULTS.md and bench/chart.svg');
   }
 }
@@ -620,6 +637,21 @@ async function main(): Promise<void> {
     for (const u of upstreamProcs) u.child.kill('SIGTERM');
   }
 
+  // gRPC (bench/grpc.ts): its own upstreams and clients, after the HTTP ones are gone.
+  let grpcReport: GrpcReport | undefined;
+  if (!options.grpc) {
+    log('gRPC benchmark skipped (--no-grpc or --only)');
+  } else if (!existsSync(path.join(rootDir, 'packages/grpc/dist/index.js'))) {
+    log('gRPC benchmark skipped: packages/grpc/dist missing: run `npm run build` (npm run bench does)');
+  } else {
+    log('gRPC:');
+    const command = argv.length === 0 ? 'npm run bench' : `npm run bench -- ${argv.join(' ')}`;
+    grpcReport = await runGrpcBench(grpcOptionsFrom(argv), { log, track }, command).catch((err: unknown) => {
+      log(`gRPC benchmark FAILED: ${err instanceof Error ? err.message : String(err)}`);
+      return undefined;
+    });
+  }
+
   const report: BenchReport = {
     version: 1,
     startedAt: startedAt.toISOString(),
@@ -653,6 +685,13 @@ async function main(): Promise<void> {
   const jsonPath = path.join(resultsDir, `${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
   writeFileSync(jsonPath, JSON.stringify(report, null, 2) + '\n');
   log(`wrote ${path.relative(rootDir, jsonPath)}`);
+  let grpcSection: string | undefined;
+  if (grpcReport !== undefined) {
+    process.stdout.write(renderGrpcTable(grpcReport));
+    const grpcJson = saveGrpcReport(grpcReport);
+    log(`wrote bench/results/${grpcJson}`);
+    grpcSection = renderGrpcSection(grpcReport, grpcJson);
+  }
   for (const name of options.profile) {
     // The main thread's profile is the biggest one (the loader thread is idle after start-up).
     const dir = path.join(profileDir, name);
@@ -665,7 +704,10 @@ async function main(): Promise<void> {
   }
   if (options.write) {
     writeFileSync(path.join(benchDir, 'chart.svg'), renderChart(report));
-    writeFileSync(path.join(benchDir, 'RESULTS.md'), renderMarkdown(report, path.basename(jsonPath)));
+    // Without a gRPC run this time, the gRPC section already in RESULTS.md stays.
+    const resultsFile = path.join(benchDir, 'RESULTS.md');
+    const previous = existsSync(resultsFile) ? readFileSync(resultsFile, 'utf8') : undefined;
+    writeFileSync(resultsFile, withGrpcSection(renderMarkdown(report, path.basename(jsonPath)), grpcSection, previous));
     log('wrote bench/RESULTS.md and bench/chart.svg');
   } else {
     log('partial run: bench/RESULTS.md left as it is (pass --write to overwrite it)');

@@ -1,0 +1,601 @@
+/**
+ * The gRPC benchmark (issue 9): raw grpc-js against meshlet's gRPC client over the same three
+ * grpc-js servers, in the same run. Part of `npm run bench` (bench/run.ts calls `runGrpcBench` after
+ * the HTTP setups; `--no-grpc` skips it), or alone:
+ *
+ *   node --import tsx bench/grpc.ts                 # after `npm run build`; prints the tables
+ *   node --import tsx bench/grpc.ts --write         # and rewrites the gRPC section of bench/RESULTS.md
+ *   node --import tsx bench/grpc.ts --rounds 9 --duration 7200 --quick
+ *
+ * - Upstreams: three grpc-js servers on 127.0.0.1, each its own process (bench/grpc-upstream.ts),
+ *   answering raw 1 KiB Buffer messages (no protobuf codec on either side).
+ * - `grpc-raw`: one grpc-js channel, `round_robin` over the three (`ipv4:` target,
+ *   `grpc.service_config`). `grpc-meshlet`: `new grpc.Client('meshlet:///bench', creds,
+ *   meshGrpcOptions(mesh))`, default policies on (P2C over peak EWMA, retries with a budget, deadline,
+ *   breaker, outlier detection), no OpenTelemetry SDK. Both run the same call code (bench/grpc-common.ts)
+ *   in the same generic runner as the HTTP clients (bench/client-runner.ts): same loops, same accounting.
+ * - Load points: unary calls closed-loop at concurrency 1, 16 and 64; server-streaming calls
+ *   (STREAM_MESSAGES messages of 1 KiB each) at concurrency 1 and 16. Each point in short rounds,
+ *   raw and meshlet alternating (A B, B A, …) so a drift of the machine's load falls on both.
+ * - Reported per point: calls/s of each, the throughput ratio (median of the per-round ratios, with
+ *   their range), p50 of each and the added p50 (median of per-round differences), client CPU µs per
+ *   call and bytes allocated per call of each, and their differences.
+ * - Goals (issue 9): ≥ 0.90× raw throughput at every point, added p50 at c=1 (unary) under 20 µs;
+ *   MET / MISSED when at least three rounds in four agree with the median, INCONCLUSIVE otherwise.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { ChildMessage, ClosedLoopPoint, ParentMessage, PointResult } from './lib/types.ts';
+import { STREAM_MESSAGES } from './grpc-common.ts';
+
+const benchDir = path.dirname(fileURLToPath(import.meta.url));
+const rootDir = path.dirname(benchDir);
+const TSX = ['--import', 'tsx'];
+
+// ---------------------------------------------------------------------------------------------
+// What is measured
+
+export interface GrpcSetup {
+  name: 'grpc-raw' | 'grpc-meshlet';
+  /** Module loaded by bench/client-runner.ts (relative to bench/clients/). */
+  module: string;
+  form: string;
+}
+
+export const GRPC_SETUPS: GrpcSetup[] = [
+  {
+    name: 'grpc-raw',
+    module: '../grpc-client-raw',
+    form: "new grpc.Client('ipv4:127.0.0.1:A,127.0.0.1:B,127.0.0.1:C', creds, { 'grpc.service_config': round_robin })",
+  },
+  {
+    name: 'grpc-meshlet',
+    module: '../grpc-client-meshlet',
+    form: "new grpc.Client('meshlet:///bench', creds, meshGrpcOptions(mesh))",
+  },
+];
+const RAW = GRPC_SETUPS[0];
+const MESH = GRPC_SETUPS[1];
+
+export interface GrpcPointDef {
+  key: string;
+  kind: 'unary' | 'stream';
+  concurrency: number;
+  label: string;
+}
+
+export const GRPC_POINTS: GrpcPointDef[] = [
+  { key: 'unary-c1', kind: 'unary', concurrency: 1, label: 'unary, c=1' },
+  { key: 'unary-c16', kind: 'unary', concurrency: 16, label: 'unary, c=16' },
+  { key: 'unary-c64', kind: 'unary', concurrency: 64, label: 'unary, c=64' },
+  { key: 'stream-c1', kind: 'stream', concurrency: 1, label: `server stream (${STREAM_MESSAGES} msgs), c=1` },
+  { key: 'stream-c16', kind: 'stream', concurrency: 16, label: `server stream (${STREAM_MESSAGES} msgs), c=16` },
+];
+
+/** Throughput goal, as a ratio to raw grpc-js, at every point. */
+export const GRPC_THROUGHPUT_GOAL = 0.9;
+/** Added p50 goal at unary c=1, µs. */
+export const GRPC_ADDED_P50_GOAL_US = 20;
+
+export interface GrpcBenchOptions {
+  quick: boolean;
+  /** Measured time per setup and point, over all rounds, ms. */
+  durationMs: number;
+  rounds: number;
+  warmupMs: number;
+  initialWarmupMs: number;
+}
+
+export function grpcOptionsFrom(argv: string[]): GrpcBenchOptions {
+  const quick = argv.includes('--quick');
+  const number = (flag: string, fallback: number): number => {
+    const i = argv.indexOf(flag);
+    if (i < 0) return fallback;
+    const n = Number(argv[i + 1]);
+    if (!Number.isFinite(n) || n <= 0) throw new Error(`${flag}: expected a positive number, got ${argv[i + 1]}`);
+    return n;
+  };
+  return {
+    quick,
+    durationMs: number('--duration', quick ? 600 : 4000),
+    rounds: Math.round(number('--rounds', quick ? 1 : 5)),
+    warmupMs: number('--warmup', quick ? 150 : 300),
+    initialWarmupMs: quick ? 500 : 2000,
+  };
+}
+
+/** One setup at one point, or why it has no figures. */
+export type GrpcResult = PointResult | { failed: string };
+
+export interface GrpcReport {
+  version: 1;
+  startedAt: string;
+  finishedAt: string;
+  command: string;
+  options: GrpcBenchOptions;
+  environment: { cpuModel: string; cores: number; node: string; grpcJs: string; loadAverageAtEnd: number[] };
+  /** results[setup][point key] */
+  results: Record<string, Record<string, GrpcResult>>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes
+
+export interface GrpcHooks {
+  log: (line: string) => void;
+  /** Every process started is handed to this, so the caller can kill it on every way out. */
+  track: (child: ChildProcess) => void;
+}
+
+async function startUpstream(hooks: GrpcHooks): Promise<{ child: ChildProcess; address: string }> {
+  const child = fork(path.join(benchDir, 'grpc-upstream.ts'), [], {
+    execArgv: TSX,
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  hooks.track(child);
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('gRPC upstream did not start in 15 s')), 15_000);
+    child.once('message', (message: { type: string; port: number }) => {
+      clearTimeout(timer);
+      resolve(message.port);
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`gRPC upstream exited with ${code}`));
+    });
+  });
+  return { child, address: `127.0.0.1:${port}` };
+}
+
+/** One client-runner process: one setup, one call kind. */
+class GrpcClient {
+  private nextId = 1;
+  private waiting: { id: number; resolve: (r: PointResult) => void; reject: (e: Error) => void } | undefined;
+  private fatal: Error | undefined;
+  private readonly readyPromise: Promise<void>;
+
+  constructor(
+    readonly name: string,
+    readonly child: ChildProcess,
+  ) {
+    this.readyPromise = new Promise((resolve, reject) => {
+      child.on('message', (message: ChildMessage) => {
+        if (message.type === 'ready') resolve();
+        else if (message.type === 'result' && this.waiting?.id === message.id) {
+          const w = this.waiting;
+          this.waiting = undefined;
+          w.resolve(message.result);
+        } else if (message.type === 'fatal') {
+          this.fail(new Error(`${name}: ${message.message}`));
+          reject(this.fatal);
+        }
+      });
+      child.once('exit', (code, signal) => {
+        this.fail(new Error(`${name}: client process exited (${signal ?? code})`));
+        reject(this.fatal);
+      });
+    });
+    this.readyPromise.catch(() => undefined);
+    child.on('error', () => undefined);
+  }
+
+  ready(): Promise<void> {
+    return this.readyPromise;
+  }
+
+  get failure(): Error | undefined {
+    return this.fatal;
+  }
+
+  private fail(err: Error): void {
+    this.fatal ??= err;
+    this.waiting?.reject(err);
+    this.waiting = undefined;
+  }
+
+  /** One round of `point`; the result accumulates every round of `key` so far. */
+  run(key: string, point: ClosedLoopPoint): Promise<PointResult> {
+    if (this.fatal !== undefined) return Promise.reject(this.fatal);
+    const id = this.nextId++;
+    const limitMs = point.warmupMs + point.durationMs + 60_000;
+    return new Promise<PointResult>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.fail(new Error(`${this.name}: no result for ${key} after ${Math.round(limitMs / 1000)} s`));
+        this.child.kill('SIGKILL');
+      }, limitMs);
+      this.waiting = {
+        id,
+        resolve: (r) => {
+          clearTimeout(timer);
+          resolve(r);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      };
+      const message: ParentMessage = { type: 'run', id, key, point };
+      this.child.send(message, (err) => {
+        if (err !== null) this.fail(new Error(`${this.name}: could not reach the client process (${err.message})`));
+      });
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    if (!this.child.connected) {
+      this.child.kill('SIGKILL');
+      return;
+    }
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.child.kill('SIGKILL');
+        resolve();
+      }, 5000);
+      this.child.once('exit', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      const message: ParentMessage = { type: 'close' };
+      this.child.send(message, (err) => {
+        if (err !== null) this.child.kill('SIGKILL');
+      });
+    });
+  }
+}
+
+function startClient(setup: GrpcSetup, kind: 'unary' | 'stream', targets: string[], hooks: GrpcHooks): GrpcClient {
+  const child = fork(path.join(benchDir, 'client-runner.ts'), [setup.module, JSON.stringify(targets), kind], {
+    execArgv: TSX,
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    env: { ...process.env, NODE_ENV: 'production' },
+  });
+  hooks.track(child);
+  return new GrpcClient(`${setup.name} (${kind})`, child);
+}
+
+/** One line saying why a client failed: the error's own line, not the stack's source location. */
+function reason(err: unknown): string {
+  const lines = (err instanceof Error ? err.message : String(err)).split('\n').map((l) => l.trim());
+  const prefix = /^(grpc-\S+ \(\w+\): )/.exec(lines[0] ?? '')?.[1] ?? '';
+  const line = lines.find((l) => /\b\w*Error\b|MESHLET_ERR_/.test(l)) ?? lines[0] ?? '';
+  return line.startsWith(prefix) ? line : `${prefix}${line}`;
+}
+
+function grpcJsVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(path.join(rootDir, 'node_modules/@grpc/grpc-js/package.json'), 'utf8')) as {
+      version: string;
+    };
+    return pkg.version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+/**
+ * Runs every gRPC setup at every point (upstreams and clients started and stopped here). A setup
+ * whose client fails is reported as failed at the points it missed; the run does not stop.
+ */
+export async function runGrpcBench(options: GrpcBenchOptions, hooks: GrpcHooks, command: string): Promise<GrpcReport> {
+  const startedAt = new Date();
+  const upstreamProcs = await Promise.all([startUpstream(hooks), startUpstream(hooks), startUpstream(hooks)]);
+  const targets = upstreamProcs.map((u) => u.address);
+  hooks.log(`gRPC upstreams: ${targets.join(', ')}`);
+  const results: GrpcReport['results'] = {};
+  const clients = new Map<string, GrpcClient>();
+  const clientKey = (setup: GrpcSetup, kind: string): string => `${setup.name}/${kind}`;
+  try {
+    for (const kind of ['unary', 'stream'] as const) {
+      for (const setup of GRPC_SETUPS) clients.set(clientKey(setup, kind), startClient(setup, kind, targets, hooks));
+    }
+    await Promise.all([...clients.values()].map((c) => c.ready().catch(() => undefined)));
+    for (const kind of ['unary', 'stream'] as const) {
+      for (const setup of GRPC_SETUPS) {
+        const client = clients.get(clientKey(setup, kind));
+        await client
+          ?.run('warmup', { mode: 'closed', concurrency: 16, warmupMs: options.initialWarmupMs, durationMs: 1 })
+          .catch(() => undefined);
+        if (client?.failure !== undefined) hooks.log(`${client.name} FAILED: ${reason(client.failure)}`);
+      }
+    }
+    const perRound = Math.max(1, Math.round(options.durationMs / options.rounds));
+    for (const def of GRPC_POINTS) {
+      const point: ClosedLoopPoint = {
+        mode: 'closed',
+        concurrency: def.concurrency,
+        warmupMs: options.warmupMs,
+        durationMs: perRound,
+      };
+      for (let round = 0; round < options.rounds; round++) {
+        const order = round % 2 === 0 ? GRPC_SETUPS : [...GRPC_SETUPS].reverse();
+        for (const setup of order) {
+          const client = clients.get(clientKey(setup, def.kind));
+          if (client === undefined) continue;
+          const row = (results[setup.name] ??= {});
+          try {
+            row[def.key] = await client.run(def.key, point);
+          } catch (err) {
+            if (!(def.key in row)) row[def.key] = { failed: reason(err) };
+          }
+        }
+      }
+      for (const setup of GRPC_SETUPS) {
+        const r = results[setup.name]?.[def.key];
+        if (r === undefined) continue;
+        hooks.log(
+          'failed' in r
+            ? `  ${setup.name.padEnd(13)} ${def.label.padEnd(30)} FAILED: ${r.failed}`
+            : `  ${setup.name.padEnd(13)} ${def.label.padEnd(30)} ${r.throughput.toFixed(0).padStart(7)} calls/s  ` +
+                `p50 ${r.latencyUs.p50.toFixed(0)} p99 ${r.latencyUs.p99.toFixed(0)} µs  cpu ${r.cpuUsPerRequest.toFixed(1)} µs/call` +
+                (r.errors > 0 ? `  errors ${r.errors} (${r.firstError ?? ''})` : ''),
+        );
+      }
+    }
+  } finally {
+    await Promise.all([...clients.values()].map((c) => c.close()));
+    for (const u of upstreamProcs) u.child.kill('SIGTERM');
+  }
+  const cpus = os.cpus();
+  return {
+    version: 1,
+    startedAt: startedAt.toISOString(),
+    finishedAt: new Date().toISOString(),
+    command,
+    options,
+    environment: {
+      cpuModel: cpus[0]?.model.trim() ?? 'unknown',
+      cores: cpus.length,
+      node: process.version,
+      grpcJs: grpcJsVersion(),
+      loadAverageAtEnd: os.loadavg().map((l) => Math.round(l * 100) / 100),
+    },
+    results,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Comparison
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+export interface GrpcComparison {
+  point: GrpcPointDef;
+  raw: PointResult;
+  mesh: PointResult;
+  /** Per-round meshlet/raw throughput ratios (round i of both ran in the same sweep). */
+  ratios: number[];
+  /** Per-round p50 differences, µs. */
+  p50Deltas: number[];
+  /** Per-round client CPU per call differences, µs. */
+  cpuDeltas: number[];
+  throughputVerdict: string;
+  /** Unary c=1 only. */
+  p50Verdict: string | undefined;
+}
+
+/** MET / MISSED when ≥ 3 rounds in 4 fall on the median's side of the goal; INCONCLUSIVE otherwise. */
+function verdict(values: number[], meets: (v: number) => boolean): string {
+  if (values.length === 0) return 'no figures';
+  const m = median(values);
+  const side = meets(m);
+  const agreeing = values.filter((v) => meets(v) === side).length;
+  if (agreeing / values.length >= 0.75) return side ? 'MET' : 'MISSED';
+  return `INCONCLUSIVE (median ${side ? 'meets' : 'misses'})`;
+}
+
+export function compareGrpc(report: GrpcReport): Array<GrpcComparison | { point: GrpcPointDef; failed: string }> {
+  return GRPC_POINTS.map((point) => {
+    const raw = report.results[RAW.name]?.[point.key];
+    const mesh = report.results[MESH.name]?.[point.key];
+    if (raw === undefined || mesh === undefined) return { point, failed: 'not measured' };
+    if ('failed' in raw) return { point, failed: `${RAW.name}: ${raw.failed}` };
+    if ('failed' in mesh) return { point, failed: `${MESH.name}: ${mesh.failed}` };
+    const n = Math.min(raw.perRound.length, mesh.perRound.length);
+    const ratios: number[] = [];
+    const p50Deltas: number[] = [];
+    const cpuDeltas: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const a = raw.perRound[i];
+      const b = mesh.perRound[i];
+      if (a.throughput > 0) ratios.push(b.throughput / a.throughput);
+      p50Deltas.push(b.latencyUs.p50 - a.latencyUs.p50);
+      if (a.cpuUsPerRequest !== undefined && b.cpuUsPerRequest !== undefined) {
+        cpuDeltas.push(b.cpuUsPerRequest - a.cpuUsPerRequest);
+      }
+    }
+    return {
+      point,
+      raw,
+      mesh,
+      ratios,
+      p50Deltas,
+      cpuDeltas,
+      throughputVerdict: verdict(ratios, (r) => r >= GRPC_THROUGHPUT_GOAL),
+      p50Verdict:
+        point.kind === 'unary' && point.concurrency === 1
+          ? verdict(p50Deltas, (d) => d < GRPC_ADDED_P50_GOAL_US)
+          : undefined,
+    };
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rendering
+
+const fmt = (n: number, digits = 0): string =>
+  n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+const signed = (n: number, digits = 1): string => `${n >= 0 ? '+' : ''}${fmt(n, digits)}`;
+const bytes = (n: number | undefined): string =>
+  n === undefined ? '–' : n >= 1024 ? `${fmt(n / 1024, 1)} KB` : `${fmt(n)} B`;
+const range = (values: number[], f: (v: number) => string): string =>
+  values.length === 0 ? '' : `${f(Math.min(...values))}…${f(Math.max(...values))}`;
+
+function rows(report: GrpcReport): string[][] {
+  return compareGrpc(report).map((c) => {
+    if ('failed' in c) return [c.point.label, `FAILED: ${c.failed}`, '', '', '', '', '', '', '', ''];
+    const ratio = median(c.ratios);
+    const errors = c.raw.errors + c.mesh.errors;
+    return [
+      c.point.label,
+      `${fmt(c.mesh.throughput)} / ${fmt(c.raw.throughput)}${errors > 0 ? ` (errors ${c.mesh.errors} / ${c.raw.errors})` : ''}`,
+      `${ratio.toFixed(2)}× (${range(c.ratios, (v) => v.toFixed(2))})`,
+      `${fmt(c.mesh.latencyUs.p50)} / ${fmt(c.raw.latencyUs.p50)}`,
+      `${signed(median(c.p50Deltas), 0)} (${range(c.p50Deltas, (v) => signed(v, 0))})`,
+      `${fmt(c.mesh.cpuUsPerRequest, 1)} / ${fmt(c.raw.cpuUsPerRequest, 1)}`,
+      c.cpuDeltas.length === 0 ? '–' : `${signed(median(c.cpuDeltas))} (${range(c.cpuDeltas, (v) => signed(v))})`,
+      `${bytes(c.mesh.bytesPerRequest)} / ${bytes(c.raw.bytesPerRequest)}`,
+      `≥ ${GRPC_THROUGHPUT_GOAL.toFixed(2)}×: ${c.throughputVerdict}`,
+      c.p50Verdict === undefined ? '–' : `< +${GRPC_ADDED_P50_GOAL_US} µs: ${c.p50Verdict}`,
+    ];
+  });
+}
+
+const HEADER = [
+  'point',
+  'calls/s meshlet / raw',
+  'ratio (rounds)',
+  'p50 µs meshlet / raw',
+  'Δp50 µs (rounds)',
+  'client CPU µs/call meshlet / raw',
+  'Δ CPU µs/call (rounds)',
+  'alloc/call meshlet / raw',
+  'throughput goal',
+  'added p50 goal',
+];
+
+/** The comparison as a plain-text table, for the terminal. */
+export function renderGrpcTable(report: GrpcReport): string {
+  const all = [HEADER, ...rows(report)];
+  const widths = HEADER.map((_, i) => Math.max(...all.map((r) => r[i].length)));
+  const line = (r: string[]): string => r.map((cell, i) => cell.padEnd(widths[i])).join('  ');
+  return `\ngRPC: meshlet vs raw grpc-js\n${all.map(line).join('\n')}\n`;
+}
+
+export const GRPC_SECTION_START = '<!-- grpc-bench:start -->';
+export const GRPC_SECTION_END = '<!-- grpc-bench:end -->';
+
+/** The gRPC section of bench/RESULTS.md, between its markers. */
+export function renderGrpcSection(report: GrpcReport, jsonName: string): string {
+  const env = report.environment;
+  const o = report.options;
+  return [
+    GRPC_SECTION_START,
+    '## gRPC: meshlet vs raw grpc-js',
+    '',
+    '<!-- Generated by `npm run bench` or `node --import tsx bench/grpc.ts --write` (bench/grpc.ts); do not edit by hand. -->',
+    '',
+    `Run ${report.startedAt} → ${report.finishedAt}, raw figures in \`bench/results/${jsonName}\` (not committed).`,
+    '',
+    `- Command: \`${report.command}\``,
+    `- Machine: ${env.cpuModel}, ${env.cores} cores; load average at the end ${env.loadAverageAtEnd.join(' / ')}; Node ${env.node}, @grpc/grpc-js ${env.grpcJs}`,
+    `- Each point: ${o.rounds} round(s) of ${o.warmupMs} ms warm-up + ${Math.round(o.durationMs / o.rounds)} ms measured per client, raw and meshlet alternating (A B, B A, …).`,
+    '- Three grpc-js servers on 127.0.0.1, each its own process, answering 1 KiB raw Buffer messages (no protobuf on',
+    '  either side, so meshlet’s cost is not diluted by a codec); the client process is the one measured.',
+    `- \`grpc-raw\`: \`${RAW.form}\`, one channel, grpc-js defaults otherwise.`,
+    `- \`grpc-meshlet\`: \`${MESH.form}\`, service \`bench\` with \`protocol: 'grpc'\` and the default policies (P2C over`,
+    '  peak EWMA, retries with a budget, deadline, circuit breaker, outlier detection), no OpenTelemetry SDK.',
+    `- Unary calls and server-streaming calls (${STREAM_MESSAGES} messages each, read to the end), closed loop at concurrency c.`,
+    '- Throughput and p50 are medians over the rounds; the ratio and the Δ columns are medians of per-round paired values,',
+    '  with their range. Client CPU is the client process’s user + system time per completed call (pooled); alloc is',
+    '  the JS heap bytes it allocated per call (heap growth + what GCs freed, as for HTTP).',
+    `- Goals (issue 9): ≥ ${GRPC_THROUGHPUT_GOAL.toFixed(2)}× raw throughput with all policies on, added p50 at c=1 under ${GRPC_ADDED_P50_GOAL_US} µs; MET or`,
+    '  MISSED when at least three rounds in four agree with the median, INCONCLUSIVE otherwise.',
+    '',
+    `| ${HEADER.join(' | ')} |`,
+    `| :--- | ${HEADER.slice(1)
+      .map((_, i) => (i >= 7 ? ':---' : '---:'))
+      .join(' | ')} |`,
+    ...rows(report).map((r) => `| ${r.join(' | ')} |`),
+    '',
+    GRPC_SECTION_END,
+  ].join('\n');
+}
+
+/** The gRPC section currently in `markdown` (markers included), if any. */
+export function grpcSectionOf(markdown: string): string | undefined {
+  const start = markdown.indexOf(GRPC_SECTION_START);
+  const end = markdown.indexOf(GRPC_SECTION_END);
+  if (start < 0 || end < start) return undefined;
+  return markdown.slice(start, end + GRPC_SECTION_END.length);
+}
+
+/**
+ * `markdown` with its gRPC section replaced by `section` (appended when it has none). With
+ * `section` undefined, the section of `previous` (the file before it was regenerated) is kept, so
+ * an HTTP-only run does not erase the last gRPC figures.
+ */
+export function withGrpcSection(markdown: string, section: string | undefined, previous?: string): string {
+  const wanted = section ?? (previous === undefined ? undefined : grpcSectionOf(previous));
+  const current = grpcSectionOf(markdown);
+  if (wanted === undefined) return markdown;
+  if (current !== undefined) return markdown.replace(current, () => wanted);
+  return `${markdown.replace(/\n*$/, '')}\n\n${wanted}\n`;
+}
+
+/** Writes the report's JSON under bench/results/ and returns its file name. */
+export function saveGrpcReport(report: GrpcReport): string {
+  const dir = path.join(benchDir, 'results');
+  mkdirSync(dir, { recursive: true });
+  const name = `grpc-${report.startedAt.replace(/[:.]/g, '-')}.json`;
+  writeFileSync(path.join(dir, name), JSON.stringify(report, null, 2) + '\n');
+  return name;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Standalone: node --import tsx bench/grpc.ts [--quick] [--rounds n] [--duration ms] [--warmup ms] [--write]
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  const children = new Set<ChildProcess>();
+  const killAll = (): void => {
+    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  };
+  process.on('exit', killAll);
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.on(signal, () => {
+      killAll();
+      process.exit(130);
+    });
+  }
+  const hooks: GrpcHooks = {
+    log: (line) => process.stderr.write(`${line}\n`),
+    track: (child) => {
+      children.add(child);
+      child.once('exit', () => children.delete(child));
+    },
+  };
+  const options = grpcOptionsFrom(argv);
+  const command = `node --import tsx bench/grpc.ts${argv.length > 0 ? ` ${argv.join(' ')}` : ''}`;
+  hooks.log(
+    `meshlet gRPC bench: per setup and point ${options.rounds} round(s) of ${options.warmupMs} ms warm-up + ` +
+      `${Math.round(options.durationMs / options.rounds)} ms measured`,
+  );
+  const report = await runGrpcBench(options, hooks, command);
+  process.stdout.write(renderGrpcTable(report));
+  const jsonName = saveGrpcReport(report);
+  hooks.log(`wrote bench/results/${jsonName}`);
+  if (argv.includes('--write')) {
+    const file = path.join(benchDir, 'RESULTS.md');
+    const markdown = readFileSync(file, 'utf8');
+    writeFileSync(file, withGrpcSection(markdown, renderGrpcSection(report, jsonName)));
+    hooks.log('wrote the gRPC section of bench/RESULTS.md');
+  }
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
+  main().then(
+    () => process.exit(0),
+    (err: unknown) => {
+      console.error(err instanceof Error ? (err.stack ?? err.message) : err);
+      process.exit(1);
+    },
+  );
+}
