@@ -1,4 +1,4 @@
-// Scenario: the Express and Nest examples started with a bad environment stop at start-up, with
+// Scenario: the Express, Nest and gRPC examples started with a bad environment stop at start-up, with
 // exit code 1 and one line naming the variable (and the file and config path), never later on a
 // first request: a port that is no port, a config file that is missing, one that is invalid, an
 // admin port out of range.
@@ -11,6 +11,8 @@ import { ExampleProcess, type StartOptions } from './fixtures/examples.ts';
 
 const GATEWAY: Omit<StartOptions, 'env'> = { node: ['--import', 'tsx'], script: 'express-service/gateway.ts' };
 const USERS: Omit<StartOptions, 'env'> = { node: ['--import', 'tsx'], script: 'express-service/users.ts' };
+const GRPC_SERVER: Omit<StartOptions, 'env'> = { node: ['--import', 'tsx'], script: 'grpc-service/server.ts' };
+const GRPC_CLIENT: Omit<StartOptions, 'env'> = { node: ['--import', 'tsx'], script: 'grpc-service/client.ts' };
 const ORDERS: Omit<StartOptions, 'env'> = {
   node: ['--import', 'tsx'],
   script: 'main.ts',
@@ -61,6 +63,19 @@ describe('examples: start-up errors name the variable, the file and the config p
     assert.equal(code, 1);
     assert.match(stderr, /^MESHLET_CONFIG: .*mesh\.yaml:3:17: services\.users\.endpoints\[0\]: expected a "host:port"/);
     assert.equal(stderr.split('\n').length, 1, stderr);
+  });
+
+  it('gRPC server: PORT that is not a port', async () => {
+    const { code, stderr } = await startupError(GRPC_SERVER, { PORT: '70000' });
+    assert.equal(code, 1);
+    assert.equal(stderr, 'PORT: expected a port number from 0 to 65535, got "70000"');
+  });
+
+  it('gRPC client: MESHLET_CONFIG naming a missing file', async () => {
+    const missing = join(dir, 'missing-client.yaml');
+    const { code, stderr } = await startupError(GRPC_CLIENT, { MESHLET_CONFIG: missing });
+    assert.equal(code, 1);
+    assert.equal(stderr, `MESHLET_CONFIG: ${missing}: not found: create the file or fix the path`);
   });
 
   it('MESHLET_ADMIN_PORT out of range', async () => {
