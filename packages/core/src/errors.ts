@@ -125,6 +125,9 @@ export class CircuitOpenError extends MeshError {
 }
 
 /** The call's deadline passed before a response. */
+/** Whose deadline a call ran out of: the service's `timeout.requestMs`, the inbound request's, or the caller's own. */
+export type DeadlineSource = 'service' | 'inbound' | 'caller';
+
 export class DeadlineExceededError extends MeshError {
   readonly service: string;
   readonly timeoutMs: number;
@@ -132,24 +135,44 @@ export class DeadlineExceededError extends MeshError {
   readonly endpoint: string | undefined;
   /** True when the deadline was the inbound request's (its caller's `meshlet-timeout`), not this service's own. */
   readonly inherited: boolean;
-  constructor(service: string, timeoutMs: number, attempts: number, endpoint: string | undefined, inherited = false) {
+  /** Whose deadline it was: `service` (`timeout.requestMs`), `inbound` (inherited), or `caller` (the call's own, e.g. a gRPC deadline). */
+  readonly source: DeadlineSource;
+  /** `source` true is `inbound`, false `service` (the older boolean form). */
+  constructor(
+    service: string,
+    timeoutMs: number,
+    attempts: number,
+    endpoint: string | undefined,
+    source: DeadlineSource | boolean = 'service',
+  ) {
     const ms = Math.round(timeoutMs);
+    const from: DeadlineSource = source === true ? 'inbound' : source === false ? 'service' : source;
+    const unsent = attempts === 0 && endpoint === undefined && ms <= 0;
+    const after =
+      `exceeded after ${attempts} attempt(s)` +
+      (endpoint ? `, the last on ${endpoint}` : ', before any attempt was sent');
     super(
       'MESHLET_ERR_DEADLINE',
-      inherited
-        ? attempts === 0 && endpoint === undefined && ms <= 0
+      from === 'inbound'
+        ? unsent
           ? `service "${service}": the deadline of the inbound request this call was made for had already passed, ` +
             `so the call was not sent; the caller's time budget (its meshlet-timeout) ran out before this handler ` +
             `got here: give the caller a larger timeout, or do less before this call`
           : `service "${service}": deadline of ${ms} ms, inherited from the inbound request this call was made for ` +
-            `(its caller's meshlet-timeout), exceeded after ${attempts} attempt(s)` +
-            (endpoint ? `, the last on ${endpoint}` : ', before any attempt was sent') +
+            `(its caller's meshlet-timeout), ${after}` +
             `; the caller's time budget ran out: give the caller a larger timeout, or make this handler faster`
-        : `service "${service}": deadline of ${ms} ms exceeded after ${attempts} attempt(s)` +
-            (endpoint ? `, the last on ${endpoint}` : ', before any attempt was sent') +
+        : from === 'caller'
+          ? unsent
+            ? `service "${service}": the caller's own deadline for this call had already passed, so the call was not ` +
+              `sent; give the call a later deadline (or none, to use services.${service}.timeout.requestMs)`
+            : `service "${service}": deadline of ${ms} ms, the caller's own deadline for this call ` +
+              `(shorter than services.${service}.timeout.requestMs), ${after}` +
+              `; give the call a later deadline if the upstream is legitimately slow`
+          : `service "${service}": deadline of ${ms} ms ${after}` +
             `; raise services.${service}.timeout.requestMs if the upstream is legitimately slow`,
     );
-    this.inherited = inherited;
+    this.inherited = from === 'inbound';
+    this.source = from;
     this.service = service;
     this.timeoutMs = timeoutMs;
     this.attempts = attempts;

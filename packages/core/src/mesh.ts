@@ -64,7 +64,12 @@ export interface MeshListener {
 export class Mesh {
   private services = new Map<string, Service>();
   private readonly listeners = new Set<MeshListener>();
-  private readonly telemetry: MeshTelemetry;
+  /**
+   * The mesh's telemetry, for protocol packages (`@meshlet/http`, `@meshlet/grpc`): its tracer,
+   * whether metrics, tracing and propagation are on (`refresh(now)` re-reads the providers at
+   * most once a second), and the duration histograms (`duration(name)`, `serverDuration(name)`).
+   */
+  readonly telemetry: MeshTelemetry;
   private readonly clock: Clock;
   private readonly random: () => number;
   private readonly statsWindowMs: number;

@@ -10,8 +10,11 @@ import type { AttemptSink, CallContext, CallHandle, Classifier, Transport } from
 export interface Protocol<Req, Res> {
   /** `http`, `grpc`. */
   readonly name: string;
-  /** OTel duration metric of one attempt, e.g. `http.client.request.duration`. */
-  readonly durationMetric: string;
+  /**
+   * OTel duration metric of one attempt, e.g. `http.client.request.duration`. Undefined: the
+   * engine records no per-attempt point (a protocol that records its own, once per call, as gRPC does).
+   */
+  readonly durationMetric?: string;
   /** Sends one attempt to one endpoint. */
   readonly transport: Transport<Req, Res>;
   /**
@@ -23,6 +26,13 @@ export interface Protocol<Req, Res> {
   start?(req: Req, ctx: CallContext, endpoint: Endpoint, sink: AttemptSink<Res>): void;
   /** Compiles a service's `retry.retryOn` tokens (undefined: the protocol default) into a classifier. */
   classifier(retryOn: readonly string[] | undefined): Classifier<Res>;
+  /**
+   * Optional: the caller's own timeout for this call, in ms from now (e.g. a gRPC call's
+   * `deadline` option); undefined when it set none. The call's deadline is the earliest of
+   * this, the service's `timeout.requestMs` and the inbound request's; `<= 0` fails the call
+   * at once with `DeadlineExceededError`, before any attempt. Called once per call.
+   */
+  callerTimeoutMs?(req: Req): number | undefined;
   /** Request method, for route matching and telemetry. */
   method(req: Req): string;
   /** Request path, for route matching and `hashKey: { path: true }`. */

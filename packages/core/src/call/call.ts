@@ -9,7 +9,7 @@
  */
 import type { Span, Context } from '@opentelemetry/api';
 import type { Endpoint } from '../endpoint.js';
-import { DeadlineExceededError, PerTryTimeoutError } from '../errors.js';
+import { DeadlineExceededError, PerTryTimeoutError, type DeadlineSource } from '../errors.js';
 import type { Protocol } from '../protocol.js';
 import type { TimerEntry } from '../timer-queue.js';
 import type { AbortHandler, AttemptSink, CallContext, CallHandle, Classification, Classifier } from '../types.js';
@@ -161,8 +161,8 @@ export class Call<Req, Res> implements CallContext, PickContext, CallHandle, Tim
   callerSignal: AbortSignal | undefined = undefined;
   /** The signal of the inbound request this call is made for (its caller went away), see `inbound/context.ts`. */
   inboundSignal: AbortSignal | undefined = undefined;
-  /** The deadline is the inbound request's, shorter than the service's own `timeout.requestMs`. */
-  inherited = false;
+  /** Whose deadline the call runs under: the service's `timeout.requestMs`, or a shorter inbound or caller one. */
+  deadlineSource: DeadlineSource = 'service';
   handleEvent(event: Event): void {
     this.abort((event.target as AbortSignal).reason);
   }
@@ -207,7 +207,7 @@ function onAttemptTimer<Req, Res>(call: Call<Req, Res>): void {
   call.abortAttempt(
     call.timerKind === PER_TRY && ep !== undefined
       ? new PerTryTimeoutError(call.service, ep.address, cfg.timeout.perTryMs!)
-      : new DeadlineExceededError(call.service, call.timeoutMs, call.attempt, ep?.address, call.inherited),
+      : new DeadlineExceededError(call.service, call.timeoutMs, call.attempt, ep?.address, call.deadlineSource),
   );
 }
 

@@ -79,7 +79,13 @@ function beginSend<Req, Res>(call: Call<Req, Res>, startedAt: number | undefined
       return undefined;
     }
     if (remaining <= 0) {
-      throw new DeadlineExceededError(svc.name, call.timeoutMs, call.attempt, call.endpoint?.address, call.inherited);
+      throw new DeadlineExceededError(
+        svc.name,
+        call.timeoutMs,
+        call.attempt,
+        call.endpoint?.address,
+        call.deadlineSource,
+      );
     }
     throw svc.noEndpointError();
   }
@@ -187,9 +193,10 @@ export function settleAttempt<Req, Res>(call: Call<Req, Res>): void {
       'meshlet.duration_ms': latency,
     });
   }
-  if (telemetry.metricsOn) {
+  const metric = call.protocol.durationMetric;
+  if (telemetry.metricsOn && metric !== undefined) {
     telemetry.recordDuration(
-      call.protocol.durationMetric,
+      metric,
       latency / 1000,
       call.protocol.attemptAttributes(call.req, call, ep, call.res, call.err),
     );

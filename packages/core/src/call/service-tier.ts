@@ -16,6 +16,7 @@ import pRetry from 'p-retry';
 import { hashString } from '../balancer/hash.js';
 import {
   DeadlineExceededError,
+  type DeadlineSource,
   InvalidRequestError,
   OverloadedError,
   RetryBudgetExhaustedError,
@@ -56,7 +57,7 @@ export function runCall<Req, Res>(
     return Promise.reject(callerSignal.reason);
   }
   let timeoutMs = cfg.timeout.requestMs;
-  let inherited = false;
+  let source: DeadlineSource = 'service';
   // Made while handling an inbound request: its deadline and its caller's departure bind this call too.
   const inbound = currentInbound();
   if (inbound !== undefined) {
@@ -73,7 +74,20 @@ export function runCall<Req, Res>(
         return Promise.reject(new DeadlineExceededError(svc.name, 0, 0, undefined, true));
       }
       timeoutMs = left;
-      inherited = true;
+      source = 'inbound';
+    }
+  }
+  // The caller's own deadline for this call (a gRPC `deadline` option), when the protocol carries one.
+  const callerTimeoutMs = protocol.callerTimeoutMs;
+  if (callerTimeoutMs !== undefined) {
+    const left = callerTimeoutMs.call(protocol, req);
+    if (left !== undefined && left < timeoutMs) {
+      if (!(left > 0)) {
+        svc.cancelled++;
+        return Promise.reject(new DeadlineExceededError(svc.name, 0, 0, undefined, 'caller'));
+      }
+      timeoutMs = left;
+      source = 'caller';
     }
   }
 
@@ -89,7 +103,7 @@ export function runCall<Req, Res>(
     start + timeoutMs,
     timeoutMs,
   );
-  call.inherited = inherited;
+  call.deadlineSource = source;
   if (cfg.hashKey !== undefined) {
     const key = 'header' in cfg.hashKey ? protocol.header(req, cfg.hashKey.header) : stripQuery(protocol.path(req));
     if (key !== undefined) call.hash = hashString(key);
@@ -345,7 +359,7 @@ async function queueWait<Req, Res>(call: Call<Req, Res>): Promise<void> {
   const ac = new AbortController();
   call.wake = (reason) => ac.abort(reason);
   const timer = setTimeout(
-    () => ac.abort(new DeadlineExceededError(svc.name, call.timeoutMs, 0, undefined, call.inherited)),
+    () => ac.abort(new DeadlineExceededError(svc.name, call.timeoutMs, 0, undefined, call.deadlineSource)),
     Math.max(0, call.deadline - svc.deps.clock.now()),
   );
   try {
