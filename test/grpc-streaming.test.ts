@@ -1,0 +1,180 @@
+// Scenario: streaming calls through the mesh (gRPC A44 commit rule: a call is retried only before
+// its first response message).
+// - A server stream that fails after its first message is not retried: the client gets the first
+//   message, then the error.
+// - A server stream that fails with UNAVAILABLE before any message is retried on another backend.
+// - Client-streaming and bidi calls are balanced over the backends, and retried before their first
+//   response, with every request message replayed.
+// - call.cancel() reaches the server.
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import * as grpc from '@grpc/grpc-js';
+import { waitFor } from './fixtures/control.ts';
+import { runConcurrent } from './helpers/load.ts';
+import {
+  bidiLockStep,
+  clientStream,
+  describeFailed,
+  drain,
+  serverStream,
+  tallyOutcomes,
+  unary,
+} from './fixtures/grpc/client.ts';
+import { GrpcHarness } from './fixtures/grpc/harness.ts';
+import { totalCalls } from './fixtures/grpc/servers.ts';
+
+describe('gRPC streaming calls', () => {
+  const h = new GrpcHarness();
+  after(() => h.close());
+
+  it('a server stream that fails after its first message is not retried: first message, then the error', async () => {
+    const mid = await h.servers.start('mid', { failAfterFirst: grpc.status.UNAVAILABLE });
+    const other = await h.servers.start('mid-other');
+    const mesh = h.mesh({
+      services: { echo: { protocol: 'grpc', loadBalancer: 'round-robin', endpoints: [mid.address, other.address] } },
+    });
+    const client = h.client(mesh, 'echo');
+
+    for (let i = 0; i < 6; i++) {
+      const o = await serverStream(client, { payload: `s${i}`, messages: 3 });
+      const from = o.replies[0]?.server;
+      if (from === 'mid') {
+        assert.deepEqual(o.replies, [{ payload: `s${i}`, server: 'mid', seq: 1 }]);
+        assert.ok(o.error, 'the mid-stream failure should reach the caller');
+        assert.equal(o.error.code, grpc.status.UNAVAILABLE, o.error.details);
+      } else {
+        assert.equal(o.error, undefined, o.error?.details);
+        assert.deepEqual(
+          o.replies.map((r) => [r.server, r.seq]),
+          [
+            ['mid-other', 1],
+            ['mid-other', 2],
+            ['mid-other', 3],
+          ],
+        );
+      }
+    }
+    assert.equal(mid.countOf('ServerStream'), 3, 'round-robin: half of the 6 calls went to the failing backend');
+    assert.equal(other.countOf('ServerStream'), 3, 'a stream that failed mid-way was retried elsewhere');
+    assert.equal(mesh.stats().services.echo.retries, 0);
+  });
+
+  it('a server stream that fails with UNAVAILABLE before any message is retried and succeeds on another backend', async () => {
+    const bad = await h.servers.start('pre-bad', { failCode: grpc.status.UNAVAILABLE });
+    const good = await h.servers.start('pre-good');
+    const mesh = h.mesh({
+      services: { echo: { protocol: 'grpc', loadBalancer: 'round-robin', endpoints: [bad.address, good.address] } },
+    });
+    const client = h.client(mesh, 'echo');
+
+    for (let i = 0; i < 6; i++) {
+      const o = await serverStream(client, { payload: `s${i}`, messages: 3 });
+      assert.equal(o.error, undefined, `call ${i}: ${o.error?.code} ${o.error?.details}`);
+      assert.deepEqual(
+        o.replies,
+        [1, 2, 3].map((seq) => ({ payload: `s${i}`, server: 'pre-good', seq })),
+      );
+    }
+    assert.ok(bad.countOf('ServerStream') >= 1, 'round-robin should have sent some first attempts to the bad backend');
+    assert.equal(good.countOf('ServerStream'), 6);
+    assert.equal(mesh.stats().services.echo.retries, bad.countOf('ServerStream'));
+  });
+
+  it('client-streaming and bidi calls are balanced over 4 backends', async () => {
+    const backends = await h.servers.startMany('bal-', 4);
+    const mesh = h.mesh({
+      services: { echo: { protocol: 'grpc', loadBalancer: 'round-robin', endpoints: backends.map((s) => s.address) } },
+    });
+    const client = h.client(mesh, 'echo');
+
+    const cs = await runConcurrent(40, 4, (i) => clientStream(client, [`a${i}`, `b${i}`]));
+    assert.deepEqual(tallyOutcomes(cs), { ok: 40 }, describeFailed(cs));
+    cs.forEach((o, i) => assert.ok(o.ok && o.reply.payload === `a${i},b${i}` && o.reply.seq === 2));
+    const bidi = await runConcurrent(40, 4, (i) => bidiLockStep(client, [`x${i}`, `y${i}`]));
+    bidi.forEach((o, i) => {
+      assert.equal(o.error, undefined, o.error?.details);
+      assert.deepEqual(
+        o.replies.map((r) => r.payload),
+        [`x${i}`, `y${i}`],
+      );
+      assert.equal(o.replies[0].server, o.replies[1].server, 'one bidi call is served by one backend');
+    });
+    for (const s of backends) {
+      assert.equal(s.countOf('ClientStream'), 10, `${s.id}: client-streaming calls ${s.countOf('ClientStream')} of 40`);
+      assert.equal(s.countOf('Bidi'), 10, `${s.id}: bidi calls ${s.countOf('Bidi')} of 40`);
+    }
+  });
+
+  it('client-streaming and bidi calls failing before their first response are retried, every message replayed', async () => {
+    const bad = await h.servers.start('replay-bad', { failCode: grpc.status.UNAVAILABLE });
+    const good = await h.servers.start('replay-good');
+    const mesh = h.mesh({
+      services: {
+        echo: {
+          protocol: 'grpc',
+          loadBalancer: 'round-robin',
+          endpoints: [bad.address, good.address],
+          // Keep the bad backend in rotation: every call's first attempt alternates onto it.
+          outlierDetection: { enabled: false },
+          circuitBreaker: { enabled: false },
+        },
+      },
+    });
+    const client = h.client(mesh, 'echo');
+
+    // The bad backend reads the whole request stream, then fails: the retry must resend all of it.
+    for (let i = 0; i < 4; i++) {
+      const payloads = Array.from({ length: 5 }, (_, k) => `c${i}-${k}`);
+      const o = await clientStream(client, payloads);
+      assert.ok(o.ok, o.ok ? '' : `call ${i}: ${o.code} ${o.error.details}`);
+      assert.deepEqual(o.reply, { payload: payloads.join(','), server: 'replay-good', seq: 5 });
+    }
+    assert.ok(bad.countOf('ClientStream') >= 1, 'no client-streaming call was tried on the bad backend first');
+
+    // The bad backend fails on the first message, before any reply: the retry replays it, and the
+    // messages written after the retry reach the new backend.
+    for (let i = 0; i < 4; i++) {
+      const o = await bidiLockStep(client, [`b${i}-0`, `b${i}-1`, `b${i}-2`]);
+      assert.equal(o.error, undefined, `call ${i}: ${o.error?.code} ${o.error?.details}`);
+      assert.deepEqual(
+        o.replies,
+        [0, 1, 2].map((k) => ({ payload: `b${i}-${k}`, server: 'replay-good', seq: k + 1 })),
+      );
+    }
+    assert.ok(bad.countOf('Bidi') >= 1, 'no bidi call was tried on the bad backend first');
+    const stats = mesh.stats().services.echo;
+    assert.equal(stats.retries, bad.countOf('ClientStream') + bad.countOf('Bidi'));
+    assert.equal(totalCalls([good]), 8);
+  });
+
+  it('call.cancel() reaches the server (unary and server-streaming)', async () => {
+    const server = await h.servers.start('cancel');
+    const mesh = h.mesh({ services: { echo: { protocol: 'grpc', endpoints: [server.address] } } });
+    const client = h.client(mesh, 'echo');
+
+    // Server stream: 50 replies 20 ms apart; the client cancels after the first.
+    const stream = client.ServerStream({ payload: 'long', messages: 50, sleepMs: 20 });
+    const ended = drain(stream);
+    await new Promise<void>((resolve) => stream.once('data', () => resolve()));
+    stream.cancel();
+    const o = await ended;
+    assert.equal(o.error?.code, grpc.status.CANCELLED, `the caller's cancel ended the call with ${o.error?.code}`);
+    await waitFor('the server to see the stream cancelled', () => server.calls[0]?.cancelled, 2000, 5);
+    assert.ok(o.replies.length < 50);
+
+    // Unary: the server sleeps 2 s; the client cancels once the call has arrived.
+    server.reset();
+    const pending = new Promise<grpc.ServiceError | null>((resolve) => {
+      const call = client.Unary({ payload: 'slow', sleepMs: 2000 }, new grpc.Metadata(), {}, (err) => resolve(err));
+      void server.arrived(1).then(() => call.cancel());
+    });
+    const err = await pending;
+    assert.equal(err?.code, grpc.status.CANCELLED);
+    await waitFor('the server to see the unary call cancelled', () => server.calls[0]?.cancelled, 2000, 5);
+    assert.equal(server.count, 1, 'a cancelled call is not retried');
+    assert.equal(mesh.stats().services.echo.retries, 0);
+
+    // The channel still works after the cancellations.
+    assert.ok((await unary(client, { payload: 'after' })).ok);
+  });
+});
