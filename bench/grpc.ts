@@ -6,6 +6,7 @@
  *   node --import tsx bench/grpc.ts                 # after `npm run build`; prints the tables
  *   node --import tsx bench/grpc.ts --write         # and rewrites the gRPC section of bench/RESULTS.md
  *   node --import tsx bench/grpc.ts --rounds 9 --duration 7200 --quick
+ *   node --import tsx bench/grpc.ts --profile      # every client under --cpu-prof; summaries printed
  *
  * - Upstreams: three grpc-js servers on 127.0.0.1, each its own process (bench/grpc-upstream.ts),
  *   answering raw 1 KiB Buffer messages (no protobuf codec on either side).
@@ -24,12 +25,13 @@
  *   MET / MISSED when at least three rounds in four agree with the median, INCONCLUSIVE otherwise.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { ChildMessage, ClosedLoopPoint, ParentMessage, PointResult } from './lib/types.ts';
 import { STREAM_MESSAGES } from './grpc-common.ts';
+import { renderProfileSummary, summarizeProfile } from './profile.ts';
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
 const rootDir = path.dirname(benchDir);
@@ -87,6 +89,8 @@ export interface GrpcBenchOptions {
   rounds: number;
   warmupMs: number;
   initialWarmupMs: number;
+  /** Run the clients under `node --cpu-prof` (profiles in bench/results/profiles/grpc-*). */
+  profile: boolean;
 }
 
 export function grpcOptionsFrom(argv: string[]): GrpcBenchOptions {
@@ -104,6 +108,7 @@ export function grpcOptionsFrom(argv: string[]): GrpcBenchOptions {
     rounds: Math.round(number('--rounds', quick ? 1 : 5)),
     warmupMs: number('--warmup', quick ? 150 : 300),
     initialWarmupMs: quick ? 500 : 2000,
+    profile: argv.includes('--profile'),
   };
 }
 
@@ -247,9 +252,22 @@ class GrpcClient {
   }
 }
 
-function startClient(setup: GrpcSetup, kind: 'unary' | 'stream', targets: string[], hooks: GrpcHooks): GrpcClient {
+/** Where `--profile` puts a client's profiles (one file per thread; the main thread's is the largest). */
+export function grpcProfileDir(setup: GrpcSetup, kind: 'unary' | 'stream'): string {
+  return path.join(benchDir, 'results', 'profiles', `${setup.name}-${kind}`);
+}
+
+function startClient(
+  setup: GrpcSetup,
+  kind: 'unary' | 'stream',
+  targets: string[],
+  hooks: GrpcHooks,
+  profile: boolean,
+): GrpcClient {
+  const dir = grpcProfileDir(setup, kind);
+  if (profile) rmSync(dir, { recursive: true, force: true });
   const child = fork(path.join(benchDir, 'client-runner.ts'), [setup.module, JSON.stringify(targets), kind], {
-    execArgv: TSX,
+    execArgv: [...TSX, ...(profile ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [])],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     env: { ...process.env, NODE_ENV: 'production' },
   });
@@ -290,7 +308,8 @@ export async function runGrpcBench(options: GrpcBenchOptions, hooks: GrpcHooks, 
   const clientKey = (setup: GrpcSetup, kind: string): string => `${setup.name}/${kind}`;
   try {
     for (const kind of ['unary', 'stream'] as const) {
-      for (const setup of GRPC_SETUPS) clients.set(clientKey(setup, kind), startClient(setup, kind, targets, hooks));
+      for (const setup of GRPC_SETUPS)
+        clients.set(clientKey(setup, kind), startClient(setup, kind, targets, hooks, options.profile));
     }
     await Promise.all([...clients.values()].map((c) => c.ready().catch(() => undefined)));
     for (const kind of ['unary', 'stream'] as const) {
@@ -582,6 +601,21 @@ async function main(): Promise<void> {
   process.stdout.write(renderGrpcTable(report));
   const jsonName = saveGrpcReport(report);
   hooks.log(`wrote bench/results/${jsonName}`);
+  if (options.profile) {
+    for (const kind of ['unary', 'stream'] as const) {
+      for (const setup of GRPC_SETUPS) {
+        const dir = grpcProfileDir(setup, kind);
+        const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')) : [];
+        const main = files.map((f) => path.join(dir, f)).sort((a, b) => statSync(b).size - statSync(a).size)[0];
+        if (main === undefined) {
+          hooks.log(`no profile written for ${setup.name} (${kind})`);
+          continue;
+        }
+        process.stdout.write('\n' + renderProfileSummary(`${setup.name} (${kind})`, summarizeProfile(main)));
+        hooks.log(`profile: ${path.relative(rootDir, main)}`);
+      }
+    }
+  }
   if (argv.includes('--write')) {
     const file = path.join(benchDir, 'RESULTS.md');
     const markdown = readFileSync(file, 'utf8');

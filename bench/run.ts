@@ -646,10 +646,12 @@ async function main(): Promise<void> {
   } else {
     log('gRPC:');
     const command = argv.length === 0 ? 'npm run bench' : `npm run bench -- ${argv.join(' ')}`;
-    grpcReport = await runGrpcBench(grpcOptionsFrom(argv), { log, track }, command).catch((err: unknown) => {
-      log(`gRPC benchmark FAILED: ${err instanceof Error ? err.message : String(err)}`);
-      return undefined;
-    });
+    grpcReport = await runGrpcBench({ ...grpcOptionsFrom(argv), profile: false }, { log, track }, command).catch(
+      (err: unknown) => {
+        log(`gRPC benchmark FAILED: ${err instanceof Error ? err.message : String(err)}`);
+        return undefined;
+      },
+    );
   }
 
   const report: BenchReport = {
