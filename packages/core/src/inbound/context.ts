@@ -1,7 +1,7 @@
 /**
  * The inbound request a piece of code is running for, carried in AsyncLocalStorage: its
  * deadline, its caller and a signal that fires when the caller goes away. An inbound adapter
- * (`@meshlet/http/express`, `@meshlet/http/nest`, later gRPC's server interceptor) runs the
+ * (`@meshlet/http/express`, `@meshlet/http/nest`, `@meshlet/grpc`'s server interceptors) runs the
  * handler inside `runWithInbound`; every outbound mesh call made from there, however deep in
  * async code, is clamped to that deadline and cancelled with that signal (the service tier
  * reads it once per call, in `runCall`).
@@ -23,9 +23,13 @@ export interface InboundContext {
 
 const storage = new AsyncLocalStorage<InboundContext>();
 
-/** Runs `fn` (and everything it starts) as the handling of the inbound request `ctx` describes. */
-export function runWithInbound<T>(ctx: InboundContext, fn: () => T): T {
-  return storage.run(ctx, fn);
+/**
+ * Runs `fn(...args)` (and everything it starts) as the handling of the inbound request `ctx`
+ * describes. The arguments let an adapter pass a shared function and its per-call state instead
+ * of making a closure per call.
+ */
+export function runWithInbound<A extends unknown[], T>(ctx: InboundContext, fn: (...args: A) => T, ...args: A): T {
+  return storage.run(ctx, fn, ...args);
 }
 
 /** The inbound request the current code runs for, if an inbound adapter set one. */

@@ -18,17 +18,32 @@ export const UNKNOWN_CALLER = '(unknown)';
 /** Route of a request the application's router matched to no route. */
 export const UNMATCHED_ROUTE = '(unmatched)';
 
-/** One (route, caller) pair's figures, from `mesh.stats().inbound`. */
+/** How one inbound request ended, as the table counts it (see `InboundStats`). */
+export type InboundOutcome = typeof SUCCESS | typeof FAILURE | typeof CANCELLED;
+export const SUCCESS = 0;
+export const FAILURE = 1;
+export const CANCELLED = 2;
+
+/**
+ * One (route, caller) pair's figures, from `mesh.stats().inbound`.
+ *
+ * HTTP: a status below 500 is a success, 500 and above a failure, 499 (the caller left) cancelled.
+ * gRPC (route = the full method path, `/routeguide.RouteGuide/GetFeature`): `OK` and the
+ * application's answers (`NOT_FOUND`, `INVALID_ARGUMENT`, `RESOURCE_EXHAUSTED`, …) are successes;
+ * `UNAVAILABLE`, `INTERNAL`, `UNKNOWN`, `DATA_LOSS` and `DEADLINE_EXCEEDED` are failures (as the
+ * client side classifies them); `CANCELLED` (the client cancelled) is cancelled.
+ */
 export interface InboundStats {
+  /** The route template (HTTP) or the full gRPC method path (`/pkg.Service/Method`). */
   route: string;
   /** The caller's service name, `(unknown)` when it sent none. */
   caller: string;
   requests: number;
-  /** Answered below 500. */
+  /** HTTP: answered below 500. gRPC: `OK` or an application status (see above). */
   successes: number;
-  /** Answered 500 or above (a spent deadline's 504 included). */
+  /** HTTP: answered 500 or above (a spent deadline's 504 included). gRPC: a server-side failure status, `DEADLINE_EXCEEDED` included. */
   failures: number;
-  /** The caller went away before the answer (recorded as status 499). */
+  /** The caller went away before the answer (HTTP: recorded as status 499; gRPC: `CANCELLED`). */
   cancelled: number;
   /** successes / (successes + failures); 1 when there were none. */
   successRate: number;
@@ -72,12 +87,12 @@ export class InboundTable {
   ) {}
 
   /** Counts one request; returns its pair, whose `route` and `caller` are `(other)` once the table is full. */
-  record(route: string, caller: string | undefined, status: number, durationMs: number): InboundPair {
+  record(route: string, caller: string | undefined, outcome: InboundOutcome, durationMs: number): InboundPair {
     const e = this.entry(route, caller ?? UNKNOWN_CALLER);
     e.requests++;
-    if (status === 499) e.cancelled++;
-    else if (status >= 500) e.failures++;
-    else e.successes++;
+    if (outcome === SUCCESS) e.successes++;
+    else if (outcome === FAILURE) e.failures++;
+    else e.cancelled++;
     if (durationMs >= 0) e.latency.record(durationMs);
     return e;
   }
