@@ -415,8 +415,9 @@ export function compareGrpc(report: GrpcReport): Array<GrpcComparison | { point:
     const raw = report.results[RAW.name]?.[point.key];
     const mesh = report.results[MESH.name]?.[point.key];
     if (raw === undefined || mesh === undefined) return { point, failed: 'not measured' };
-    if ('failed' in raw) return { point, failed: `${RAW.name}: ${raw.failed}` };
-    if ('failed' in mesh) return { point, failed: `${MESH.name}: ${mesh.failed}` };
+    // A failure's reason already names its client (`grpc-raw (unary): …`).
+    if ('failed' in raw) return { point, failed: raw.failed };
+    if ('failed' in mesh) return { point, failed: mesh.failed };
     const n = Math.min(raw.perRound.length, mesh.perRound.length);
     const ratios: number[] = [];
     const p50Deltas: number[] = [];
