@@ -25,7 +25,7 @@ import {
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { createMesh, currentInbound, type InboundStats, type Mesh, type MeshError } from '@meshlet/core';
 import { createMeshFetch, type MeshFetch } from '@meshlet/http';
-import { meshServerInterceptors } from '../src/index.js';
+import { meshGrpcOptions, meshServerInterceptors } from '../src/index.js';
 
 context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
 propagation.setGlobalPropagator(new W3CTraceContextPropagator());
@@ -589,6 +589,47 @@ describe('meshServerInterceptors', () => {
     assert.deepEqual(seen, [], 'the handler did not run');
     const row = await eventually(() => statsOf(mesh, '/meshlet.inbound.Probe/Unary', 'late'), 'the late row');
     assert.equal(row.failures, 1);
+  });
+
+  it('takes the caller’s name, deadline and trace from a meshlet gRPC client (meshGrpcOptions)', async () => {
+    const web = createMesh({
+      service: 'web',
+      services: { probe: { protocol: 'grpc', endpoints: [target] } },
+      telemetry: { tracerProvider },
+    });
+    const meshClient = new Probe(
+      'meshlet:///probe',
+      grpc.credentials.createInsecure(),
+      meshGrpcOptions(web),
+    ) as typeof client;
+    try {
+      spans.reset();
+      seen.length = 0;
+      const r = await new Promise<ProbeReply>((resolve, reject) =>
+        (meshClient.Unary as (r: unknown, o: unknown, cb: (e: unknown, v: ProbeReply) => void) => void)(
+          {},
+          { deadline: Date.now() + 3000 },
+          (err, v) => (err ? reject(err) : resolve(v)),
+        ),
+      );
+      assert.equal(r.caller, 'web');
+      assert.ok(r.budget_ms > 0 && r.budget_ms <= 3000, String(r.budget_ms));
+      const server = await eventually(
+        () => spans.getFinishedSpans().find((s) => s.kind === SpanKind.SERVER),
+        'the server span',
+      );
+      const clientSpan = await eventually(
+        () => spans.getFinishedSpans().find((s) => s.kind === SpanKind.CLIENT),
+        'the client span',
+      );
+      assert.equal(server.spanContext().traceId, clientSpan.spanContext().traceId, 'one trace');
+      assert.equal(server.parentSpanContext?.spanId, clientSpan.spanContext().spanId);
+      const snaps = taken('unary');
+      assert.equal(snaps[0]?.traceId, clientSpan.spanContext().traceId);
+    } finally {
+      meshClient.close();
+      await web.close();
+    }
   });
 
   it('ignores meshlet-caller with trustMeshHeaders: false', async () => {
