@@ -53,7 +53,7 @@ export interface AdminServer {
   readonly metrics: boolean;
   /** Stops listening and ends open connections. Idempotent; also done when the mesh closes. */
   close(): Promise<void>;
-  /** Lets the process exit while the admin endpoint is all that is left open (`server.unref()`). */
+  /** Lets the process exit while the admin endpoint (its port and any open connections to it) is all that is left open. */
   unref(): void;
 }
 
@@ -96,9 +96,12 @@ export async function startAdminServer(mesh: Mesh, options: AdminServerOptions):
 
   const server: Server = createServer((req, res) => handle(req, res));
   const sockets = new Set<import('node:net').Socket>();
+  let unrefd = false;
   server.on('connection', (s) => {
     sockets.add(s);
     s.once('close', () => sockets.delete(s));
+    // After unref(), a scraper's keep-alive connection must not keep a finished program running either.
+    if (unrefd) s.unref();
   });
 
   function handle(req: IncomingMessage, res: ServerResponse): void {
@@ -175,7 +178,11 @@ export async function startAdminServer(mesh: Mesh, options: AdminServerOptions):
     address: { host: bound.address, port: bound.port },
     metrics: exporter !== undefined,
     close,
-    unref: () => void server.unref(),
+    unref: () => {
+      unrefd = true;
+      server.unref();
+      for (const s of sockets) s.unref();
+    },
   };
 }
 
