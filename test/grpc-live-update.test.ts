@@ -73,13 +73,13 @@ describe('gRPC live endpoint updates under load', () => {
     const load = new GrpcLoad(client, 16);
     let updatedAt = 0;
     try {
-      await sleep(500);
+      await sleep(300);
       assert.ok(count(old) > 0, 'the old servers got no traffic before the update');
       mesh.update({ services: { echo: { protocol: 'grpc', endpoints: fresh.map((s) => s.address) } } });
       updatedAt = performance.now();
       // The old servers finish what they have in flight, then go away.
       await Promise.all(old.map((s) => s.close({ graceful: true })));
-      await sleep(700);
+      await sleep(500);
     } finally {
       await load.stop();
     }

@@ -1,0 +1,281 @@
+// meshGrpcOptions on real grpc-js servers on 127.0.0.1 (the Echo servers of the end-to-end tests,
+// test/fixtures/grpc): what a grpc-js user of a meshlet:/// client sees besides balancing and
+// retries (those are in test/grpc-*.test.ts).
+// - metadata: meshlet-caller and the caller's own metadata on every attempt, the deadline as
+//   grpc-timeout, response headers and trailers passed back;
+// - grpc-js options spread next to meshGrpcOptions reach the endpoint channels; the caller's own
+//   client interceptors still run; waitForReady works; a target that is not meshlet: is a plain channel;
+// - the replay buffer: a call whose request bytes pass 256 KiB is not retried; one below is, intact;
+// - mesh.close(): later calls fail with UNAVAILABLE / MESHLET_ERR_CLOSED, an open stream is cut;
+// - telemetry: one rpc.client.call.duration point per call (not per attempt) with the
+//   semantic-convention attributes, and a CLIENT span named after the method.
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import * as grpc from '@grpc/grpc-js';
+import { SpanKind } from '@opentelemetry/api';
+import { MeterProvider, MetricReader, type DataPoint, type Histogram } from '@opentelemetry/sdk-metrics';
+import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { createMesh, type Mesh, type MeshOptions } from '@meshlet/core';
+import { meshGrpcOptions } from '../src/index.js';
+import { clientStream, drain, newEchoClient, unary, type EchoClient } from '../../../test/fixtures/grpc/client.ts';
+import { GrpcServerSet, METHOD } from '../../../test/fixtures/grpc/servers.ts';
+
+/** A reader that exports nothing by itself: the test pulls with `collect()`. */
+class PullReader extends MetricReader {
+  protected override async onShutdown(): Promise<void> {}
+  protected override async onForceFlush(): Promise<void> {}
+}
+
+type MeshServiceError = grpc.ServiceError & { meshletCode?: string };
+
+describe('meshGrpcOptions: a grpc-js client on meshlet:///', () => {
+  const servers = new GrpcServerSet();
+  const meshes: Mesh[] = [];
+  const clients: grpc.Client[] = [];
+  after(async () => {
+    for (const c of clients) c.close();
+    await Promise.all(meshes.map((m) => m.close()));
+    await servers.closeAll();
+  });
+
+  function mesh(options: MeshOptions): Mesh {
+    const m = createMesh(options);
+    meshes.push(m);
+    return m;
+  }
+  function client(m: Mesh, target: string, extra: grpc.ClientOptions = {}): EchoClient {
+    const c = newEchoClient(target, { ...meshGrpcOptions(m), ...extra });
+    clients.push(c);
+    return c;
+  }
+
+  it('every attempt carries meshlet-caller and the caller’s metadata; the deadline travels as grpc-timeout', async () => {
+    const bad = await servers.start('md-bad', { failCode: grpc.status.UNAVAILABLE });
+    const good = await servers.start('md-good');
+    const m = mesh({
+      service: 'frontend',
+      services: { echo: { protocol: 'grpc', loadBalancer: 'round-robin', endpoints: [bad.address, good.address] } },
+    });
+    const c = client(m, 'meshlet:///echo');
+
+    for (let i = 0; i < 2; i++) {
+      const metadata = new grpc.Metadata();
+      metadata.set('x-request-id', `req-${i}`);
+      const deadline = Date.now() + 5000;
+      const o = await unary(c, { payload: `p${i}` }, { metadata, deadline });
+      assert.ok(o.ok, o.ok ? '' : o.error.details);
+    }
+    // Round-robin over two: at least one of two calls meets the failing endpoint first.
+    assert.ok(bad.count >= 1, 'no call was retried');
+    assert.equal(good.count, 2);
+    const calls = [...bad.calls, ...good.calls];
+    for (const call of calls) {
+      assert.deepEqual(call.metadata.get('meshlet-caller'), ['frontend']);
+      assert.match(String(call.metadata.get('x-request-id')[0]), /^req-[01]$/);
+      assert.ok(Number.isFinite(call.deadline), 'the attempt carried no deadline');
+      assert.ok(call.deadline <= Date.now() + 5000, 'the attempt deadline is later than the caller’s');
+    }
+    // A retry carries the same request id as its first attempt.
+    const retried = new Set(good.calls.map((x) => x.metadata.get('x-request-id')[0]));
+    for (const x of bad.calls) assert.ok(retried.has(x.metadata.get('x-request-id')[0]));
+  });
+
+  it('response headers and trailers reach the caller', async () => {
+    const s = await servers.start('headers');
+    const m = mesh({ services: { echo: { protocol: 'grpc', endpoints: [s.address] } } });
+    const c = client(m, 'meshlet:///echo');
+    const { headers, status } = await new Promise<{ headers: grpc.Metadata; status: grpc.StatusObject }>(
+      (resolve, reject) => {
+        let headers: grpc.Metadata | undefined;
+        const call = c.Unary({ payload: 'h' }, new grpc.Metadata(), {}, (err) => {
+          if (err) reject(err);
+        });
+        call.on('metadata', (md) => (headers = md));
+        call.on('status', (st) => resolve({ headers: headers!, status: st }));
+      },
+    );
+    assert.ok(headers, 'no response headers');
+    assert.deepEqual(headers.get('x-served-by'), ['headers']);
+    assert.equal(status.code, grpc.status.OK);
+    assert.deepEqual(status.metadata.get('x-trailer'), ['headers']);
+  });
+
+  it('grpc-js options spread next to meshGrpcOptions reach the endpoint channels', async () => {
+    const s = await servers.start('opts');
+    const m = mesh({ services: { echo: { protocol: 'grpc', endpoints: [s.address] } } });
+    const small = client(m, 'meshlet:///echo', { 'grpc.max_receive_message_length': 64 });
+    const big = 'x'.repeat(200);
+    const o = await unary(small, { payload: big });
+    assert.ok(!o.ok, 'a 200-byte reply should exceed grpc.max_receive_message_length 64');
+    assert.equal(o.code, grpc.status.RESOURCE_EXHAUSTED, o.error.details);
+    const plain = client(m, 'meshlet:///echo');
+    const ok = await unary(plain, { payload: big });
+    assert.ok(ok.ok && ok.reply.payload === big);
+  });
+
+  it('the caller’s own client interceptors still run, and waitForReady works', async () => {
+    const s = await servers.start('intercepted');
+    const m = mesh({ services: { echo: { protocol: 'grpc', endpoints: [s.address] } } });
+    const statuses: number[] = [];
+    const interceptor: grpc.Interceptor = (options, nextCall) =>
+      new grpc.InterceptingCall(nextCall(options), {
+        start(metadata, listener, next) {
+          metadata.set('x-intercepted', 'yes');
+          next(metadata, {
+            onReceiveStatus(status, nextStatus) {
+              statuses.push(status.code);
+              nextStatus(status);
+            },
+          });
+        },
+      });
+    const c = client(m, 'meshlet:///echo', { interceptors: [interceptor] });
+    await new Promise<void>((resolve, reject) =>
+      c.waitForReady(Date.now() + 3000, (err) => (err ? reject(err) : resolve())),
+    );
+    const o = await unary(c, { payload: 'i' });
+    assert.ok(o.ok, o.ok ? '' : o.error.details);
+    assert.deepEqual(s.calls[0].metadata.get('x-intercepted'), ['yes']);
+    assert.deepEqual(statuses, [grpc.status.OK]);
+  });
+
+  it('a target that is not meshlet: gets a plain grpc-js channel', async () => {
+    const s = await servers.start('direct');
+    const m = mesh({ services: {} });
+    for (const target of [s.address, `dns:///${s.address}`, `ipv4:${s.address}`]) {
+      const c = client(m, target);
+      const o = await unary(c, { payload: target });
+      assert.ok(o.ok, `${target}: ${o.ok ? '' : o.error.details}`);
+      assert.equal(o.reply.server, 'direct');
+    }
+    assert.equal(s.count, 3);
+    assert.deepEqual(m.stats().services, {});
+  });
+
+  it('request bytes past 256 KiB make a call not replayable; below it, the retry resends every byte', async () => {
+    const bad = await servers.start('replay-bad', { failCode: grpc.status.UNAVAILABLE });
+    const good = await servers.start('replay-good');
+    const m = mesh({
+      services: {
+        echo: {
+          protocol: 'grpc',
+          loadBalancer: 'round-robin',
+          endpoints: [bad.address, good.address],
+          outlierDetection: { enabled: false },
+          circuitBreaker: { enabled: false },
+        },
+      },
+    });
+    const c = client(m, 'meshlet:///echo');
+    const chunk = 'y'.repeat(64 * 1024);
+
+    // 3 × 64 KiB: replayable. Whichever endpoint comes first, the call ends on the good one with all bytes.
+    for (let i = 0; i < 2; i++) {
+      const o = await clientStream(c, [chunk, chunk, chunk]);
+      assert.ok(o.ok, o.ok ? '' : `${o.code} ${o.error.details}`);
+      assert.equal(o.reply.server, 'replay-good');
+      assert.equal(o.reply.seq, 3);
+      assert.equal(o.reply.payload.length, 3 * chunk.length + 2);
+    }
+    // Round-robin over two: at least one of two calls meets the failing endpoint first.
+    const badBefore = bad.countOf('ClientStream');
+    assert.ok(badBefore >= 1, 'no call met the failing endpoint');
+    const retriesBefore = m.stats().services.echo.retries;
+    assert.equal(retriesBefore, badBefore);
+
+    // 5 × 64 KiB: past the buffer. The call that meets the failing endpoint first gets its UNAVAILABLE.
+    const outcomes = [await clientStream(c, Array(5).fill(chunk)), await clientStream(c, Array(5).fill(chunk))];
+    const failed = outcomes.filter((o) => !o.ok);
+    assert.equal(failed.length, bad.countOf('ClientStream') - badBefore, 'a call on the failing endpoint was retried');
+    assert.ok(failed.length >= 1, 'no call met the failing endpoint');
+    for (const f of failed) assert.equal(f.ok ? -1 : f.code, grpc.status.UNAVAILABLE);
+    for (const o of outcomes) if (o.ok) assert.equal(o.reply.payload.length, 5 * chunk.length + 4);
+    assert.equal(good.countOf('ClientStream'), 2 + outcomes.length - failed.length);
+    assert.equal(m.stats().services.echo.retries, retriesBefore, 'a call past the replay buffer was retried');
+  });
+
+  it('after mesh.close() calls fail with UNAVAILABLE / MESHLET_ERR_CLOSED, and an open stream is cut', async () => {
+    const s = await servers.start('closing');
+    const m = mesh({ services: { echo: { protocol: 'grpc', endpoints: [s.address] } } });
+    const c = client(m, 'meshlet:///echo');
+    const stream = c.ServerStream({ payload: 'long', messages: 100, sleepMs: 20 });
+    const ended = drain(stream);
+    await new Promise<void>((resolve) => stream.once('data', () => resolve()));
+    await m.close();
+    const o = await ended;
+    assert.ok(o.error, 'the stream should end with an error when the mesh closes');
+    assert.ok(o.replies.length < 100);
+    const after = await unary(c, { payload: 'late' });
+    assert.ok(!after.ok);
+    assert.equal(after.code, grpc.status.UNAVAILABLE);
+    assert.equal((after.error as MeshServiceError).meshletCode, 'MESHLET_ERR_CLOSED');
+  });
+
+  it('one rpc.client.call.duration point per call with semconv attributes, and a CLIENT span per call', async () => {
+    const reader = new PullReader();
+    const meterProvider = new MeterProvider({ readers: [reader] });
+    const spans = new InMemorySpanExporter();
+    const tracerProvider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(spans)] });
+    try {
+      const bad = await servers.start('tel-bad', { failCode: grpc.status.UNAVAILABLE });
+      const good = await servers.start('tel-good');
+      const m = mesh({
+        services: {
+          echo: { protocol: 'grpc', loadBalancer: 'round-robin', endpoints: [bad.address, good.address] },
+          nf: { protocol: 'grpc', endpoints: [good.address] },
+        },
+        telemetry: { meterProvider, tracerProvider },
+      });
+      const c = client(m, 'meshlet:///echo');
+      // Two calls; round-robin sends at least one first to the failing endpoint: 3 or 4 attempts.
+      for (let i = 0; i < 2; i++) assert.ok((await unary(c, { payload: `t${i}` })).ok);
+      assert.ok(bad.count >= 1);
+      assert.equal(good.count, 2);
+      // One call ending in an application status (NOT_FOUND).
+      const nf = await unary(client(m, 'meshlet:///nf'), { payload: 'nf', failCode: grpc.status.NOT_FOUND });
+      assert.ok(!nf.ok && nf.code === grpc.status.NOT_FOUND);
+
+      const { resourceMetrics, errors } = await reader.collect();
+      assert.deepEqual(errors, []);
+      const metrics = resourceMetrics.scopeMetrics.flatMap((x) => x.metrics);
+      const duration = metrics.find((x) => x.descriptor.name === 'rpc.client.call.duration');
+      assert.ok(duration, `no rpc.client.call.duration; got ${metrics.map((x) => x.descriptor.name).join(', ')}`);
+      assert.equal(duration.descriptor.unit, 's');
+      const points = duration.dataPoints as DataPoint<Histogram>[];
+      const ok = points.filter((p) => p.attributes['meshlet.service'] === 'echo');
+      assert.equal(
+        ok.reduce((n, p) => n + p.value.count, 0),
+        2,
+        'one point per call, not per attempt',
+      );
+      for (const p of ok) {
+        assert.equal(p.attributes['rpc.system'], 'grpc');
+        assert.equal(p.attributes['rpc.service'], 'meshlet.test.Echo');
+        assert.equal(p.attributes['rpc.method'], 'Unary');
+        assert.equal(p.attributes['rpc.grpc.status_code'], 0);
+        assert.equal(p.attributes['server.address'], '127.0.0.1');
+        assert.equal(p.attributes['server.port'], good.port, 'server.port is the last attempt’s endpoint');
+        assert.equal(p.attributes['error.type'], undefined);
+      }
+      const failed = points.filter((p) => p.attributes['meshlet.service'] === 'nf');
+      assert.equal(failed.length, 1);
+      assert.equal(failed[0].attributes['rpc.grpc.status_code'], grpc.status.NOT_FOUND);
+      assert.equal(failed[0].attributes['error.type'], 'NOT_FOUND');
+      // No HTTP duration for gRPC calls.
+      assert.equal(
+        metrics.find((x) => x.descriptor.name === 'http.client.request.duration'),
+        undefined,
+        'gRPC calls recorded http.client.request.duration',
+      );
+      const retries = metrics.find((x) => x.descriptor.name === 'meshlet.client.retries');
+      assert.ok(retries, 'the retry is counted by the shared meshlet.client.retries counter');
+
+      const clientSpans = spans.getFinishedSpans().filter((x) => x.kind === SpanKind.CLIENT);
+      assert.equal(clientSpans.length, 3, 'one CLIENT span per call');
+      for (const sp of clientSpans) assert.equal(sp.name, METHOD.unary);
+    } finally {
+      await meterProvider.shutdown();
+      await tracerProvider.shutdown();
+    }
+  });
+});
