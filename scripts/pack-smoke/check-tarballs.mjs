@@ -7,11 +7,13 @@
 // .tsbuildinfo. Every source map and declaration map must resolve inside the tarball.
 // Each @meshlet dependency must be the version packed next to it. Per package:
 //   @meshlet/core       schema/mesh.schema.json (valid JSON, exported)
+//   @meshlet/grpc       @grpc/grpc-js a peer, never a dependency (the app's copy is the mesh's)
 //   @meshlet/discovery  proto/meshlet/v1/discovery.proto (read at run time by the protocol)
 //   @meshlet/control    bin/meshlet.js: executable in the tarball, a `#!/usr/bin/env node`
 //                       shebang, and what it imports is in the tarball
 //   meshlet             dist/register.js (the `./register` export); bin/meshlet.js as above,
-//                       importing the CLI from @meshlet/control (a dependency)
+//                       importing the CLI from @meshlet/control (a dependency); @grpc/grpc-js
+//                       a peer, as for @meshlet/grpc
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
@@ -27,6 +29,7 @@ if (!root || !extractRoot || tarballs.length === 0) {
 const PACKAGES = {
   '@meshlet/core': { extraTop: ['schema'], files: ['schema/mesh.schema.json'], meshletDeps: [] },
   '@meshlet/http': { extraTop: [], files: [], meshletDeps: ['@meshlet/core'] },
+  '@meshlet/grpc': { extraTop: [], files: [], meshletDeps: ['@meshlet/core'] },
   '@meshlet/discovery': {
     extraTop: ['proto'],
     files: ['proto/meshlet/v1/discovery.proto', 'dist/protocol/index.js'],
@@ -40,11 +43,13 @@ const PACKAGES = {
   meshlet: {
     extraTop: ['bin'],
     files: ['bin/meshlet.js', 'dist/register.js', 'dist/admin.js'],
-    meshletDeps: ['@meshlet/core', '@meshlet/http', '@meshlet/discovery', '@meshlet/control'],
+    meshletDeps: ['@meshlet/core', '@meshlet/http', '@meshlet/grpc', '@meshlet/discovery', '@meshlet/control'],
   },
 };
 /** Packages that talk to OpenTelemetry: the API must be a peer, never a dependency. */
-const OTEL_PEERS = ['@meshlet/core', '@meshlet/http', 'meshlet'];
+const OTEL_PEERS = ['@meshlet/core', '@meshlet/http', '@meshlet/grpc', 'meshlet'];
+/** Packages whose API takes the application's grpc-js objects: grpc-js must be a peer (one copy). */
+const GRPC_PEERS = ['@meshlet/grpc', 'meshlet'];
 
 const problems = [];
 const manifests = new Map();
@@ -145,6 +150,12 @@ for (const [name, m] of manifests) {
   }
   if (OTEL_PEERS.includes(name) && !m.peerDependencies?.['@opentelemetry/api']) {
     problems.push(`${name}: no @opentelemetry/api peer dependency`);
+  }
+  if (GRPC_PEERS.includes(name) && !m.peerDependencies?.['@grpc/grpc-js']) {
+    problems.push(`${name}: no @grpc/grpc-js peer dependency (the application's grpc-js must be the mesh's)`);
+  }
+  if (GRPC_PEERS.includes(name) && m.dependencies?.['@grpc/grpc-js']) {
+    problems.push(`${name}: @grpc/grpc-js must be a peer, not a dependency (one grpc-js per application)`);
   }
   if (m.dependencies?.['@opentelemetry/api']) {
     problems.push(`${name}: @opentelemetry/api must be a peer, not a dependency (one API per process)`);

@@ -6,6 +6,8 @@
 //   - `node --import meshlet/register app.mjs` (and a CommonJS app.cjs): an unmodified app's
 //     global fetch reaches a local server through the mesh from MESHLET_CONFIG, and its admin
 //     endpoint serves /metrics, /stats and /readyz; a bad MESHLET_ADMIN_PORT stops it at start;
+//   - the same start for a gRPC client: `new Client('meshlet:///greeter', creds,
+//     meshGrpcOptions(mesh))` with `mesh` from meshlet/register reaches a local grpc-js server;
 //   - `npx --no -- meshlet --version` and the package's own bin file.
 // Nothing may stay open: the caller's timeout fails a process that does not exit.
 import assert from 'node:assert/strict';
@@ -14,6 +16,7 @@ import { once } from 'node:events';
 import { readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { createRequire } from 'node:module';
+import * as grpc from '@grpc/grpc-js';
 import { delimiter, dirname } from 'node:path';
 import * as meshlet from 'meshlet';
 
@@ -38,6 +41,8 @@ const names = [
   'MemoryStore',
   'startAdminServer',
   'createAdminMeterProvider',
+  'meshGrpcOptions',
+  'meshServerInterceptors',
   'MeshError',
   'MeshConfigError',
 ];
@@ -125,6 +130,58 @@ assert.equal(refused.code, 1, refused.shown);
 assert.match(refused.stderr, /MESHLET_ADMIN_PORT: expected a port number/, refused.shown);
 assert.equal(refused.stdout, '', 'the app did not run');
 
+// Zero-code gRPC: the app builds its client with the mesh meshlet/register made.
+const json = { serialize: (v) => Buffer.from(JSON.stringify(v)), deserialize: (b) => JSON.parse(b.toString()) };
+const greeter = {
+  sayHello: {
+    path: '/smoke.Greeter/SayHello',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: json.serialize,
+    requestDeserialize: json.deserialize,
+    responseSerialize: json.serialize,
+    responseDeserialize: json.deserialize,
+  },
+};
+const grpcServer = new grpc.Server();
+grpcServer.addService(greeter, {
+  sayHello: (call, callback) =>
+    callback(null, { hello: call.request.name, caller: call.metadata.get('meshlet-caller')[0] ?? null }),
+});
+const grpcPort = await new Promise((resolve, reject) =>
+  grpcServer.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
+);
+writeFileSync(
+  'umbrella-grpc.yaml',
+  `services:\n  greeter:\n    protocol: grpc\n    endpoints: ["127.0.0.1:${grpcPort}"]\n`,
+);
+writeFileSync(
+  'umbrella-grpc.mjs',
+  `import * as grpc from '@grpc/grpc-js';
+import { meshGrpcOptions } from 'meshlet';
+import { mesh } from 'meshlet/register';
+const json = { serialize: (v) => Buffer.from(JSON.stringify(v)), deserialize: (b) => JSON.parse(b.toString()) };
+const Greeter = grpc.makeGenericClientConstructor({
+  sayHello: { path: '/smoke.Greeter/SayHello', requestStream: false, responseStream: false,
+    requestSerialize: json.serialize, requestDeserialize: json.deserialize,
+    responseSerialize: json.serialize, responseDeserialize: json.deserialize },
+}, 'Greeter');
+const client = new Greeter('meshlet:///greeter', grpc.credentials.createInsecure(), meshGrpcOptions(mesh));
+client.sayHello({ name: 'zero-code' }, (err, res) => {
+  client.close();
+  if (err) throw err;
+  console.log(JSON.stringify({ ...res, requests: mesh.stats().services.greeter.requests }));
+});
+`,
+);
+const grpcApp = await run(process.execPath, ['--import', 'meshlet/register', 'umbrella-grpc.mjs'], {
+  MESHLET_CONFIG: 'umbrella-grpc.yaml',
+  MESHLET_SERVICE: 'smoke',
+});
+assert.equal(grpcApp.code, 0, grpcApp.shown);
+assert.deepEqual(JSON.parse(grpcApp.stdout), { hello: 'zero-code', caller: 'smoke', requests: 1 });
+await new Promise((resolve) => grpcServer.tryShutdown(resolve));
+
 // The CLI, through npx and as the package's own bin.
 const viaNpx = await run('npx', ['--no', '--', 'meshlet', '--version']);
 assert.equal(viaNpx.code, 0, viaNpx.shown);
@@ -140,5 +197,5 @@ assert.match(ownBin.stdout, /meshlet status --admin <host:port>/);
 server.close();
 console.log(
   `pack-smoke: umbrella ok on Node ${process.version}: import and require('meshlet'), ` +
-    '--import meshlet/register (ESM and CommonJS apps, /metrics /stats /readyz, a bad variable refused), npx meshlet',
+    '--import meshlet/register (ESM and CommonJS apps, a gRPC client, /metrics /stats /readyz, a bad variable refused), npx meshlet',
 );
