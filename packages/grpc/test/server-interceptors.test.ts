@@ -632,6 +632,40 @@ describe('meshServerInterceptors', () => {
     }
   });
 
+  it('with a propagator but no tracer provider, makes the caller’s extracted context current and starts no span', async () => {
+    // No telemetry option and no global tracer provider: only the global W3C propagator.
+    const bare = createMesh({ services: {} });
+    const s2 = new grpc.Server({ interceptors: meshServerInterceptors(bare) });
+    let traceId: string | undefined;
+    let recording: boolean | undefined;
+    s2.addService(Probe.service, {
+      Unary(_call: unknown, cb: grpc.sendUnaryData<ProbeReply>) {
+        const span = trace.getSpan(context.active());
+        traceId = span?.spanContext().traceId;
+        recording = span?.isRecording();
+        cb(null, reply(1));
+      },
+    });
+    const port = await bindGrpc(s2);
+    const c2 = new Probe(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as typeof client;
+    try {
+      spans.reset();
+      await new Promise<void>((resolve, reject) =>
+        (c2.Unary as (r: unknown, m: unknown, cb: (e: unknown) => void) => void)({}, md('web', TRACEPARENT), (e) =>
+          e ? reject(e) : resolve(),
+        ),
+      );
+      assert.equal(traceId, TRACE_ID);
+      assert.equal(recording, false, 'the remote parent, not a span of ours');
+      assert.deepEqual(spans.getFinishedSpans(), []);
+      assert.equal(bare.stats().inbound[0]?.caller, 'web');
+    } finally {
+      c2.close();
+      s2.forceShutdown();
+      await bare.close();
+    }
+  });
+
   it('ignores meshlet-caller with trustMeshHeaders: false', async () => {
     const mesh2 = createMesh({ services: {} });
     const s2 = new grpc.Server({ interceptors: meshServerInterceptors(mesh2, { trustMeshHeaders: false }) });
