@@ -14,6 +14,12 @@ import type { AttemptSink } from './protocol-types.js';
 import type { LowLevelCall } from './grpc-types.js';
 import type { MeshGrpcCall } from './call.js';
 
+interface QueuedWrite {
+  message: Buffer;
+  flags: number | undefined;
+  callback: ((error?: Error | null) => void) | undefined;
+}
+
 export class EndpointAttempt implements InterceptingListener {
   /** The endpoint's grpc-js call; set right after construction. */
   call!: LowLevelCall;
@@ -32,11 +38,63 @@ export class EndpointAttempt implements InterceptingListener {
   /** The engine cut it: anything arriving later is ignored. */
   cut = false;
 
+  /**
+   * Messages waiting for the previous write to complete: a grpc-js call holds one pending
+   * message until it is connected, so the next is sent only from the previous one's callback.
+   */
+  private queue: QueuedWrite[] | undefined = undefined;
+  private writing = false;
+  private halfClosePending = false;
+  private readonly written: (error?: Error | null) => void;
+  private writeCallback: ((error?: Error | null) => void) | undefined = undefined;
+
   constructor(
     readonly owner: MeshGrpcCall,
     readonly endpoint: Endpoint,
     private sink: AttemptSink | undefined,
-  ) {}
+  ) {
+    this.written = (error) => this.onWritten(error);
+  }
+
+  /** Sends a request message in order, one at a time; `callback` when it has been written. */
+  write(message: Buffer, flags: number | undefined, callback: ((error?: Error | null) => void) | undefined): void {
+    if (this.writing) {
+      (this.queue ??= []).push({ message, flags, callback });
+      return;
+    }
+    this.writing = true;
+    this.writeCallback = callback;
+    this.call.sendMessageWithContext({ flags, callback: this.written }, message);
+  }
+
+  /** Half-closes after the messages still queued. */
+  halfClose(): void {
+    if (this.queue !== undefined && this.queue.length > 0) this.halfClosePending = true;
+    else this.call.halfClose();
+  }
+
+  private onWritten(error?: Error | null): void {
+    const cb = this.writeCallback;
+    this.writeCallback = undefined;
+    const next = this.queue?.shift();
+    if (next !== undefined && !this.ended) {
+      this.writeCallback = next.callback;
+      this.call.sendMessageWithContext({ flags: next.flags, callback: this.written }, next.message);
+    } else {
+      this.writing = false;
+      if (next !== undefined) {
+        // The call ended: release what waited on it.
+        next.callback?.(error);
+        for (const q of this.queue!) q.callback?.(error);
+        this.queue = undefined;
+      }
+      if (this.halfClosePending && !this.ended) {
+        this.halfClosePending = false;
+        this.call.halfClose();
+      }
+    }
+    cb?.(error);
+  }
 
   private report(err: unknown): void {
     if (this.reported) return;

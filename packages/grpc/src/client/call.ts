@@ -101,7 +101,7 @@ export class MeshGrpcCall implements LowLevelCall {
   sendMessageWithContext(context: MessageContext, message: Buffer): void {
     const live = this.live;
     if (live !== undefined) {
-      live.call.sendMessageWithContext(context, message);
+      live.write(message, context.flags, context.callback);
       return;
     }
     if (this.finished) {
@@ -120,10 +120,11 @@ export class MeshGrpcCall implements LowLevelCall {
     }
     if (this.replayable || current === undefined) (this.buffer ??= []).push({ message, flags: context.flags });
     if (current !== undefined && !current.cut) {
+      // While replayable the bytes are ours to keep: the caller may go on (bounded by the buffer).
       if (this.replayable) {
-        current.call.sendMessageWithContext({ flags: context.flags }, message);
+        current.write(message, context.flags, undefined);
         context.callback?.();
-      } else current.call.sendMessageWithContext(context, message);
+      } else current.write(message, context.flags, context.callback);
     } else context.callback?.();
   }
 
@@ -144,7 +145,7 @@ export class MeshGrpcCall implements LowLevelCall {
   halfClose(): void {
     this.halfClosed = true;
     const target = this.live ?? this.current;
-    if (target !== undefined && !target.cut) target.call.halfClose();
+    if (target !== undefined && !target.cut) target.halfClose();
   }
 
   cancelWithStatus(code: number, details: string): void {
@@ -212,12 +213,11 @@ export class MeshGrpcCall implements LowLevelCall {
     if (att.cut) return;
     const buffer = this.buffer;
     if (buffer !== undefined) {
-      for (let i = 0; i < buffer.length; i++)
-        call.sendMessageWithContext({ flags: buffer[i].flags }, buffer[i].message);
+      for (let i = 0; i < buffer.length; i++) att.write(buffer[i].message, buffer[i].flags, undefined);
       // Not replayable: what was held for this attempt has been sent; nothing more is kept.
       if (!this.replayable) this.buffer = undefined;
     }
-    if (this.halfClosed) call.halfClose();
+    if (this.halfClosed) att.halfClose();
     if (this.readsWanted > 0) {
       att.readRequested = true;
       call.startRead();
