@@ -4,13 +4,15 @@ import assert from 'node:assert/strict';
 import * as meshlet from '../src/index.ts';
 import * as core from '@meshlet/core';
 import * as http from '@meshlet/http';
+import * as grpc from '@meshlet/grpc';
 import * as discovery from '@meshlet/discovery';
 
 describe("import ... from 'meshlet'", () => {
-  it('re-exports core, http and discovery in full, the control server, and the admin endpoint', () => {
+  it('re-exports core, http, grpc and discovery in full, the control server, and the admin endpoint', () => {
     for (const [name, mod] of [
       ['@meshlet/core', core],
       ['@meshlet/http', http],
+      ['@meshlet/grpc', grpc],
       ['@meshlet/discovery', discovery],
     ] as const) {
       for (const key of Object.keys(mod)) {
@@ -24,6 +26,8 @@ describe("import ... from 'meshlet'", () => {
     for (const key of [
       'createMesh',
       'createMeshFetch',
+      'meshGrpcOptions',
+      'meshServerInterceptors',
       'controlPlane',
       'watchFile',
       'createControlServer',
