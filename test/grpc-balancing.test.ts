@@ -4,13 +4,34 @@
 // - bad apple: one of 3 backends answers UNAVAILABLE to everything; with the defaults (p2c-ewma,
 //   retry on UNAVAILABLE, outlier detection) at least 99.9% of 1000 calls succeed;
 // - ring-hash on the `x-user` metadata key: a key always lands on the same backend, keys spread.
+// And transport faults, where grpc-js alone answers UNAVAILABLE:
+// - An endpoint nobody listens on (connection refused) next to a healthy one: every call succeeds
+//   (the refused attempt is retried elsewhere) and the dead endpoint is taken out of rotation.
+// - One of 3 backends dies (every connection cut, then connection refused) while 8 callers run:
+//   no call started after the death fails; of those in flight, only a call whose response message
+//   had arrived (committed, A44) may fail, with UNAVAILABLE.
+// - A backend that accepts calls and never answers, with a per-try timeout: every call succeeds
+//   on the other backend within the deadline.
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
+import { waitFor } from './fixtures/control.ts';
 import { runConcurrent } from './helpers/load.ts';
-import { describeFailed, tallyOutcomes, unary } from './fixtures/grpc/client.ts';
+import { describeFailed, tallyOutcomes, unary, type GrpcOutcome } from './fixtures/grpc/client.ts';
+import { DualPort } from './fixtures/grpc/dual.ts';
 import { GrpcHarness } from './fixtures/grpc/harness.ts';
 import { totalCalls } from './fixtures/grpc/servers.ts';
+
+/** A port that was free a moment ago on 127.0.0.1: nothing listens there. */
+async function deadAddress(): Promise<string> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return `127.0.0.1:${port}`;
+}
 
 describe('gRPC balancing', () => {
   const h = new GrpcHarness();
@@ -105,5 +126,99 @@ describe('gRPC balancing', () => {
     for (const s of backends) {
       for (const c of s.calls) assert.match(String(c.metadata.get('x-user')[0]), /^user-\d+$/);
     }
+  });
+});
+
+describe('gRPC transport faults', () => {
+  const h = new GrpcHarness();
+  const fronts: DualPort[] = [];
+  after(async () => {
+    await h.close();
+    await Promise.all(fronts.map((f) => f.close()));
+  });
+
+  it('an endpoint refusing connections: every call succeeds elsewhere, the endpoint leaves the rotation', async () => {
+    const good = await h.servers.start('alive');
+    const dead = await deadAddress();
+    const mesh = h.mesh({ services: { echo: { protocol: 'grpc', endpoints: [dead, good.address] } } });
+    const client = h.client(mesh, 'echo');
+
+    const outcomes = await runConcurrent(200, 4, (i) => unary(client, { payload: `p${i}` }));
+    assert.deepEqual(tallyOutcomes(outcomes), { ok: 200 }, describeFailed(outcomes));
+    assert.equal(good.count, 200);
+    const stats = mesh.stats().services.echo;
+    assert.ok(stats.retries >= 1, 'the refused attempts should have been retried');
+    assert.ok(stats.retries < 50, `${stats.retries} retries: the dead endpoint stayed in rotation`);
+    const deadRow = stats.endpoints.find((e) => e.address === dead);
+    assert.ok(deadRow, 'the dead endpoint is still listed');
+  });
+
+  it('one of 3 backends dies while 8 callers run: no call started after it fails', async () => {
+    const backends = await h.servers.startMany('kill-', 3, { sleepMs: 2 });
+    // Each backend behind a TCP front: closing the front is the process dying, as its clients see it.
+    for (const b of backends) fronts.push(await new DualPort(b.port, b.port).listen());
+    const mesh = h.mesh({ services: { echo: { protocol: 'grpc', endpoints: fronts.map((f) => f.address) } } });
+    const client = h.client(mesh, 'echo');
+
+    const outcomes: GrpcOutcome[] = [];
+    const startedAfterKill: GrpcOutcome[] = [];
+    let killed = false;
+    let stop = false;
+    const load = Promise.all(
+      Array.from({ length: 8 }, async (_, w) => {
+        for (let i = 0; !stop; i++) {
+          const late = killed;
+          const o = await unary(client, { payload: `w${w}-${i}` });
+          outcomes.push(o);
+          if (late) startedAfterKill.push(o);
+        }
+      }),
+    );
+    await sleep(300);
+    const victim = backends[1];
+    assert.ok(victim.count > 0, 'the victim got no traffic before it was killed');
+    await fronts[1].close();
+    killed = true;
+    await waitFor('200 calls after the death', () => startedAfterKill.length >= 200, 10_000, 5);
+    stop = true;
+    await load;
+
+    // Calls started after the death: none fails (an attempt on the dead endpoint fails before any
+    // response and is retried on another one).
+    assert.deepEqual(
+      tallyOutcomes(startedAfterKill),
+      { ok: startedAfterKill.length },
+      describeFailed(startedAfterKill),
+    );
+    // Calls in flight at the death: one whose response message had already arrived is committed
+    // (A44) and surfaces the dropped connection; at most the 8 in flight, each UNAVAILABLE.
+    const failed = outcomes.filter((o) => !o.ok);
+    assert.ok(failed.length <= 8, `${failed.length} calls failed: ${describeFailed(failed)}`);
+    for (const f of failed) assert.equal(f.ok ? -1 : f.code, grpc.status.UNAVAILABLE, describeFailed([f]));
+    assert.ok(startedAfterKill.every((o) => o.ok && o.reply.server !== victim.id));
+  });
+
+  it('a backend that never answers, with perTryMs: every call succeeds on the other backend', async () => {
+    const hang = await h.servers.start('hang', { sleepMs: 60_000 });
+    const good = await h.servers.start('answers');
+    const mesh = h.mesh({
+      services: {
+        echo: {
+          protocol: 'grpc',
+          loadBalancer: 'round-robin',
+          endpoints: [hang.address, good.address],
+          timeout: { requestMs: 2000, perTryMs: 100 },
+        },
+      },
+    });
+    const client = h.client(mesh, 'echo');
+
+    const outcomes = await runConcurrent(6, 3, (i) => unary(client, { payload: `p${i}` }));
+    assert.deepEqual(tallyOutcomes(outcomes), { ok: 6 }, describeFailed(outcomes));
+    for (const o of outcomes) assert.ok(o.ok && o.reply.server === 'answers');
+    assert.ok(hang.count >= 1, 'round-robin should have tried the hanging backend');
+    // The attempts cut by the per-try timeout were cancelled at the server, not left running.
+    await sleep(50);
+    for (const c of hang.calls) assert.ok(c.cancelled, 'an attempt cut by perTryMs is still running at the server');
   });
 });
