@@ -666,6 +666,56 @@ describe('meshServerInterceptors', () => {
     }
   });
 
+  it('covers the application’s own interceptors after it: their async hops keep the context, their statuses are recorded', async () => {
+    const m2 = createMesh({ services: {} });
+    // An auth interceptor that checks metadata asynchronously and refuses calls without a token.
+    const auth: grpc.ServerInterceptor = (_method, call) =>
+      new grpc.ServerInterceptingCall(call, {
+        start(next) {
+          next(
+            new grpc.ServerListenerBuilder()
+              .withOnReceiveMetadata((metadata, nextMd) => {
+                setImmediate(() => {
+                  if (metadata.get('token').length > 0) nextMd(metadata);
+                  else call.sendStatus({ code: grpc.status.UNAUTHENTICATED, details: 'no token' });
+                });
+              })
+              .build(),
+          );
+        },
+      });
+    const s2 = new grpc.Server({ interceptors: [...meshServerInterceptors(m2), auth] });
+    let caller: string | undefined;
+    s2.addService(Probe.service, {
+      Unary(_call: unknown, cb: grpc.sendUnaryData<ProbeReply>) {
+        caller = currentInbound()?.caller;
+        cb(null, reply(1));
+      },
+    });
+    const port = await bindGrpc(s2);
+    const c2 = new Probe(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as typeof client;
+    const call = (meta: grpc.Metadata) =>
+      new Promise<grpc.ServiceError | null>((resolve) =>
+        (c2.Unary as (r: unknown, m: unknown, cb: (e: grpc.ServiceError | null) => void) => void)({}, meta, resolve),
+      );
+    try {
+      const withToken = md('web');
+      withToken.set('token', 't');
+      assert.equal(await call(withToken), null);
+      assert.equal(caller, 'web');
+      assert.equal((await call(md('web')))?.code, grpc.status.UNAUTHENTICATED);
+      const row = await eventually(() => {
+        const r = statsOf(m2, '/meshlet.inbound.Probe/Unary', 'web');
+        return r?.requests === 2 ? r : undefined;
+      }, 'both calls recorded');
+      assert.equal(row.successes, 2, 'UNAUTHENTICATED is the application’s answer, not a failure');
+    } finally {
+      c2.close();
+      s2.forceShutdown();
+      await m2.close();
+    }
+  });
+
   it('ignores meshlet-caller with trustMeshHeaders: false', async () => {
     const mesh2 = createMesh({ services: {} });
     const s2 = new grpc.Server({ interceptors: meshServerInterceptors(mesh2, { trustMeshHeaders: false }) });
