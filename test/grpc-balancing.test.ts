@@ -3,7 +3,8 @@
 // - round-robin over 4 backends: 400 unary calls, each backend within ±10% of an even share;
 // - bad apple: one of 3 backends answers UNAVAILABLE to everything; with the defaults (p2c-ewma,
 //   retry on UNAVAILABLE, outlier detection) at least 99.9% of 1000 calls succeed;
-// - ring-hash on the `x-user` metadata key: a key always lands on the same backend, keys spread.
+// - ring-hash on the `x-user` metadata key: a key always lands on the same backend, keys spread;
+// - routes match the method path (`/package.Service/Method`, exact or prefix) and metadata headers.
 // And transport faults, where grpc-js alone answers UNAVAILABLE:
 // - An endpoint nobody listens on (connection refused) next to a healthy one: every call succeeds
 //   (the refused attempt is retried elsewhere) and the dead endpoint is taken out of rotation.
@@ -19,7 +20,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import { waitFor } from './fixtures/control.ts';
 import { runConcurrent } from './helpers/load.ts';
-import { describeFailed, tallyOutcomes, unary, type GrpcOutcome } from './fixtures/grpc/client.ts';
+import { clientStream, describeFailed, tallyOutcomes, unary, type GrpcOutcome } from './fixtures/grpc/client.ts';
 import { DualPort } from './fixtures/grpc/dual.ts';
 import { GrpcHarness } from './fixtures/grpc/harness.ts';
 import { totalCalls } from './fixtures/grpc/servers.ts';
@@ -126,6 +127,40 @@ describe('gRPC balancing', () => {
     for (const s of backends) {
       for (const c of s.calls) assert.match(String(c.metadata.get('x-user')[0]), /^user-\d+$/);
     }
+  });
+
+  it('routes match the gRPC method path and metadata headers', async () => {
+    const v1 = await h.servers.start('route-v1');
+    const v2 = await h.servers.start('route-v2');
+    const canary = await h.servers.start('route-canary');
+    const mesh = h.mesh({
+      services: {
+        echo: {
+          protocol: 'grpc',
+          routes: [
+            { match: { headers: { 'x-canary': 'yes' } }, backends: [{ service: 'echo-canary' }] },
+            { match: { path: '/meshlet.test.Echo/Unary' }, backends: [{ service: 'echo-v2' }] },
+            { match: { pathPrefix: '/meshlet.test.Echo/' }, backends: [{ service: 'echo-v1' }] },
+          ],
+        },
+        'echo-v1': { protocol: 'grpc', endpoints: [v1.address] },
+        'echo-v2': { protocol: 'grpc', endpoints: [v2.address] },
+        'echo-canary': { protocol: 'grpc', endpoints: [canary.address] },
+      },
+    });
+    const client = h.client(mesh, 'echo');
+
+    const u = await unary(client, { payload: 'u' });
+    assert.ok(u.ok && u.reply.server === 'route-v2', u.ok ? u.reply.server : u.error.details);
+    const cs = await clientStream(client, ['c']);
+    assert.ok(cs.ok && cs.reply.server === 'route-v1', cs.ok ? cs.reply.server : cs.error.details);
+    const metadata = new grpc.Metadata();
+    metadata.set('x-canary', 'yes');
+    const c = await unary(client, { payload: 'c' }, { metadata });
+    assert.ok(c.ok && c.reply.server === 'route-canary', c.ok ? c.reply.server : c.error.details);
+    assert.equal(mesh.stats().services['echo-v2'].requests, 1);
+    assert.equal(mesh.stats().services['echo-v1'].requests, 1);
+    assert.equal(mesh.stats().services['echo-canary'].requests, 1);
   });
 });
 
