@@ -144,8 +144,11 @@ export class DeadlineExceededError extends MeshError {
     attempts: number,
     endpoint: string | undefined,
     source: DeadlineSource | boolean = 'service',
+    /** Config path of the `requestMs` the deadline came from, when not the service's own (a gRPC method's). */
+    requestMsPath?: string,
   ) {
     const ms = Math.round(timeoutMs);
+    const setting = requestMsPath ?? `services.${service}.timeout.requestMs`;
     const from: DeadlineSource = source === true ? 'inbound' : source === false ? 'service' : source;
     const unsent = attempts === 0 && endpoint === undefined && ms <= 0;
     const after =
@@ -164,12 +167,12 @@ export class DeadlineExceededError extends MeshError {
         : from === 'caller'
           ? unsent
             ? `service "${service}": the caller's own deadline for this call had already passed, so the call was not ` +
-              `sent; give the call a later deadline (or none, to use services.${service}.timeout.requestMs)`
+              `sent; give the call a later deadline (or none, to use ${setting})`
             : `service "${service}": deadline of ${ms} ms, the caller's own deadline for this call ` +
-              `(shorter than services.${service}.timeout.requestMs), ${after}` +
+              `(shorter than ${setting}), ${after}` +
               `; give the call a later deadline if the upstream is legitimately slow`
           : `service "${service}": deadline of ${ms} ms ${after}` +
-            `; raise services.${service}.timeout.requestMs if the upstream is legitimately slow`,
+            `; raise ${setting} if the upstream is legitimately slow`,
     );
     this.inherited = from === 'inbound';
     this.source = from;
@@ -260,11 +263,12 @@ export class CallerGoneError extends MeshError {
 
 /** Abort reason of an attempt cut by `timeout.perTryMs`; classified retryable by protocols. */
 export class PerTryTimeoutError extends MeshError {
-  constructor(service: string, endpoint: string, ms: number) {
+  /** `perTryMsPath`: the config path of the setting, when not the service's own (a gRPC method's). */
+  constructor(service: string, endpoint: string, ms: number, perTryMsPath?: string) {
     super(
       'MESHLET_ERR_PER_TRY_TIMEOUT',
       `service "${service}": attempt on ${endpoint} timed out after ${ms} ms; ` +
-        `raise services["${service}"].timeout.perTryMs if the upstream is legitimately slow`,
+        `raise ${perTryMsPath ?? `services["${service}"].timeout.perTryMs`} if the upstream is legitimately slow`,
     );
   }
 }

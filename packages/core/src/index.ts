@@ -40,7 +40,6 @@ export {
   CircuitOpenError,
   DeadlineExceededError,
   type DeadlineSource,
-  type DeadlineSource,
   OverloadedError,
   RetryBudgetExhaustedError,
   UpstreamError,
@@ -61,7 +60,6 @@ export {
   formatTimeoutHeader,
   parseCallerHeader,
 } from './inbound/headers.js';
-export type { MeshTelemetry, TelemetryOptions } from './telemetry/telemetry.js';
 export type { MeshTelemetry, TelemetryOptions } from './telemetry/telemetry.js';
 export { SERVER_DURATION, RPC_SERVER_DURATION, type InboundRecord, type InboundRecorder } from './inbound/recorder.js';
 export { GRPC_STATUS_NAMES, grpcStatusName } from './inbound/grpc-status.js';

@@ -429,21 +429,26 @@ export class Mesh {
 }
 
 /**
- * Whether a service's configured protocol (`protocol`, default `http`) is the caller's.
- * Only the mesh's own protocols are checked; a custom protocol (tests, extensions) may call any service.
+ * Whether the service speaks the caller's protocol (`protocol`: one, or a list such as
+ * `['http', 'grpc']`; default `http`). Only the mesh's own protocols are checked; a custom
+ * protocol (tests, extensions) may call any service.
  */
 function speaks(svc: Service, protocol: { readonly name: string }): boolean {
   const name = protocol.name;
   if (name !== 'http' && name !== 'grpc') return true;
-  return ((svc.config as { protocol?: string }).protocol ?? 'http') === name;
+  const spoken = svc.config.protocols;
+  return spoken[0] === name || (spoken.length > 1 && spoken.includes(name));
 }
 
 function protocolMismatch(svc: Service, protocol: { name: string }): UnsupportedError {
-  const configured = (svc.config as { protocol?: string }).protocol ?? 'http';
+  const spoken = svc.config.protocols;
+  const configured = spoken.length === 1 ? `"${spoken[0]}"` : `[${spoken.map((p) => `"${p}"`).join(', ')}]`;
+  const client = spoken.length === 1 ? `a ${spoken[0]} client` : `one of its protocols' clients`;
   return new UnsupportedError(
     svc.name,
-    `the service is configured with protocol "${configured}" but was called over ${protocol.name}; ` +
-      `call it with a ${configured} client or change services["${svc.name}"].protocol`,
+    `the service is configured with protocol ${configured} but was called over ${protocol.name}; ` +
+      `call it with ${client} or change services["${svc.name}"].protocol` +
+      ` (a list such as ["http", "grpc"] if it speaks both)`,
   );
 }
 

@@ -8,6 +8,7 @@
 import { buildPicker } from './balancer/index.js';
 import type { PickContext, Picker } from './balancer/types.js';
 import type { Call } from './call/call.js';
+import { CallPolicy, MethodPolicies } from './call/policy.js';
 import { runCall, stripQuery } from './call/service-tier.js';
 import type { Clock } from './clock.js';
 import type { ResolvedRoute, ResolvedServiceConfig } from './config/types.js';
@@ -106,9 +107,10 @@ export class Service {
   private pickerDirty = true;
   private readonly probes: ServiceEndpoint[] = [];
   private breakerShared: BreakerShared | undefined;
-  private readonly classifiers = new Map<Protocol<unknown, unknown>, Classifier<unknown>>();
-  private lastProtocol: Protocol<unknown, unknown> | undefined = undefined;
-  private lastClassifier: Classifier<unknown> | undefined = undefined;
+  /** The service's own call policy (retry, timeout, classifiers); rebuilt by each config. */
+  policy!: CallPolicy;
+  /** Per-method policies of a gRPC service with `methods`; undefined (the common case) without. */
+  methods: MethodPolicies | undefined = undefined;
   /** Calls in flight (queued included), as an intrusive list. */
   private activeHead: Call<unknown, unknown> | undefined = undefined;
   private activeCount = 0;
@@ -135,10 +137,9 @@ export class Service {
     const cb = next.circuitBreaker;
     if (!this.limiter) this.limiter = new ConcurrencyLimiter(cb.maxRequests, cb.maxPending);
     else this.limiter.setLimits(cb.maxRequests, cb.maxPending);
-    if (!prev || !same(prev.retry.retryOn, next.retry.retryOn)) {
-      this.classifiers.clear();
-      this.lastProtocol = this.lastClassifier = undefined;
-    }
+    // Calls in flight keep the policy they started with.
+    this.policy = new CallPolicy(next.policy);
+    this.methods = next.methods === undefined ? undefined : new MethodPolicies(next.methods, this.policy);
 
     const breakersChanged = !prev || !same(breakerPart(prev), breakerPart(next));
     if (breakersChanged) {
@@ -262,18 +263,14 @@ export class Service {
     return new NoHealthyEndpointsError(this.name, { total: this.endpoints.length, ejected, open, halfOpen });
   }
 
+  /** The classifier of `protocol` under the service's own policy. */
   classifierFor<Req, Res>(protocol: Protocol<Req, Res>): Classifier<Res> {
-    // One protocol calls a service almost always: remember the last one (no Map lookup per call).
-    if (protocol === this.lastProtocol && this.lastClassifier !== undefined)
-      return this.lastClassifier as Classifier<Res>;
-    let c = this.classifiers.get(protocol as Protocol<unknown, unknown>);
-    if (c === undefined) {
-      c = protocol.classifier(this.config.retry.retryOn) as Classifier<unknown>;
-      this.classifiers.set(protocol as Protocol<unknown, unknown>, c);
-    }
-    this.lastProtocol = protocol as Protocol<unknown, unknown>;
-    this.lastClassifier = c;
-    return c as Classifier<Res>;
+    return this.policy.classifierFor(protocol);
+  }
+
+  /** The policy of a call to `method`: its `methods` entry (exact, then `Service/*`), else the service's own. */
+  policyFor(method: string): CallPolicy {
+    return this.methods === undefined ? this.policy : this.methods.get(method);
   }
 
   /** Finds the route for a request among this service's routes; undefined when none matches. */

@@ -15,6 +15,7 @@ import type { TimerEntry } from '../timer-queue.js';
 import type { AbortHandler, AttemptSink, CallContext, CallHandle, Classification, Classifier } from '../types.js';
 import type { PickContext } from '../balancer/types.js';
 import type { Service } from '../service.js';
+import type { CallPolicy } from './policy.js';
 import { firstAttemptSettled } from './service-tier.js';
 
 /** What the attempt timer is set for. */
@@ -95,6 +96,8 @@ export class Call<Req, Res> implements CallContext, PickContext, CallHandle, Tim
     readonly method: string,
     readonly deadline: number,
     readonly timeoutMs: number,
+    /** Attempts, backoff, per-try timeout and deadline of this call: the service's, or its gRPC method's. */
+    readonly policy: CallPolicy,
   ) {}
 
   get signal(): AbortSignal {
@@ -203,11 +206,18 @@ function callAbortHandler(handler: AbortHandler, reason: unknown): void {
 function onAttemptTimer<Req, Res>(call: Call<Req, Res>): void {
   call.timedOut = call.timerKind;
   const ep = call.endpoint;
-  const cfg = call.svc.config;
+  const policy = call.policy;
   call.abortAttempt(
     call.timerKind === PER_TRY && ep !== undefined
-      ? new PerTryTimeoutError(call.service, ep.address, cfg.timeout.perTryMs!)
-      : new DeadlineExceededError(call.service, call.timeoutMs, call.attempt, ep?.address, call.deadlineSource),
+      ? new PerTryTimeoutError(call.service, ep.address, policy.perTryMs!, policy.perTryMsPath)
+      : new DeadlineExceededError(
+          call.service,
+          call.timeoutMs,
+          call.attempt,
+          ep?.address,
+          call.deadlineSource,
+          policy.requestMsPath,
+        ),
   );
 }
 

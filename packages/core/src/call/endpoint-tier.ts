@@ -106,7 +106,7 @@ function beginSend<Req, Res>(call: Call<Req, Res>, startedAt: number | undefined
   svc.load.seq++;
 
   call.beginAttempt();
-  armTimer(call, now, remaining, svc.config.timeout.perTryMs);
+  armTimer(call, now, remaining, call.policy.perTryMs);
   const circuit = ep.circuit;
   call.inline = circuit === undefined || circuit.closed;
   return ep;

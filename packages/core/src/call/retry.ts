@@ -3,14 +3,15 @@
  * waits out its backoff. A retry needs, in this order (cheapest first, so the budget is
  * charged only for retries that will really be sent): attempts left → a replayable
  * request → room in the deadline for the full-jitter backoff plus the service's typical
- * latency → a retry-budget token.
+ * latency → a retry-budget token. Attempts and backoff are the call's policy's (its gRPC
+ * method's when configured); the budget is the service's, shared by every protocol and method.
  */
 import { fullJitterBackoff } from '../policy/backoff.js';
 import type { Call } from './call.js';
 
 export async function retryGate<Req, Res>(call: Call<Req, Res>): Promise<boolean> {
   const svc = call.svc;
-  const r = svc.config.retry;
+  const r = call.policy;
   if (call.attempt >= r.maxAttempts) return false;
   if (!call.protocol.replayable(call.req, r.nonIdempotent)) return false;
   const delay = fullJitterBackoff(call.attempt, r.backoff.baseMs, r.backoff.maxMs, svc.deps.random);

@@ -56,7 +56,10 @@ export function runCall<Req, Res>(
     svc.cancelled++;
     return Promise.reject(callerSignal.reason);
   }
-  let timeoutMs = cfg.timeout.requestMs;
+  const method = protocol.method(req);
+  // The service's own policy unless it has gRPC `methods` (one field check for every other service).
+  const policy = svc.methods === undefined ? svc.policy : svc.methods.get(method);
+  let timeoutMs = policy.requestMs;
   let source: DeadlineSource = 'service';
   // Made while handling an inbound request: its deadline and its caller's departure bind this call too.
   const inbound = currentInbound();
@@ -84,7 +87,7 @@ export function runCall<Req, Res>(
     if (left !== undefined && left < timeoutMs) {
       if (!(left > 0)) {
         svc.cancelled++;
-        return Promise.reject(new DeadlineExceededError(svc.name, 0, 0, undefined, 'caller'));
+        return Promise.reject(new DeadlineExceededError(svc.name, 0, 0, undefined, 'caller', policy.requestMsPath));
       }
       timeoutMs = left;
       source = 'caller';
@@ -95,13 +98,14 @@ export function runCall<Req, Res>(
     svc,
     req,
     protocol,
-    svc.classifierFor(protocol),
+    policy.classifierFor(protocol),
     svc.name,
     requestedService,
     route,
-    protocol.method(req),
+    method,
     start + timeoutMs,
     timeoutMs,
+    policy,
   );
   call.deadlineSource = source;
   if (cfg.hashKey !== undefined) {
@@ -179,7 +183,7 @@ export function firstAttemptSettled<Req, Res>(
     callFailed(call, e);
     return;
   }
-  if (call.cls === 'retryable' && !call.stop && call.svc.config.retry.maxAttempts > 1) {
+  if (call.cls === 'retryable' && !call.stop && call.policy.maxAttempts > 1) {
     retryRest(call).then(
       () => callSucceeded(call),
       (e: unknown) => callFailed(call, e),
@@ -284,7 +288,7 @@ async function runCallAsync<Req, Res>(
         first = clock.now();
       }
       await runAttempt(call, first);
-      if (call.cls === 'retryable' && !call.stop && svc.config.retry.maxAttempts > 1) await retryRest(call);
+      if (call.cls === 'retryable' && !call.stop && call.policy.maxAttempts > 1) await retryRest(call);
       res = finish(call);
     } catch (err) {
       countFailure(call, err);
@@ -312,7 +316,7 @@ async function retryRest<Req, Res>(call: Call<Req, Res>): Promise<void> {
   if (!(await retryGate(call))) return;
   try {
     await pRetry(() => retryAttempt(call), {
-      retries: call.svc.config.retry.maxAttempts - 2,
+      retries: call.policy.maxAttempts - 2,
       minTimeout: 0,
       maxTimeout: 0,
       factor: 1,
@@ -359,7 +363,17 @@ async function queueWait<Req, Res>(call: Call<Req, Res>): Promise<void> {
   const ac = new AbortController();
   call.wake = (reason) => ac.abort(reason);
   const timer = setTimeout(
-    () => ac.abort(new DeadlineExceededError(svc.name, call.timeoutMs, 0, undefined, call.deadlineSource)),
+    () =>
+      ac.abort(
+        new DeadlineExceededError(
+          svc.name,
+          call.timeoutMs,
+          0,
+          undefined,
+          call.deadlineSource,
+          call.policy.requestMsPath,
+        ),
+      ),
     Math.max(0, call.deadline - svc.deps.clock.now()),
   );
   try {

@@ -37,6 +37,7 @@ import type {
   EndpointConfig,
   HeaderMatch,
   MeshConfig,
+  MethodPolicyConfig,
   OutlierDetectionConfig,
   RetryConfig,
   RouteConfig,
@@ -429,6 +430,54 @@ export const RouteSchema = Type.Object(
 // ---------------------------------------------------------------------------
 // Service and mesh
 
+/**
+ * A gRPC method key: `package.Service/Method` or `package.Service/*` (every method of the
+ * service); the package may be absent (`Service/Method`) for a .proto without one.
+ */
+export const METHOD_KEY_PATTERN =
+  '^(?:[A-Za-z_][A-Za-z0-9_]*\\.)*[A-Za-z_][A-Za-z0-9_]*/(?:[A-Za-z_][A-Za-z0-9_]*|\\*)$';
+
+export const MethodPolicySchema = Type.Object(
+  {
+    retry: Type.Optional(
+      Type.Object(
+        {
+          maxAttempts: RetrySchema.properties.maxAttempts,
+          backoff: RetrySchema.properties.backoff,
+          retryOn: Type.Optional(
+            list(
+              Type.Enum([...GRPC_RETRY_ON_CODES], { 'x-deferred': true }),
+              'an array of gRPC status names (e.g. ["UNAVAILABLE", "RESOURCE_EXHAUSTED"])',
+              "gRPC status names retried for this method. Default: the service's retry.retryOn (its gRPC names), else UNAVAILABLE.",
+            ),
+          ),
+        },
+        { ...closed, description: "This method's retries; each field overrides the service's retry." },
+      ),
+    ),
+    timeout: Type.Optional(
+      Type.Object(
+        {
+          requestMs: TimeoutSchema.properties.requestMs,
+          perTryMs: TimeoutSchema.properties.perTryMs,
+        },
+        { ...closed, description: "This method's deadlines; each field overrides the service's timeout." },
+      ),
+    ),
+  },
+  { ...closed, 'x-expected': 'an object { retry?, timeout? }', description: 'Policies of one gRPC method.' },
+);
+
+export const MethodsSchema = Type.Record(Type.String({ pattern: METHOD_KEY_PATTERN }), MethodPolicySchema, {
+  ...closed,
+  'x-key': 'method',
+  'x-expected':
+    'an object mapping gRPC methods ("package.Service/Method" or "package.Service/*") to { retry?, timeout? }',
+  description:
+    'gRPC services only: per-method retry and timeout overrides, keyed "package.Service/Method" or "package.Service/*". ' +
+    'A call uses its exact method, else its service\'s "/*" entry, else the service\'s own policies.',
+});
+
 export const ServiceConfigSchema = Type.Object(
   {
     endpoints: Type.Optional(
@@ -464,11 +513,25 @@ export const ServiceConfigSchema = Type.Object(
       ),
     ),
     protocol: Type.Optional(
-      Type.Enum([...SERVICE_PROTOCOLS], {
-        description:
-          'What the service speaks: decides which retry.retryOn tokens are valid, and a mesh refuses calls of the other protocol to it. Default "http".',
-        default: DEFAULTS.protocol,
-      }),
+      Type.Union(
+        [
+          Type.Enum([...SERVICE_PROTOCOLS]),
+          Type.Array(Type.Enum([...SERVICE_PROTOCOLS]), {
+            minItems: 1,
+            maxItems: SERVICE_PROTOCOLS.length,
+            uniqueItems: true,
+            'x-expected': `a non-empty list of protocols without repeats, such as ["http", "grpc"]`,
+            'x-check': 'protocols',
+          }),
+        ],
+        {
+          description:
+            'What the service speaks: "http", "grpc", or both as ["http", "grpc"] (e.g. REST and gRPC on one port set). ' +
+            'Decides which retry.retryOn tokens are valid, and a mesh refuses calls of a protocol the service does not speak. Default "http".',
+          default: DEFAULTS.protocol,
+          'x-expected': '"http", "grpc", or a list of them such as ["http", "grpc"]',
+        },
+      ),
     ),
     ewmaDecayMs: Type.Optional(duration(1, 'Peak-EWMA decay for p2c-ewma, ms. Default 10 000.', DEFAULTS.ewmaDecayMs)),
     retry: Type.Optional(RetrySchema),
@@ -481,6 +544,7 @@ export const ServiceConfigSchema = Type.Object(
       }),
     ),
     dns: Type.Optional(DnsSchema),
+    methods: Type.Optional(MethodsSchema),
   },
   {
     ...closed,
@@ -525,6 +589,7 @@ export type SchemaTypesMatch = [
   Assert<Equal<OutlierDetectionConfig, Static<typeof OutlierDetectionSchema>>>,
   Assert<Equal<RouteConfig, Static<typeof RouteSchema>>>,
   Assert<Equal<HeaderMatch, Static<typeof HeaderMatchSchema>>>,
+  Assert<Equal<MethodPolicyConfig, Static<typeof MethodPolicySchema>>>,
 ];
 
 // ---------------------------------------------------------------------------

@@ -32,10 +32,11 @@ export interface ServiceConfig {
   /** Endpoints of this service. Default `[]` (a service that only routes elsewhere, or uses `dns`). */
   endpoints?: EndpointConfig[];
   /**
-   * What the service speaks: decides which `retry.retryOn` tokens are valid, and a mesh refuses
-   * calls of the other protocol to it. Default `'http'`.
+   * What the service speaks: `'http'`, `'grpc'`, or both as `['http', 'grpc']` (e.g. REST and gRPC
+   * on one port set; non-empty, no repeats). Decides which `retry.retryOn` tokens are valid, and a
+   * mesh refuses calls of a protocol the service does not speak. Default `'http'`.
    */
-  protocol?: ServiceProtocol;
+  protocol?: ServiceProtocol | ServiceProtocol[];
   /** Default `'p2c-ewma'`. */
   loadBalancer?: LoadBalancerName;
   /** Request key hashed by `ring-hash`: one header's value, or the request path. */
@@ -49,6 +50,30 @@ export interface ServiceConfig {
   routes?: RouteConfig[];
   /** Endpoints from DNS, re-resolved on an interval, instead of `endpoints` (not both). */
   dns?: DnsConfig;
+  /**
+   * gRPC services only: per-method overrides, keyed `package.Service/Method` or
+   * `package.Service/*`. A call uses its exact method's entry, else its service's `/*` entry,
+   * else the service's own `retry` and `timeout`; each field given overrides the service's.
+   */
+  methods?: Record<string, MethodPolicyConfig>;
+}
+
+/** One gRPC method's (or a gRPC service's `/*`) overrides of the service's policies. */
+export interface MethodPolicyConfig {
+  retry?: {
+    /** Attempts including the first, 1 to 10. Default: the service's. */
+    maxAttempts?: number;
+    /** Default: the service's. */
+    backoff?: { baseMs?: number; maxMs?: number };
+    /** gRPC status names retried. Default: the service's `retry.retryOn` (its gRPC names), else `UNAVAILABLE`. */
+    retryOn?: string[];
+  };
+  timeout?: {
+    /** Deadline of the whole call, ms. Default: the service's. */
+    requestMs?: number;
+    /** Timeout of one attempt, ms, at most requestMs. Default: the service's. */
+    perTryMs?: number;
+  };
 }
 
 /**
@@ -206,9 +231,31 @@ export interface ResolvedDnsConfig {
   refreshMs: number;
 }
 
+/**
+ * The policies one call runs under: the service's own, or a gRPC method's (`methods`) with the
+ * service's filled in where the method sets nothing. Resolved once per config.
+ */
+export interface ResolvedCallPolicy {
+  /** The `methods` key this policy comes from; undefined for the service's own. */
+  key: string | undefined;
+  maxAttempts: number;
+  backoff: { baseMs: number; maxMs: number };
+  /** undefined: the protocol's default. */
+  retryOn: string[] | undefined;
+  nonIdempotent: boolean;
+  requestMs: number;
+  perTryMs: number | undefined;
+  /** Config path of `requestMs` and of `perTryMs`, for error messages (e.g. `services.rg.timeout.requestMs`). */
+  requestMsPath: string;
+  perTryMsPath: string;
+}
+
 export interface ResolvedServiceConfig {
   name: string;
-  protocol: ServiceProtocol;
+  /** As written: one protocol, or the list. Prefer `protocols`. */
+  protocol: ServiceProtocol | readonly ServiceProtocol[];
+  /** The protocols the service speaks (non-empty, no repeats). */
+  protocols: readonly ServiceProtocol[];
   /** `[]` when `dns` is set: the DNS watcher supplies the endpoints. */
   endpoints: ResolvedEndpoint[];
   /** DNS discovery, or undefined for a service with static endpoints. */
@@ -246,6 +293,13 @@ export interface ResolvedServiceConfig {
       false | { minimumHosts: number; requestVolume: number; stdevFactor: number; enforcementPercent: number };
   };
   routes: ResolvedRoute[];
+  /** The service's own call policy (`retry` and `timeout` as one call reads them). */
+  policy: ResolvedCallPolicy;
+  /**
+   * Per-method policies (`methods`), keyed as written (`package.Service/Method`,
+   * `package.Service/*`), each complete; undefined when the service has none.
+   */
+  methods: ReadonlyMap<string, ResolvedCallPolicy> | undefined;
 }
 
 export interface ResolvedMeshConfig {

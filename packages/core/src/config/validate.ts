@@ -27,9 +27,16 @@ import { parseAddress } from './address.js';
 import { DEFAULTS, type DnsRecordType } from './defaults.js';
 import { INVALID, type Issue, type Obj, join, readObject, ROOT, show, throwIfIssues } from './read.js';
 import { regexRisk } from './regex-safety.js';
-import { retryOnProblem, type ServiceProtocol } from './retry-on.js';
-import { HTTP_TOKEN_PATTERN, MeshConfigSchema, SERVICE_NAME_SHAPE, ServiceConfigSchema } from './schema.js';
+import { methodRetryOnScope, retryOnProblem, serviceRetryOnScope, type ServiceProtocol } from './retry-on.js';
+import {
+  HTTP_TOKEN_PATTERN,
+  MeshConfigSchema,
+  METHOD_KEY_PATTERN,
+  SERVICE_NAME_SHAPE,
+  ServiceConfigSchema,
+} from './schema.js';
 import type {
+  ResolvedCallPolicy,
   ResolvedDnsConfig,
   ResolvedEndpoint,
   ResolvedHeaderMatch,
@@ -187,21 +194,40 @@ const checks: Record<string, Check> = {
       });
     }
     // retryOn tokens depend on the protocol: checked here, once both are known.
+    const protocols = protocolsOf(s.protocol);
     const retry = s.retry;
     if (valid(retry) && valid((retry as Obj).retryOn)) {
-      const protocol = s.protocol === INVALID ? undefined : ((s.protocol ?? DEFAULTS.protocol) as ServiceProtocol);
-      const tokens = (retry as Obj).retryOn as unknown[];
-      const retryOnPath = join(join(path, 'retry'), 'retryOn');
-      const out = new Set<string>(); // duplicates are harmless; drop them
-      for (let i = 0; i < tokens.length; i++) {
-        const token = tokens[i];
-        const problem = retryOnProblem(token, protocol, ctx.service, show(token));
-        if (problem === undefined) out.add(token as string);
-        else issues.push({ path: `${retryOnPath}[${i}]`, message: problem });
-      }
-      (retry as Obj).retryOn = [...out];
+      const scope = serviceRetryOnScope(ctx.service, protocols);
+      (retry as Obj).retryOn = checkRetryOn(
+        ctx,
+        (retry as Obj).retryOn as unknown[],
+        join(join(path, 'retry'), 'retryOn'),
+        scope,
+      );
     }
+    if (valid(s.methods)) checkMethods(ctx, s, protocols, join(path, 'methods'));
     return s;
+  },
+
+  protocols(items: unknown[], path, ctx) {
+    const first = new Map<unknown, number>();
+    let ok = true;
+    for (let i = 0; i < items.length; i++) {
+      const p = items[i];
+      if (p === INVALID) {
+        ok = false;
+        continue;
+      }
+      const at = first.get(p);
+      if (at !== undefined) {
+        ctx.issues.push({
+          path: `${path}[${i}]`,
+          message: `duplicate protocol ${show(p)} (already ${path}[${at}]); list each protocol once`,
+        });
+        ok = false;
+      } else first.set(p, i);
+    }
+    return ok ? items : INVALID;
   },
 
   endpoints(items: unknown[], path, ctx): ResolvedEndpoint[] {
@@ -439,6 +465,89 @@ const checks: Record<string, Check> = {
   },
 };
 
+/** The protocols a checked `protocol` value names; undefined when it is invalid. */
+function protocolsOf(value: unknown): readonly ServiceProtocol[] | undefined {
+  if (value === undefined) return [DEFAULTS.protocol];
+  if (value === INVALID) return undefined;
+  if (typeof value === 'string') return [value as ServiceProtocol];
+  return value as ServiceProtocol[];
+}
+
+/** Checks a `retryOn` list against its scope; returns the valid tokens without repeats. */
+function checkRetryOn(
+  ctx: WalkContext,
+  tokens: unknown[],
+  path: string,
+  scope: ReturnType<typeof serviceRetryOnScope>,
+): string[] {
+  const out = new Set<string>(); // duplicates are harmless; drop them
+  for (let i = 0; i < tokens.length; i++) {
+    const token = tokens[i];
+    const problem = retryOnProblem(token, scope, show(token));
+    if (problem === undefined) out.add(token as string);
+    else ctx.issues.push({ path: `${path}[${i}]`, message: problem });
+  }
+  return [...out];
+}
+
+/**
+ * `methods`: only for a service that speaks gRPC; each entry's retryOn holds gRPC names only,
+ * its perTryMs fits its requestMs and its backoff's maxMs its baseMs (the service's filling in
+ * whatever the entry leaves out).
+ */
+function checkMethods(ctx: WalkContext, s: Obj, protocols: readonly ServiceProtocol[] | undefined, path: string): void {
+  const { issues } = ctx;
+  if (protocols !== undefined && !protocols.includes('grpc')) {
+    const shown = protocols.length === 1 ? `"${protocols[0]}"` : `[${protocols.map((p) => `"${p}"`).join(', ')}]`;
+    issues.push({
+      path,
+      message:
+        `methods apply to gRPC calls only, but service "${ctx.service}" has protocol ${shown}; ` +
+        'set protocol: "grpc" (or ["http", "grpc"] if it speaks both), or remove methods',
+    });
+    return;
+  }
+  const retry = section(s, 'retry');
+  const timeout = section(s, 'timeout');
+  const serviceRequestMs = get(timeout, 'requestMs', DEFAULTS.timeout.requestMs);
+  const serviceBackoff = resolveBackoff(section(retry, 'backoff'), DEFAULTS.retry.backoff);
+  const methods = s.methods as Obj;
+  for (const key of Object.keys(methods)) {
+    const m = methods[key];
+    if (!valid(m)) continue;
+    const methodPath = join(path, key);
+    const mr = section(m as Obj, 'retry');
+    if (valid(mr.retryOn)) {
+      mr.retryOn = checkRetryOn(
+        ctx,
+        mr.retryOn as unknown[],
+        join(join(methodPath, 'retry'), 'retryOn'),
+        methodRetryOnScope(ctx.service, key),
+      );
+    }
+    const mb = section(mr, 'backoff');
+    if (mb !== EMPTY && typeof mb.maxMs === 'number' && mb.baseMs === undefined && mb.maxMs < serviceBackoff.baseMs) {
+      issues.push({
+        path: join(join(join(methodPath, 'retry'), 'backoff'), 'maxMs'),
+        message: `expected an integer >= baseMs (${serviceBackoff.baseMs}, the service's), got ${show(mb.maxMs)}`,
+      });
+      mb.maxMs = INVALID;
+    }
+    const mt = section(m as Obj, 'timeout');
+    if (typeof mt.perTryMs === 'number') {
+      const own = typeof mt.requestMs === 'number';
+      const requestMs = own ? (mt.requestMs as number) : serviceRequestMs;
+      if (typeof requestMs === 'number' && mt.perTryMs > requestMs) {
+        issues.push({
+          path: join(join(methodPath, 'timeout'), 'perTryMs'),
+          message: `expected an integer from 1 to requestMs (${requestMs}${own ? '' : ", the service's"}), got ${show(mt.perTryMs)}`,
+        });
+        mt.perTryMs = INVALID;
+      }
+    }
+  }
+}
+
 const EMPTY: Obj = Object.freeze(Object.create(null) as Obj);
 
 /** `max >= base` for a pair of durations of `obj`; with the base over the default max, max's default follows. */
@@ -454,7 +563,24 @@ function checkAtLeast(ctx: WalkContext, obj: Obj, path: string, baseKey: string,
   }
 }
 
+const METHOD_KEY = new RegExp(METHOD_KEY_PATTERN);
+
 const keyChecks: Record<string, KeyCheck> = {
+  method(key, path, ctx) {
+    if (METHOD_KEY.test(key)) return true;
+    const bare = key.startsWith('/') ? key.slice(1) : undefined;
+    const hint =
+      bare !== undefined && METHOD_KEY.test(bare)
+        ? `; write it without the leading "/": ${show(bare)}`
+        : key.includes('/') && key.slice(key.indexOf('/') + 1).includes('*') && !key.endsWith('/*')
+          ? '; a wildcard stands for a whole method name: "package.Service/*"'
+          : '';
+    ctx.issues.push({
+      path,
+      message: `expected a gRPC method "package.Service/Method" or "package.Service/*", got ${show(key)}${hint}`,
+    });
+    return false;
+  },
   header(key, path, ctx, seen) {
     if (!HTTP_TOKEN.test(key)) {
       ctx.issues.push({ path, message: `expected a header name, got ${show(key)}` });
@@ -541,10 +667,25 @@ function resolveService(name: string, checked: unknown): ResolvedServiceConfig {
   const endpoints = dns === undefined ? get(s, 'endpoints', [] as ResolvedEndpoint[]) : [];
   const baseEjectionMs = get(od, 'baseEjectionMs', d.outlierDetection.baseEjectionMs);
   const retryOn = get<string[] | undefined>(retry, 'retryOn', undefined);
+  const protocolInput = get<ServiceProtocol | ServiceProtocol[]>(s, 'protocol', d.protocol);
+  const protocols: ServiceProtocol[] = typeof protocolInput === 'string' ? [protocolInput] : [...protocolInput];
+  const servicePath = join('services', name);
+  const own: ResolvedCallPolicy = {
+    key: undefined,
+    maxAttempts: get(retry, 'maxAttempts', d.retry.maxAttempts),
+    backoff: resolveBackoff(rb, d.retry.backoff),
+    retryOn: retryOn === undefined ? undefined : [...retryOn],
+    nonIdempotent: get(retry, 'nonIdempotent', d.retry.nonIdempotent),
+    requestMs: get(timeout, 'requestMs', d.timeout.requestMs),
+    perTryMs: get<number | undefined>(timeout, 'perTryMs', undefined),
+    requestMsPath: join(join(servicePath, 'timeout'), 'requestMs'),
+    perTryMsPath: join(join(servicePath, 'timeout'), 'perTryMs'),
+  };
 
   return {
     name,
-    protocol: get(s, 'protocol', d.protocol),
+    protocol: typeof protocolInput === 'string' ? protocolInput : [...protocols],
+    protocols,
     endpoints,
     dns,
     loadBalancer: get(s, 'loadBalancer', d.loadBalancer),
@@ -586,7 +727,38 @@ function resolveService(name: string, checked: unknown): ResolvedServiceConfig {
       successRate,
     },
     routes: get(s, 'routes', [] as ResolvedRoute[]),
+    policy: own,
+    methods: resolveMethods(s, own, join(servicePath, 'methods')),
   };
+}
+
+/** Each `methods` entry as a complete policy: the entry's fields over the service's own. */
+function resolveMethods(s: Obj, own: ResolvedCallPolicy, path: string): Map<string, ResolvedCallPolicy> | undefined {
+  const methods = s.methods;
+  if (!valid(methods)) return undefined;
+  const out = new Map<string, ResolvedCallPolicy>();
+  for (const key of Object.keys(methods as Obj)) {
+    const m = (methods as Obj)[key];
+    if (!valid(m)) continue;
+    const r = section(m as Obj, 'retry');
+    const t = section(m as Obj, 'timeout');
+    const retryOn = get<string[] | undefined>(r, 'retryOn', undefined);
+    const at = join(path, key);
+    const requestMs = get<number | undefined>(t, 'requestMs', undefined);
+    const perTryMs = get<number | undefined>(t, 'perTryMs', undefined);
+    out.set(key, {
+      key,
+      maxAttempts: get(r, 'maxAttempts', own.maxAttempts),
+      backoff: resolveBackoff(section(r, 'backoff'), own.backoff),
+      retryOn: retryOn === undefined ? (own.retryOn === undefined ? undefined : [...own.retryOn]) : [...retryOn],
+      nonIdempotent: own.nonIdempotent,
+      requestMs: requestMs ?? own.requestMs,
+      perTryMs: perTryMs ?? own.perTryMs,
+      requestMsPath: requestMs === undefined ? own.requestMsPath : join(join(at, 'timeout'), 'requestMs'),
+      perTryMsPath: perTryMs === undefined ? own.perTryMsPath : join(join(at, 'timeout'), 'perTryMs'),
+    });
+  }
+  return out.size === 0 ? undefined : out;
 }
 
 // Sorting the known names once per set, not once per bad backend, keeps a config full of bad

@@ -25,7 +25,7 @@ describe('service protocol', () => {
     assertIssue(
       () => validateMeshConfig(service({ protocol: 'gprc' })),
       'services.users.protocol',
-      'expected one of "http", "grpc", got "gprc" (did you mean "grpc"?)',
+      'expected "http", "grpc", or a list of them such as ["http", "grpc"], got "gprc" (did you mean "grpc"?)',
     );
     configError(() => validateMeshConfig(service({ protocol: 'HTTP/2' })));
   });
@@ -42,7 +42,7 @@ describe('service protocol', () => {
       () => validateMeshConfig(service({ retry: { retryOn: ['reset', 'UNAVAILABLE'] } })),
       'services.users.retry.retryOn[1]',
       `"UNAVAILABLE" is a gRPC status, but service "users" has protocol "http"; expected ${HTTP_LIST}, ` +
-        'or set protocol: "grpc" if the service speaks gRPC',
+        'or set protocol: "grpc" if the service speaks gRPC (or protocol: ["http", "grpc"] if it speaks both)',
     );
   });
 
@@ -52,7 +52,7 @@ describe('service protocol', () => {
         () => validateMeshConfig(service({ protocol: 'grpc', retry: { retryOn: [token] } })),
         'services.users.retry.retryOn[0]',
         `"${token}" is an HTTP retry condition, but service "users" has protocol "grpc"; expected ${GRPC_LIST}, ` +
-          'or set protocol: "http" if the service speaks HTTP',
+          'or set protocol: "http" if the service speaks HTTP (or protocol: ["http", "grpc"] if it speaks both)',
       );
     }
   });
@@ -83,6 +83,69 @@ describe('service protocol', () => {
     assert.deepEqual(
       err.issues.map((i) => i.path),
       ['services.users.protocol', 'services.users.retry.retryOn[2]'],
+    );
+  });
+});
+
+describe('a service speaking both protocols', () => {
+  it('resolves the list, and keeps the single form as written', () => {
+    const both = validateMeshConfig(service({ protocol: ['http', 'grpc'] })).services.get('users')!;
+    assert.deepEqual(both.protocols, ['http', 'grpc']);
+    assert.deepEqual(both.protocol, ['http', 'grpc']);
+    const one = validateMeshConfig(service({ protocol: ['grpc'] })).services.get('users')!;
+    assert.deepEqual(one.protocols, ['grpc']);
+    assert.deepEqual(validateMeshConfig(service({})).services.get('users')!.protocols, ['http']);
+  });
+
+  it('accepts tokens of either protocol in retry.retryOn', () => {
+    const both = validateMeshConfig(
+      service({
+        protocol: ['grpc', 'http'],
+        retry: { retryOn: ['reset', 'UNAVAILABLE', '503', 'RESOURCE_EXHAUSTED'] },
+      }),
+    ).services.get('users')!;
+    assert.deepEqual(both.retry.retryOn, ['reset', 'UNAVAILABLE', '503', 'RESOURCE_EXHAUSTED']);
+  });
+
+  it('refuses a token of neither, listing both vocabularies and suggesting from both', () => {
+    assertIssue(
+      () => validateMeshConfig(service({ protocol: ['http', 'grpc'], retry: { retryOn: ['reset', 'UNAVAILBLE'] } })),
+      'services.users.retry.retryOn[1]',
+      `expected ${HTTP_LIST} (HTTP), or ${GRPC_LIST} (gRPC) (service "users" has protocol ["http", "grpc"]), ` +
+        'got "UNAVAILBLE" (did you mean "UNAVAILABLE"?)',
+    );
+  });
+
+  it('refuses an empty list, a repeated protocol and an unknown one, naming the item', () => {
+    assertIssue(
+      () => validateMeshConfig(service({ protocol: [] })),
+      'services.users.protocol',
+      'expected a non-empty list of protocols without repeats, such as ["http", "grpc"], got an empty array',
+    );
+    assertIssue(
+      () => validateMeshConfig(service({ protocol: ['grpc', 'grpc'] })),
+      'services.users.protocol[1]',
+      'duplicate protocol "grpc" (already services.users.protocol[0]); list each protocol once',
+    );
+    assertIssue(
+      () => validateMeshConfig(service({ protocol: ['http', 'gprc'] })),
+      'services.users.protocol[1]',
+      'expected one of "http", "grpc", got "gprc" (did you mean "grpc"?)',
+    );
+    assertIssue(
+      () => validateMeshConfig(service({ protocol: 7 })),
+      'services.users.protocol',
+      'expected "http", "grpc", or a list of them such as ["http", "grpc"], got 7',
+    );
+  });
+
+  it('with an invalid list, checks retryOn against both vocabularies without a second issue', () => {
+    const err = configError(() =>
+      validateMeshConfig(service({ protocol: ['http', 'http'], retry: { retryOn: ['UNAVAILABLE', '5xx'] } })),
+    );
+    assert.deepEqual(
+      err.issues.map((i) => i.path),
+      ['services.users.protocol[1]'],
     );
   });
 });

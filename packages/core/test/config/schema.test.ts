@@ -46,7 +46,24 @@ describe('published JSON Schema', () => {
     const p = service.properties;
     assert.deepEqual(p.loadBalancer.enum, ['p2c-ewma', 'least-request', 'round-robin', 'random', 'ring-hash']);
     assert.equal(p.loadBalancer.default, 'p2c-ewma');
-    assert.deepEqual(p.protocol.enum, ['http', 'grpc']);
+    assert.deepEqual(p.protocol.anyOf[0].enum, ['http', 'grpc']);
+    assert.deepEqual(
+      { ...p.protocol.anyOf[1], description: undefined },
+      {
+        type: 'array',
+        items: { enum: ['http', 'grpc'] },
+        minItems: 1,
+        maxItems: 2,
+        uniqueItems: true,
+        description: undefined,
+      },
+    );
+    assert.equal(p.methods.additionalProperties, false);
+    assert.equal(Object.keys(p.methods.patternProperties).length, 1);
+    const method = Object.values(p.methods.patternProperties)[0] as any;
+    assert.equal(method.additionalProperties, false);
+    assert.deepEqual(Object.keys(method.properties.retry.properties), ['maxAttempts', 'backoff', 'retryOn']);
+    assert.deepEqual(Object.keys(method.properties.timeout.properties), ['requestMs', 'perTryMs']);
     assert.equal(p.retry.additionalProperties, false);
     assert.deepEqual(
       { ...p.retry.properties.maxAttempts, description: undefined },
@@ -79,8 +96,9 @@ describe('published JSON Schema', () => {
       }
     };
     visit(file, '');
-    // ewmaDecayMs, retry backoff x2 + ttlMs, timeout x2, breaker windowMs + backoff x2, outlier x3, dns refreshMs
-    assert.equal(found.length, 13, found.join('\n'));
+    // ewmaDecayMs, retry backoff x2 + ttlMs, timeout x2, breaker windowMs + backoff x2, outlier x3, dns refreshMs,
+    // methods' retry backoff x2 and timeout x2
+    assert.equal(found.length, 17, found.join('\n'));
   });
 
   it('agrees with the validator on service names', () => {
@@ -136,6 +154,14 @@ describe('published JSON Schema', () => {
       { services: { users: { dns: { name: 'u.internal', type: 'SRV', port: 80 } } } },
       { services: { users: { endpoints: [], dns: { name: 'u.internal', type: 'A', port: 80 } } } },
       { services: { users: { circuitBreaker: { backoff: { maxMs: MAX_DURATION_MS } } } } },
+      { services: { users: { protocol: [] } } },
+      { services: { users: { protocol: ['grpc', 'grpc'] } } },
+      { services: { users: { protocol: ['http', 'smtp'] } } },
+      { services: { users: { protocol: 'grpc', methods: { '/a.B/C': {} } } } },
+      { services: { users: { protocol: 'grpc', methods: { 'a.B/C*': {} } } } },
+      { services: { users: { protocol: 'grpc', methods: { 'a.B/C': { retry: { retryOn: ['reset'] } } } } } },
+      { services: { users: { protocol: 'grpc', methods: { 'a.B/C': { retry: { budget: {} } } } } } },
+      { services: { users: { protocol: 'grpc', methods: { 'a.B/C': { timeout: { requestMs: 0 } } } } } },
     ];
     for (const input of bad) {
       assert.equal(jsonSchema.Check(input), false, JSON.stringify(input));
@@ -166,7 +192,12 @@ describe('published JSON Schema', () => {
           protocol: 'grpc',
           dns: { name: '_grpc._tcp.orders', type: 'SRV' },
           retry: { retryOn: ['UNAVAILABLE'] },
+          methods: {
+            'shop.Orders/Get': { retry: { maxAttempts: 5, retryOn: ['UNAVAILABLE', 'RESOURCE_EXHAUSTED'] } },
+            'shop.Orders/*': { timeout: { requestMs: 500, perTryMs: 100 }, retry: { backoff: { baseMs: 5 } } },
+          },
         },
+        both: { protocol: ['http', 'grpc'], retry: { retryOn: ['reset', 'UNAVAILABLE'] } },
       },
     };
     assert.ok(accepted(config));
@@ -209,7 +240,25 @@ describe('published JSON Schema', () => {
         ),
         loadBalancer: fc.constantFrom<unknown>('p2c-ewma', 'ring-hash', 'x'),
         hashKey: fc.constantFrom<unknown>({ header: 'x-a' }, { path: true }, { path: false }, {}),
-        protocol: fc.constantFrom<unknown>('http', 'grpc', 'smtp'),
+        protocol: fc.constantFrom<unknown>('http', 'grpc', 'smtp', ['http', 'grpc'], ['grpc'], [], ['http', 'http']),
+        methods: fc.dictionary(
+          fc.constantFrom('a.B/C', 'a.B/*', 'B/C', '/a.B/C', 'a.B', 'x'),
+          fc.record(
+            {
+              retry: fc.record(
+                {
+                  maxAttempts: leaf,
+                  backoff: fc.record({ baseMs: leaf, maxMs: leaf }, { requiredKeys: [] }),
+                  retryOn: fc.array(fc.constantFrom<unknown>('UNAVAILABLE', 'reset', 'OK', 'x')),
+                },
+                { requiredKeys: [] },
+              ),
+              timeout: fc.record({ requestMs: leaf, perTryMs: leaf }, { requiredKeys: [] }),
+            },
+            { requiredKeys: [] },
+          ),
+          { maxKeys: 3 },
+        ),
         ewmaDecayMs: leaf,
         retry,
         timeout: fc.record({ requestMs: leaf, perTryMs: leaf }, { requiredKeys: [] }),

@@ -30,6 +30,7 @@ describe('validateMeshConfig defaults', () => {
     assert.deepStrictEqual(resolved.services.get('users'), {
       name: 'users',
       protocol: 'http',
+      protocols: ['http'],
       endpoints: [],
       dns: undefined,
       loadBalancer: 'p2c-ewma',
@@ -63,6 +64,18 @@ describe('validateMeshConfig defaults', () => {
         successRate: { minimumHosts: 5, requestVolume: 100, stdevFactor: 1_900, enforcementPercent: 100 },
       },
       routes: [],
+      policy: {
+        key: undefined,
+        maxAttempts: 3,
+        backoff: { baseMs: 25, maxMs: 250 },
+        retryOn: undefined,
+        nonIdempotent: false,
+        requestMs: 15_000,
+        perTryMs: undefined,
+        requestMsPath: 'services.users.timeout.requestMs',
+        perTryMsPath: 'services.users.timeout.perTryMs',
+      },
+      methods: undefined,
     });
   });
 
@@ -919,6 +932,7 @@ describe('validateMeshConfig accepts a full config', () => {
         },
       ],
       protocol: 'http',
+      protocols: ['http'],
       dns: undefined,
       loadBalancer: 'ring-hash',
       hashKey: { header: 'x-user-id' },
@@ -951,6 +965,18 @@ describe('validateMeshConfig accepts a full config', () => {
         successRate: { minimumHosts: 1, requestVolume: 1, stdevFactor: 0, enforcementPercent: 0 },
       },
       routes: [],
+      policy: {
+        key: undefined,
+        maxAttempts: 5,
+        backoff: { baseMs: 0, maxMs: 1000 },
+        retryOn: ['connect-failure', 'reset', 'timeout', 'gateway-error', '5xx', '429'],
+        nonIdempotent: true,
+        requestMs: 3_600_000,
+        perTryMs: 3_600_000,
+        requestMsPath: 'services.users.timeout.requestMs',
+        perTryMsPath: 'services.users.timeout.perTryMs',
+      },
+      methods: undefined,
     });
 
     const v2 = resolved.services.get('users.v2')!;
