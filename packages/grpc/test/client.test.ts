@@ -5,6 +5,7 @@
 //   grpc-timeout, response headers and trailers passed back;
 // - grpc-js options spread next to meshGrpcOptions reach the endpoint channels; the caller's own
 //   client interceptors still run; waitForReady works; a target that is not meshlet: is a plain channel;
+//   nothing is registered with grpc-js (a client without the options cannot use meshlet:///);
 // - the replay buffer: a call whose request bytes pass 256 KiB is not retried; one below is, intact;
 // - mesh.close(): later calls fail with UNAVAILABLE / MESHLET_ERR_CLOSED, an open stream is cut;
 // - telemetry: one rpc.client.call.duration point per call (not per attempt) with the
@@ -150,6 +151,18 @@ describe('meshGrpcOptions: a grpc-js client on meshlet:///', () => {
     }
     assert.equal(s.count, 3);
     assert.deepEqual(m.stats().services, {});
+  });
+
+  it('nothing is registered with grpc-js: a client without meshGrpcOptions cannot resolve meshlet:///', async () => {
+    const s = await servers.start('unregistered');
+    const m = mesh({ services: { echo: { protocol: 'grpc', endpoints: [s.address] } } });
+    const meshed = client(m, 'meshlet:///echo');
+    assert.ok((await unary(meshed, { payload: 'through the mesh' })).ok);
+    const plain = newEchoClient('meshlet:///echo');
+    clients.push(plain);
+    const o = await unary(plain, { payload: 'plain' }, { deadline: Date.now() + 3000 });
+    assert.ok(!o.ok, 'a plain grpc-js client reached the mesh’s endpoint');
+    assert.equal(s.count, 1);
   });
 
   it('request bytes past 256 KiB make a call not replayable; below it, the retry resends every byte', async () => {
