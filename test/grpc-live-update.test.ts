@@ -79,7 +79,7 @@ describe('gRPC live endpoint updates under load', () => {
       updatedAt = performance.now();
       // The old servers finish what they have in flight, then go away.
       await Promise.all(old.map((s) => s.close({ graceful: true })));
-      await sleep(500);
+      await waitFor('200 calls started after the update', () => load.startedAfter(updatedAt).length >= 200, 10_000, 5);
     } finally {
       await load.stop();
     }
@@ -91,7 +91,6 @@ describe('gRPC live endpoint updates under load', () => {
       `${failed.length} of ${load.samples.length} calls failed: ${describeFailed(failed)}`,
     );
     const afterUpdate = load.startedAfter(updatedAt);
-    assert.ok(afterUpdate.length >= 100, `only ${afterUpdate.length} calls started after the update`);
     const strays = afterUpdate.filter((s) => !servedBy(s.outcome).startsWith('new-'));
     assert.equal(
       strays.length,
