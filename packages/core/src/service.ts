@@ -137,9 +137,13 @@ export class Service {
     const cb = next.circuitBreaker;
     if (!this.limiter) this.limiter = new ConcurrencyLimiter(cb.maxRequests, cb.maxPending);
     else this.limiter.setLimits(cb.maxRequests, cb.maxPending);
-    // Calls in flight keep the policy they started with.
-    this.policy = new CallPolicy(next.policy);
-    this.methods = next.methods === undefined ? undefined : new MethodPolicies(next.methods, this.policy);
+    // Kept while unchanged (an endpoint update keeps the compiled classifiers and remembered
+    // methods); calls in flight keep the policy they started with either way.
+    const ownChanged = !prev || !same(prev.policy, next.policy);
+    if (ownChanged) this.policy = new CallPolicy(next.policy);
+    if (ownChanged || !sameMethods(prev.methods, next.methods)) {
+      this.methods = next.methods === undefined ? undefined : new MethodPolicies(next.methods, this.policy);
+    }
 
     const breakersChanged = !prev || !same(breakerPart(prev), breakerPart(next));
     if (breakersChanged) {
@@ -431,6 +435,13 @@ function round(ms: number): number {
 function breakerPart(c: ResolvedServiceConfig): unknown {
   const { maxPending: _p, maxRequests: _r, ...rest } = c.circuitBreaker;
   return rest;
+}
+
+function sameMethods(a: ResolvedServiceConfig['methods'], b: ResolvedServiceConfig['methods']): boolean {
+  if (a === b) return true;
+  if (a === undefined || b === undefined || a.size !== b.size) return false;
+  for (const [key, policy] of a) if (!same(policy, b.get(key))) return false;
+  return true;
 }
 
 /** Structural equality of plain config values (config changes only, never per request). */

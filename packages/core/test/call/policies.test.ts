@@ -241,6 +241,21 @@ describe('gRPC methods', () => {
     assert.equal((await attemptsOf(() => mesh.call('rg', { method: 'rg.Guide/A' }, grpc), log)).attempts, 3);
   });
 
+  it('keeps the compiled policies across an update that changes only endpoints', () => {
+    const cfg = (endpoints: string[], maxAttempts = 2) =>
+      rg({ endpoints, methods: { 'rg.Guide/*': { retry: { maxAttempts } } } });
+    const mesh = make({ rg: cfg(['10.0.0.1:80']) });
+    const svc = () =>
+      (mesh as unknown as { services: Map<string, { policy: unknown; methods: unknown }> }).services.get('rg')!;
+    const { policy, methods } = svc();
+    mesh.update({ services: { rg: cfg(['10.0.0.1:80', '10.0.0.3:80']) } });
+    assert.equal(svc().policy, policy);
+    assert.equal(svc().methods, methods);
+    mesh.update({ services: { rg: cfg(['10.0.0.1:80'], 3) } });
+    assert.equal(svc().policy, policy, 'the service’s own policy did not change');
+    assert.notEqual(svc().methods, methods);
+  });
+
   it('HTTP calls to a service speaking both use the service’s own policy', async () => {
     const mesh = make({
       api: rg({
