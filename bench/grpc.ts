@@ -32,6 +32,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { ChildMessage, ClosedLoopPoint, ParentMessage, PointResult } from './lib/types.ts';
 import { STREAM_MESSAGES } from './grpc-common.ts';
 import { renderProfileSummary, summarizeProfile } from './profile.ts';
+import type { PairedResult } from './grpc-paired.ts';
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
 const rootDir = path.dirname(benchDir);
@@ -124,6 +125,8 @@ export interface GrpcReport {
   environment: { cpuModel: string; cores: number; node: string; grpcJs: string; loadAverageAtEnd: number[] };
   /** results[setup][point key] */
   results: Record<string, Record<string, GrpcResult>>;
+  /** Concurrency 1, raw and meshlet calls alternating in one process (bench/grpc-paired.ts), per call kind. */
+  paired?: Array<PairedResult | { kind: string; failed: string }>;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -153,6 +156,42 @@ async function startUpstream(hooks: GrpcHooks): Promise<{ child: ChildProcess; a
     });
   });
   return { child, address: `127.0.0.1:${port}` };
+}
+
+/** bench/grpc-paired.ts for one call kind: raw and meshlet calls alternating at concurrency 1. */
+async function runPaired(
+  kind: 'unary' | 'stream',
+  targets: string[],
+  options: GrpcBenchOptions,
+  hooks: GrpcHooks,
+): Promise<PairedResult> {
+  const warmupMs = options.initialWarmupMs;
+  const child = fork(
+    path.join(benchDir, 'grpc-paired.ts'),
+    [JSON.stringify(targets), kind, String(warmupMs), String(options.durationMs)],
+    { execArgv: TSX, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, NODE_ENV: 'production' } },
+  );
+  hooks.track(child);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () => {
+        child.kill('SIGKILL');
+        reject(
+          new Error(`paired ${kind}: no result after ${Math.round((warmupMs + options.durationMs) / 1000) + 60} s`),
+        );
+      },
+      warmupMs + options.durationMs + 60_000,
+    );
+    child.on('message', (m: { type: 'paired'; result: PairedResult } | { type: 'fatal'; message: string }) => {
+      clearTimeout(timer);
+      if (m.type === 'paired') resolve(m.result);
+      else reject(new Error(`paired ${kind}: ${m.message}`));
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`paired ${kind}: exited with ${code} before reporting`));
+    });
+  });
 }
 
 /** One client-runner process: one setup, one call kind. */
@@ -304,6 +343,7 @@ export async function runGrpcBench(options: GrpcBenchOptions, hooks: GrpcHooks, 
   const targets = upstreamProcs.map((u) => u.address);
   hooks.log(`gRPC upstreams: ${targets.join(', ')}`);
   const results: GrpcReport['results'] = {};
+  const paired: NonNullable<GrpcReport['paired']> = [];
   const clients = new Map<string, GrpcClient>();
   const clientKey = (setup: GrpcSetup, kind: string): string => `${setup.name}/${kind}`;
   try {
@@ -354,6 +394,20 @@ export async function runGrpcBench(options: GrpcBenchOptions, hooks: GrpcHooks, 
         );
       }
     }
+    await Promise.all([...clients.values()].map((c) => c.close()));
+    clients.clear();
+    for (const kind of ['unary', 'stream'] as const) {
+      const result = await runPaired(kind, targets, options, hooks).catch(
+        (err: unknown): { kind: string; failed: string } => ({ kind, failed: reason(err) }),
+      );
+      paired.push(result);
+      hooks.log(
+        'failed' in result
+          ? `  paired ${kind}: FAILED: ${result.failed}`
+          : `  paired ${kind}, c=1, ${result.pairs} pairs: p50 ${result.meshlet.p50Us.toFixed(0)} / ${result.raw.p50Us.toFixed(0)} µs, ` +
+              `Δp50 ${result.deltaP50Us.toFixed(1)} µs, CPU ${result.meshlet.cpuUs.toFixed(1)} / ${result.raw.cpuUs.toFixed(1)} µs/call`,
+      );
+    }
   } finally {
     await Promise.all([...clients.values()].map((c) => c.close()));
     for (const u of upstreamProcs) u.child.kill('SIGTERM');
@@ -373,6 +427,7 @@ export async function runGrpcBench(options: GrpcBenchOptions, hooks: GrpcHooks, 
       loadAverageAtEnd: os.loadavg().map((l) => Math.round(l * 100) / 100),
     },
     results,
+    paired,
   };
 }
 
@@ -491,12 +546,50 @@ const HEADER = [
   'added p50 goal',
 ];
 
-/** The comparison as a plain-text table, for the terminal. */
+const PAIRED_HEADER = [
+  'c=1, calls alternating in one process',
+  'pairs',
+  'p50 µs meshlet / raw',
+  'Δp50 µs (slices)',
+  'p99 µs meshlet / raw',
+  'client CPU µs/call meshlet / raw',
+  'Δ CPU µs/call (slices)',
+  'added p50 goal',
+];
+
+function pairedRows(report: GrpcReport): string[][] {
+  return (report.paired ?? []).map((p) => {
+    const label = p.kind === 'unary' ? 'unary' : `server stream (${STREAM_MESSAGES} msgs)`;
+    if ('failed' in p) return [label, `FAILED: ${p.failed}`, '', '', '', '', '', ''];
+    const errors = p.errors.raw + p.errors.meshlet;
+    const dl = p.slices.map((s) => s.deltaP50Us);
+    const dc = p.slices.map((s) => s.deltaCpuUs);
+    return [
+      label,
+      `${fmt(p.pairs)}${errors > 0 ? ` (errors ${p.errors.meshlet} / ${p.errors.raw}: ${p.errors.first ?? ''})` : ''}`,
+      `${fmt(p.meshlet.p50Us)} / ${fmt(p.raw.p50Us)}`,
+      `${signed(p.deltaP50Us)} (${range(dl, (v) => signed(v))})`,
+      `${fmt(p.meshlet.p99Us)} / ${fmt(p.raw.p99Us)}`,
+      `${fmt(p.meshlet.cpuUs, 1)} / ${fmt(p.raw.cpuUs, 1)}`,
+      `${signed(p.deltaCpuUs)} (${range(dc, (v) => signed(v))})`,
+      p.kind === 'unary' ? `< +${GRPC_ADDED_P50_GOAL_US} µs: ${verdict(dl, (d) => d < GRPC_ADDED_P50_GOAL_US)}` : '–',
+    ];
+  });
+}
+
+function textTable(header: string[], body: string[][]): string {
+  const all = [header, ...body];
+  const widths = header.map((_, i) => Math.max(...all.map((r) => r[i].length)));
+  return all.map((r) => r.map((cell, i) => cell.padEnd(widths[i])).join('  ')).join('\n');
+}
+
+/** The comparison as plain-text tables, for the terminal. */
 export function renderGrpcTable(report: GrpcReport): string {
-  const all = [HEADER, ...rows(report)];
-  const widths = HEADER.map((_, i) => Math.max(...all.map((r) => r[i].length)));
-  const line = (r: string[]): string => r.map((cell, i) => cell.padEnd(widths[i])).join('  ');
-  return `\ngRPC: meshlet vs raw grpc-js\n${all.map(line).join('\n')}\n`;
+  const paired = pairedRows(report);
+  return (
+    `\ngRPC: meshlet vs raw grpc-js\n${textTable(HEADER, rows(report))}\n` +
+    (paired.length === 0 ? '' : `\n${textTable(PAIRED_HEADER, paired)}\n`)
+  );
 }
 
 export const GRPC_SECTION_START = '<!-- grpc-bench:start -->';
@@ -535,8 +628,28 @@ export function renderGrpcSection(report: GrpcReport, jsonName: string): string 
       .join(' | ')} |`,
     ...rows(report).map((r) => `| ${r.join(' | ')} |`),
     '',
+    ...pairedSection(report),
     GRPC_SECTION_END,
   ].join('\n');
+}
+
+function pairedSection(report: GrpcReport): string[] {
+  const body = pairedRows(report);
+  if (body.length === 0) return [];
+  return [
+    'The same two clients at concurrency 1, **call by call**: one process holds both and alternates them (raw then',
+    'meshlet, then meshlet then raw, …) for the same measured time, so the machine’s drift falls on both alike.',
+    'Δp50 is the median of the per-pair latency differences, Δ CPU the mean per-pair difference of the process’s',
+    'CPU time across each call; in brackets the range over 8 consecutive time slices (MET / MISSED when 3 in 4',
+    'slices agree with the median, as above).',
+    '',
+    `| ${PAIRED_HEADER.join(' | ')} |`,
+    `| :--- | ${PAIRED_HEADER.slice(1)
+      .map((_, i) => (i === 6 ? ':---' : '---:'))
+      .join(' | ')} |`,
+    ...body.map((r) => `| ${r.join(' | ')} |`),
+    '',
+  ];
 }
 
 /** The gRPC section currently in `markdown` (markers included), if any. */
