@@ -110,6 +110,12 @@ describe('methods', () => {
       'expected a gRPC method "package.Service/Method" or "package.Service/*", got "a.B/Get*"; ' +
         'a wildcard stands for a whole method name: "package.Service/*"',
     );
+    // A key JSON.parse makes an own property is reported, never reaching a prototype.
+    assertIssue(
+      () => validateMeshConfig(JSON.parse('{"services":{"rg":{"protocol":"grpc","methods":{"__proto__":{}}}}}')),
+      'services.rg.methods.__proto__',
+      'expected a gRPC method "package.Service/Method" or "package.Service/*", got "__proto__"',
+    );
     for (const key of ['a.B', 'a.B/', '*/C', 'a..B/C', 'a.B/C/D', 'a.B/C ', '']) {
       const err = configError(() => validateMeshConfig(rg({ methods: { [key]: {} } })));
       assert.match(err.message, /expected a gRPC method "package.Service\/Method" or "package.Service\/\*"/, key);
