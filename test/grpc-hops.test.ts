@@ -1,10 +1,13 @@
-// Scenario: one trace across three hops in one process, with an in-memory span exporter:
-// the test (inside a root span) calls `orders` over gRPC through mesh `front` → the orders gRPC
-// server (meshServerInterceptors of mesh `orders`) handles it by calling the HTTP service `users`
-// through createMeshFetch of mesh `orders` → users (a plain HTTP server that records headers).
-// Checked: the gRPC client span, the gRPC server span and the HTTP client span share one trace id
-// and each is the parent of the next; users received a traceparent naming the HTTP client span;
-// the caller's name (meshlet-caller) reached each server.
+// Scenario: three hops in one process: the test calls `orders` over gRPC through mesh `front` →
+// the orders gRPC server (meshServerInterceptors of mesh `orders`) handles it by calling `users`,
+// over HTTP (createMeshFetch) or over gRPC (meshGrpcOptions), through mesh `orders` → users.
+// - One trace (in-memory span exporter): the gRPC client span, the gRPC server span and the HTTP
+//   client span share one trace id and each is the parent of the next; users received a
+//   traceparent naming the HTTP client span; the caller's name (meshlet-caller) reached each server.
+// - The caller's deadline crosses the gRPC hop: orders' outbound gRPC call to users (no deadline
+//   of its own) is clamped to what is left of front's, front gets DEADLINE_EXCEEDED in time, and
+//   users sees the call cancelled.
+// - The caller's cancel crosses the gRPC hop: front cancels, users sees its call cancelled.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { context, propagation, SpanKind, trace } from '@opentelemetry/api';
@@ -16,6 +19,7 @@ import {
   SimpleSpanProcessor,
   type ReadableSpan,
 } from '@opentelemetry/sdk-trace-base';
+import * as grpc from '@grpc/grpc-js';
 import type { Mesh } from '@meshlet/core';
 import { meshServerInterceptors } from '@meshlet/grpc';
 import { createMeshFetch } from '@meshlet/http';
@@ -27,13 +31,14 @@ import type { GrpcTestServer } from './fixtures/grpc/servers.ts';
 
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-01$/;
 
-describe('gRPC tracing: HTTP client → gRPC server → HTTP call, one trace', () => {
+describe('three hops: gRPC client → gRPC server → HTTP or gRPC call', () => {
   const h = new GrpcHarness();
   const http = new ServerSet();
   const exporter = new InMemorySpanExporter();
   const tracerProvider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
   const contextManager = new AsyncLocalStorageContextManager();
   let users: TestServer;
+  let usersGrpc: GrpcTestServer;
   let orders: GrpcTestServer;
   let front: Mesh;
   let client: EchoClient;
@@ -45,16 +50,30 @@ describe('gRPC tracing: HTTP client → gRPC server → HTTP call, one trace', (
     trace.setGlobalTracerProvider(tracerProvider);
 
     users = await http.start('users', { body: 'user-42' });
+    usersGrpc = await h.servers.start('users-grpc');
     const ordersMesh = h.mesh({
       service: 'orders',
-      services: { users: { endpoints: [users.address] } },
+      services: {
+        users: { endpoints: [users.address] },
+        'users-grpc': { protocol: 'grpc', endpoints: [usersGrpc.address] },
+      },
       telemetry: { tracerProvider },
     });
     const fetch = createMeshFetch(ordersMesh);
+    const usersClient = h.client(ordersMesh, 'users-grpc');
     orders = await h.servers.start(
       'orders',
       {
+        // `grpc:<sleepMs>` calls users over gRPC (with no deadline of its own), anything else over HTTP.
         unary: async (req) => {
+          if (req.payload.startsWith('grpc:')) {
+            const sleepMs = Number(req.payload.slice(5));
+            return new Promise((resolve, reject) =>
+              usersClient.Unary({ payload: 'via-orders', sleepMs }, new grpc.Metadata(), {}, (err, reply) =>
+                err ? reject(err) : resolve({ payload: `grpc ${reply!.server}` }),
+              ),
+            );
+          }
           const res = await fetch(`http://users/users/${req.payload}`);
           return { payload: `${res.status} ${await res.text()}` };
         },
@@ -137,5 +156,40 @@ describe('gRPC tracing: HTTP client → gRPC server → HTTP call, one trace', (
     assert.equal(tpHttp[1], traceId);
     assert.equal(tpHttp[2], httpClient.spanContext().spanId);
     assert.equal(req.headers['meshlet-caller'], 'orders');
+  });
+
+  it("front's deadline clamps orders' outbound gRPC call: DEADLINE_EXCEEDED in time, users sees the cancel", async () => {
+    // Warm-up through both hops, on the success path and on the deadline path (the first pass
+    // through code that is not yet compiled costs tens of ms, which is not what is measured here).
+    assert.ok((await unary(client, { payload: 'grpc:1' })).ok, 'warm-up through both hops');
+    const warm = await unary(client, { payload: 'grpc:1000' }, { deadline: Date.now() + 50 });
+    assert.ok(!warm.ok && warm.code === grpc.status.DEADLINE_EXCEEDED);
+    await waitFor('the warm-up call to end at users', () => usersGrpc.calls.every((c) => c.finished || c.cancelled));
+    usersGrpc.reset();
+    const deadline = Date.now() + 200;
+    const o = await unary(client, { payload: 'grpc:1000' }, { deadline });
+    assert.ok(!o.ok, 'the call should fail');
+    assert.equal(o.code, grpc.status.DEADLINE_EXCEEDED, `got ${o.code} ${o.error.details}`);
+    assert.ok(o.ms <= 250, `DEADLINE_EXCEEDED after ${Math.round(o.ms)} ms (deadline 200 ms)`);
+    await usersGrpc.arrived(1);
+    const seen = usersGrpc.calls[0];
+    // Each hop sends what is left as a relative grpc-timeout, counted again from its arrival: the
+    // transit time of two hops may be added, not orders' own 15 s default.
+    assert.ok(seen.deadline <= deadline + 50, `users got a deadline ${seen.deadline - deadline} ms after front's`);
+    assert.deepEqual(seen.metadata.get('meshlet-caller'), ['orders']);
+    await waitFor('users to see its call cancelled', () => usersGrpc.calls[0].cancelled, 2000, 5);
+    assert.equal(usersGrpc.count, 1, 'the outbound call was retried past the deadline');
+  });
+
+  it("front's cancel reaches users through orders' outbound gRPC call", async () => {
+    usersGrpc.reset();
+    const ended = new Promise<grpc.ServiceError | null>((resolve) => {
+      const call = client.Unary({ payload: 'grpc:5000' }, new grpc.Metadata(), {}, (err) => resolve(err));
+      void usersGrpc.arrived(1).then(() => call.cancel());
+    });
+    const err = await ended;
+    assert.equal(err?.code, grpc.status.CANCELLED);
+    await waitFor('users to see its call cancelled', () => usersGrpc.calls[0]?.cancelled, 2000, 5);
+    assert.equal(usersGrpc.count, 1);
   });
 });

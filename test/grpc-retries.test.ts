@@ -292,7 +292,8 @@ describe('gRPC deadlines', () => {
     // The server was told the deadline (grpc-timeout): not later than the caller's.
     const seen = slow.calls[0].deadline;
     assert.ok(Number.isFinite(seen), 'the server saw no deadline');
-    assert.ok(seen <= deadline + 5, `the server's deadline is ${seen - deadline} ms after the caller's`);
+    // grpc-timeout is relative, counted again from the call's arrival: allow the transit time.
+    assert.ok(seen <= deadline + 50, `the server's deadline is ${seen - deadline} ms after the caller's`);
   });
 
   it('the service timeout.requestMs: DEADLINE_EXCEEDED within requestMs + 50 ms, one attempt', async () => {
@@ -317,7 +318,7 @@ describe('gRPC deadlines', () => {
     noAttemptAfter([slow], start + DEADLINE_MS);
     const seen = slow.calls[0].deadline;
     assert.ok(Number.isFinite(seen), 'the server saw no deadline: requestMs should travel as grpc-timeout');
-    assert.ok(seen <= startEpoch + DEADLINE_MS + 5, `the server's deadline is later than requestMs`);
+    assert.ok(seen <= startEpoch + DEADLINE_MS + 50, `the server's deadline is later than requestMs`);
 
     // A caller deadline shorter than requestMs wins.
     slow.reset();
