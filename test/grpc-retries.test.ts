@@ -28,7 +28,7 @@ import { createMesh, MeshConfigError } from '@meshlet/core';
 import { createMeshFetch } from '@meshlet/http';
 import { ServerSet, totalCount } from './helpers/servers.ts';
 import { call, runConcurrent, runPaced, tally } from './helpers/load.ts';
-import { bidiLockStep, clientStream, tallyOutcomes, unary } from './fixtures/grpc/client.ts';
+import { bidiLockStep, clientStream, serverStream, tallyOutcomes, unary } from './fixtures/grpc/client.ts';
 import { DualPort } from './fixtures/grpc/dual.ts';
 import { GrpcHarness } from './fixtures/grpc/harness.ts';
 import { METHOD, totalCalls, type GrpcTestServer } from './fixtures/grpc/servers.ts';
@@ -329,6 +329,33 @@ describe('gRPC deadlines', () => {
       shorter.ms <= 80 + SLACK_MS,
       `the caller's 80 ms deadline ended the call after ${Math.round(shorter.ms)} ms`,
     );
+  });
+
+  it("a method's own timeout.requestMs (methods config) applies to that method only", async () => {
+    const slow = await h.servers.start('slow-method');
+    const mesh = h.mesh({
+      services: {
+        echo: {
+          protocol: 'grpc',
+          endpoints: [slow.address],
+          methods: { [METHOD.unary]: { timeout: { requestMs: DEADLINE_MS } } },
+        },
+      },
+    });
+    const client = h.client(mesh, 'echo');
+    assert.ok((await unary(client, { payload: 'warm', sleepMs: 1 })).ok);
+    slow.reset();
+
+    const startEpoch = Date.now();
+    const o = await unary(client, { payload: 'late', sleepMs: SLEEP_MS });
+    assert.ok(!o.ok, 'the call should fail');
+    assert.equal(o.code, grpc.status.DEADLINE_EXCEEDED, `got ${o.code} ${o.error.details}`);
+    assert.ok(o.ms <= DEADLINE_MS + SLACK_MS, `DEADLINE_EXCEEDED after ${Math.round(o.ms)} ms (method requestMs 200)`);
+    assert.ok(slow.calls[0].deadline <= startEpoch + DEADLINE_MS + 50, 'the method deadline did not reach the server');
+    // Another method keeps the service's 15 s: a 400 ms server stream completes.
+    const ss = await serverStream(client, { payload: 'ok', messages: 2, sleepMs: 200 });
+    assert.equal(ss.error, undefined, ss.error?.details);
+    assert.equal(ss.replies.length, 2);
   });
 
   it('perTryMs below the deadline: the retries that fit are made, none starts after the deadline', async () => {
