@@ -241,6 +241,22 @@ server.forceShutdown();
     assert.equal(out.server, true, '/metrics has rpc_server_call_duration');
   });
 
+  it('stops at start on a gRPC config mistake in MESHLET_CONFIG, naming the file, line and method path', async () => {
+    await dir.write(
+      'bad-grpc.yaml',
+      'services:\n  greeter:\n    protocol: grpc\n    endpoints: ["127.0.0.1:1"]\n' +
+        '    methods:\n      "demo.Greeter/SayHello":\n        retry: { retryOn: [reset] }\n',
+    );
+    await dir.write('never.mjs', "console.log('the app ran');\n");
+    const { code, stdout, stderr } = await runApp(dir.path, 'never.mjs', { MESHLET_CONFIG: 'bad-grpc.yaml' });
+    assert.equal(code, 1, stderr);
+    assert.equal(stdout, '', 'the app did not run');
+    assert.match(
+      stderr,
+      /^meshlet\/register: cannot start: MESHLET_CONFIG: bad-grpc\.yaml:7:\d+: services\.greeter\.methods\["demo\.Greeter\/SayHello"\]\.retry\.retryOn\[0\]: "reset" is an HTTP retry condition/,
+    );
+  });
+
   describe('with a control server', () => {
     let control: ControlServer;
     let configPath: string;
