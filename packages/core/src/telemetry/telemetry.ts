@@ -116,7 +116,7 @@ export class MeshTelemetry {
 
   /** The duration histogram of a protocol (e.g. `http.client.request.duration`), in seconds. */
   duration(name: string): Histogram {
-    return this.histogram(name, 'Duration of client requests, one point per attempt.');
+    return this.histogram(name, 'Duration of outbound mesh calls: one point per attempt (HTTP) or per call (gRPC).');
   }
 
   /** The duration histogram of an inbound protocol (e.g. `http.server.request.duration`), in seconds. */
