@@ -391,10 +391,13 @@ describe('watchFile', () => {
       // A directory where the file should be: reported, once.
       await rm(path);
       await mkdir(path);
-      await until('the directory report', () => errors.length >= 2);
+      await until('the directory report', () => errors.some((e) => /is not a regular file/.test(e.message)));
       await settle(300);
-      assert.equal(errors.length, 2);
-      assert.match(errors[1]!.message, /mesh\.yaml: is not a regular file/);
+      // On a loaded machine the rm and the mkdir may be read apart: the file's absence is then
+      // reported first. Either way the directory is reported exactly once and nothing else is.
+      const later = errors.slice(1).map((e) => e.message);
+      assert.equal(later.filter((m) => /mesh\.yaml: is not a regular file/.test(m)).length, 1, later.join(' | '));
+      assert.ok(later.length <= 2 && later.every((m) => /is not a regular file|not found/.test(m)), later.join(' | '));
       assert.throws(
         () => source.start({ update() {}, error() {} }, { service: undefined }),
         /start\(\) was called twice/,
