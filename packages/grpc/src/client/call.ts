@@ -108,7 +108,8 @@ export class MeshGrpcCall implements LowLevelCall {
       context.callback?.();
       return;
     }
-    const current = this.current;
+    // The attempt that can still take the message: not one that ended (failed, awaiting a retry).
+    const current = this.current !== undefined && !this.current.ended ? this.current : undefined;
     if (this.replayable) {
       this.bufferedBytes += message.length;
       if (this.bufferedBytes > RETRY_BUFFER_BYTES) {
@@ -119,7 +120,7 @@ export class MeshGrpcCall implements LowLevelCall {
       }
     }
     if (this.replayable || current === undefined) (this.buffer ??= []).push({ message, flags: context.flags });
-    if (current !== undefined && !current.cut) {
+    if (current !== undefined) {
       // While replayable the bytes are ours to keep: the caller may go on (bounded by the buffer).
       if (this.replayable) {
         current.write(message, context.flags, undefined);
@@ -145,7 +146,7 @@ export class MeshGrpcCall implements LowLevelCall {
   halfClose(): void {
     this.halfClosed = true;
     const target = this.live ?? this.current;
-    if (target !== undefined && !target.cut) target.halfClose();
+    if (target !== undefined && !target.ended) target.halfClose();
   }
 
   cancelWithStatus(code: number, details: string): void {
