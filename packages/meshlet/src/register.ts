@@ -22,7 +22,9 @@
  * is read synchronously, before the application's code runs.
  *
  * The mesh is exported (`import { mesh } from 'meshlet/register'`) for applications that want
- * to add the inbound middleware (`meshMiddleware(mesh)` from `@meshlet/http/express`).
+ * to add the inbound middleware (`meshMiddleware(mesh)` from `@meshlet/http/express`), and for
+ * gRPC ones: grpc-js has no global client to reroute, so they pass it on themselves
+ * (`meshGrpcOptions(mesh)` for clients, `meshServerInterceptors(mesh)` for servers).
  *
  * Worker threads run `--import` modules too. A worker gets a mesh of its own and its global
  * fetch and dispatcher are routed through it, but the process-wide parts stay with the main
