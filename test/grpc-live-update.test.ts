@@ -4,6 +4,8 @@
 // - A control server (createControlServer, in process) serves the config file to a mesh with the
 //   controlPlane discovery source; the file is edited to other endpoints under load: the change is
 //   pushed, the calls move to the new servers, zero failed calls.
+// - DNS discovery (SRV records from a programmable resolver): the records change under load, the
+//   calls move at the next resolution, zero failed calls.
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -163,5 +165,52 @@ describe('gRPC live endpoint updates under load', () => {
     const stats = mesh.stats().services.echo;
     assert.deepEqual(stats.endpoints.map((e) => e.address).sort(), v2.map((s) => s.address).sort());
     assert.equal(stats.failures, 0);
+  });
+
+  it('a DNS (SRV) record change under load: the calls move, zero failed calls', async () => {
+    const v1 = await h.servers.startMany('dns-v1-', 2, { sleepMs: 2 });
+    const v2 = await h.servers.startMany('dns-v2-', 2, { sleepMs: 2 });
+    let records = v1;
+    const srv = (servers: readonly GrpcTestServer[]) =>
+      servers.map((s) => ({ name: '127.0.0.1', port: s.port, priority: 0, weight: 1 }));
+    const mesh = h.mesh({
+      services: { echo: { protocol: 'grpc', dns: { name: '_grpc._tcp.echo.test', type: 'SRV', refreshMs: 1000 } } },
+      dnsResolver: {
+        resolve4: async () => [],
+        resolve6: async () => [],
+        resolveSrv: async () => srv(records),
+      },
+    });
+    await mesh.ready({ timeoutMs: 5000 });
+    const client = h.client(mesh, 'echo');
+
+    const load = new GrpcLoad(client, 8);
+    let changedAt = 0;
+    try {
+      await waitFor('calls on v1', () => load.samples.length >= 100, 10_000, 5);
+      changedAt = performance.now();
+      records = v2;
+      // The next resolution (refreshMs 1 s) moves the calls: the last 100 all on v2.
+      await waitFor(
+        'the calls to move to v2',
+        () => {
+          const recent = load.startedAfter(changedAt);
+          return recent.length >= 100 && recent.slice(-100).every((x) => servedBy(x.outcome).startsWith('dns-v2-'));
+        },
+        10_000,
+        5,
+      );
+    } finally {
+      await load.stop();
+    }
+    const failed = load.failures();
+    assert.equal(
+      failed.length,
+      0,
+      `${failed.length} of ${load.samples.length} calls failed: ${describeFailed(failed)}`,
+    );
+    for (const s of v2) assert.ok(s.count > 0, `${s.id} got no traffic`);
+    const stats = mesh.stats().services.echo;
+    assert.deepEqual(stats.endpoints.map((e) => e.address).sort(), v2.map((s) => s.address).sort());
   });
 });
