@@ -9,7 +9,8 @@
 // - the replay buffer: a call whose request bytes pass 256 KiB is not retried; one below is, intact;
 // - mesh.close(): later calls fail with UNAVAILABLE / MESHLET_ERR_CLOSED, an open stream is cut;
 // - telemetry: one rpc.client.call.duration point per call (not per attempt) with the
-//   semantic-convention attributes, and a CLIENT span named after the method.
+//   semantic-convention attributes, and a CLIENT span named after the method; the counters shared
+//   with HTTP (retries, budget refusals, ejections, breaker transitions) count gRPC calls.
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
@@ -289,6 +290,49 @@ describe('meshGrpcOptions: a grpc-js client on meshlet:///', () => {
     } finally {
       await meterProvider.shutdown();
       await tracerProvider.shutdown();
+    }
+  });
+
+  it('the counters shared with HTTP count gRPC calls: retries, budget refusals, ejections, breaker transitions', async () => {
+    const reader = new PullReader();
+    const meterProvider = new MeterProvider({ readers: [reader] });
+    try {
+      const down = await servers.startMany('ctr-down-', 2, { failCode: grpc.status.UNAVAILABLE });
+      const m = mesh({
+        services: {
+          counted: {
+            protocol: 'grpc',
+            endpoints: down.map((x) => x.address),
+            circuitBreaker: { consecutiveFailures: 2 },
+            outlierDetection: { consecutiveFailures: 1 },
+            // One retry in reserve, none from the ratio: the second failing call is refused.
+            retry: { budget: { ratio: 0, minPerSecond: 1 } },
+          },
+        },
+        telemetry: { meterProvider },
+      });
+      const c = client(m, 'meshlet:///counted');
+      for (let i = 0; i < 6; i++) assert.ok(!(await unary(c, { payload: `x${i}` })).ok);
+
+      const { resourceMetrics, errors } = await reader.collect();
+      assert.deepEqual(errors, []);
+      const metrics = resourceMetrics.scopeMetrics.flatMap((x) => x.metrics);
+      const sum = (name: string): number => {
+        const metric = metrics.find((x) => x.descriptor.name === name);
+        assert.ok(metric, `no ${name}; got ${metrics.map((x) => x.descriptor.name).join(', ')}`);
+        return (metric.dataPoints as DataPoint<number>[])
+          .filter((p) => p.attributes['meshlet.service'] === 'counted')
+          .reduce((n, p) => n + p.value, 0);
+      };
+      const stats = m.stats().services.counted;
+      assert.ok(stats.retries >= 1);
+      assert.equal(sum('meshlet.client.retries'), stats.retries);
+      assert.ok(stats.retriesSkippedByBudget >= 1, 'the budget should have refused a retry');
+      assert.equal(sum('meshlet.client.retry_budget.refusals'), stats.retriesSkippedByBudget);
+      assert.ok(sum('meshlet.outlier.ejections') >= 1, 'an endpoint should have been ejected');
+      assert.ok(sum('meshlet.circuit_breaker.transitions') >= 1, 'a breaker should have opened');
+    } finally {
+      await meterProvider.shutdown();
     }
   });
 });
