@@ -8,6 +8,7 @@
 //   nothing is registered with grpc-js (a client without the options cannot use meshlet:///);
 // - the replay buffer: a call whose request bytes pass 256 KiB is not retried; one below is, intact;
 // - mesh.close(): later calls fail with UNAVAILABLE / MESHLET_ERR_CLOSED, an open stream is cut;
+//   endpoint connections close when their address leaves the mesh, and all when the mesh closes;
 // - telemetry: one rpc.client.call.duration point per call (not per attempt) with the
 //   semantic-convention attributes, and a CLIENT span named after the method; the counters shared
 //   with HTTP (retries, budget refusals, ejections, breaker transitions) count gRPC calls.
@@ -20,6 +21,8 @@ import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '
 import { createMesh, type Mesh, type MeshOptions } from '@meshlet/core';
 import { meshGrpcOptions } from '../src/index.js';
 import { clientStream, drain, newEchoClient, unary, type EchoClient } from '../../../test/fixtures/grpc/client.ts';
+import { waitFor } from '../../../test/fixtures/control.ts';
+import { DualPort } from '../../../test/fixtures/grpc/dual.ts';
 import { GrpcServerSet, METHOD } from '../../../test/fixtures/grpc/servers.ts';
 
 /** A reader that exports nothing by itself: the test pulls with `collect()`. */
@@ -333,6 +336,32 @@ describe('meshGrpcOptions: a grpc-js client on meshlet:///', () => {
       assert.ok(sum('meshlet.circuit_breaker.transitions') >= 1, 'a breaker should have opened');
     } finally {
       await meterProvider.shutdown();
+    }
+  });
+
+  it('an endpoint channel is closed when its address leaves the mesh, and every one when the mesh closes', async () => {
+    const a = await servers.start('leaves');
+    const b = await servers.start('stays');
+    const fa = await new DualPort(a.port, a.port).listen();
+    const fb = await new DualPort(b.port, b.port).listen();
+    try {
+      const m = createMesh({
+        services: { echo: { protocol: 'grpc', loadBalancer: 'round-robin', endpoints: [fa.address, fb.address] } },
+      });
+      const c = client(m, 'meshlet:///echo');
+      for (let i = 0; i < 4; i++) assert.ok((await unary(c, { payload: `p${i}` })).ok);
+      assert.ok(fa.openConnections >= 1 && fb.openConnections >= 1, 'both endpoints should be connected');
+
+      m.update({ services: { echo: { protocol: 'grpc', endpoints: [fb.address] } } });
+      await waitFor('the connection to the removed endpoint to close', () => fa.openConnections === 0, 3000, 10);
+      assert.ok((await unary(c, { payload: 'after' })).ok);
+      assert.ok(fb.openConnections >= 1);
+
+      await m.close();
+      await waitFor('every connection to close with the mesh', () => fb.openConnections === 0, 3000, 10);
+    } finally {
+      await fa.close();
+      await fb.close();
     }
   });
 });
