@@ -10,7 +10,8 @@
 #                      server with meshServerInterceptors, from ESM and CommonJS, with the app's
 #                      own @grpc/grpc-js (one copy, the one @meshlet/grpc's peer resolves to);
 #   telemetry.mjs      the same under that SDK (a span, the traceparent, a duration metric:
-#                      the SDK and meshlet share one API);
+#                      the SDK and meshlet share one API), and a gRPC call's client span with
+#                      the server interceptors' span as its child and the rpc durations;
 #   control.mjs        the installed `meshlet` binary through npx (check, --version, and a
 #                      control server stopped by SIGTERM), a mesh configured only by that
 #                      server through controlPlane(), and a call through it;
