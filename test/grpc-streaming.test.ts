@@ -5,6 +5,9 @@
 // - A server stream that fails with UNAVAILABLE before any message is retried on another backend.
 // - Client-streaming and bidi calls are balanced over the backends, and retried before their first
 //   response, with every request message replayed.
+// - Response headers alone do not commit a call (they are held): a stream failing after its headers
+//   and before any message is retried, and the caller sees only the good attempt's headers.
+// - Once committed, a stream is no longer under the per-try timeout.
 // - call.cancel() reaches the server.
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -78,6 +81,52 @@ describe('gRPC streaming calls', () => {
     assert.ok(bad.countOf('ServerStream') >= 1, 'round-robin should have sent some first attempts to the bad backend');
     assert.equal(good.countOf('ServerStream'), 6);
     assert.equal(mesh.stats().services.echo.retries, bad.countOf('ServerStream'));
+  });
+
+  it('response headers before the failure do not commit: retried, the caller sees the good attempt’s headers', async () => {
+    const bad = await h.servers.start('hdr-bad', { failCode: grpc.status.UNAVAILABLE, headersBeforeFail: true });
+    const good = await h.servers.start('hdr-good');
+    const mesh = h.mesh({
+      services: {
+        echo: {
+          protocol: 'grpc',
+          loadBalancer: 'round-robin',
+          endpoints: [bad.address, good.address],
+          outlierDetection: { enabled: false },
+          circuitBreaker: { enabled: false },
+        },
+      },
+    });
+    const client = h.client(mesh, 'echo');
+
+    for (let i = 0; i < 4; i++) {
+      const call = client.ServerStream({ payload: `h${i}`, messages: 2 });
+      const headers: grpc.Metadata[] = [];
+      call.on('metadata', (md) => headers.push(md));
+      const o = await drain(call);
+      assert.equal(o.error, undefined, `call ${i}: ${o.error?.code} ${o.error?.details}`);
+      assert.deepEqual(
+        o.replies.map((r) => r.server),
+        ['hdr-good', 'hdr-good'],
+      );
+      assert.equal(headers.length, 1, 'one set of response headers per call');
+      assert.deepEqual(headers[0].get('x-served-by'), ['hdr-good'], 'the failed attempt’s headers reached the caller');
+    }
+    assert.ok(bad.countOf('ServerStream') >= 1, 'no call met the failing backend first');
+    assert.equal(mesh.stats().services.echo.retries, bad.countOf('ServerStream'));
+  });
+
+  it('a committed stream outlives perTryMs: the per-try timer stops at the first message', async () => {
+    const slow = await h.servers.start('long-stream');
+    const mesh = h.mesh({
+      services: { echo: { protocol: 'grpc', endpoints: [slow.address], timeout: { perTryMs: 150 } } },
+    });
+    const client = h.client(mesh, 'echo');
+    // 6 replies 60 ms apart: the first within the per-try timeout, the stream 360 ms long.
+    const o = await serverStream(client, { payload: 'long', messages: 6, sleepMs: 60 });
+    assert.equal(o.error, undefined, `${o.error?.code} ${o.error?.details}`);
+    assert.equal(o.replies.length, 6);
+    assert.equal(slow.count, 1);
   });
 
   it('client-streaming and bidi calls are balanced over 4 backends', async () => {
