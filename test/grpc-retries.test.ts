@@ -1,10 +1,10 @@
 // Scenario: retries and deadlines of gRPC calls, on real grpc-js servers.
 //
 // Outage: every backend of a gRPC service answers UNAVAILABLE. The retry budget keeps the load the
-// mesh adds small (attempts ÷ calls <= 1.3 with the default budget), and it is one budget per
-// service shared by both protocols: on a service with `protocol: ['http', 'grpc']` (each endpoint
-// one port speaking HTTP/1.1 and gRPC, test/fixtures/grpc/dual.ts) an HTTP outage drains what gRPC
-// calls to the same service may retry.
+// mesh adds small: attempts ÷ calls <= 1.3 with the default budget, both with the default breakers
+// and ejection and with the budget alone. It is one budget per service shared by both protocols:
+// on a service with `protocol: ['http', 'grpc']` (each endpoint one port speaking HTTP/1.1 and
+// gRPC, test/fixtures/grpc/dual.ts) an HTTP outage drains what gRPC calls to it may retry.
 //
 // Per-method policies of a gRPC service (`methods` config, keys `package.Service/Method`
 // or `package.Service/*`). One backend answers ABORTED to everything, the other answers normally
@@ -43,7 +43,7 @@ describe('gRPC outage: the retry budget', () => {
     await http.closeAll();
   });
 
-  it('every backend UNAVAILABLE, default config: attempts ÷ calls <= 1.3, every caller gets UNAVAILABLE', async () => {
+  it('every backend UNAVAILABLE, default config: attempts ÷ calls <= 1.3, every caller gets UNAVAILABLE', async (t) => {
     const backends = await h.servers.startMany('down-', 3, { failCode: grpc.status.UNAVAILABLE });
     const mesh = h.mesh({ services: { echo: { protocol: 'grpc', endpoints: backends.map((s) => s.address) } } });
     const client = h.client(mesh, 'echo');
@@ -65,6 +65,7 @@ describe('gRPC outage: the retry budget', () => {
     const attempts = totalCalls(backends);
     const ratio = attempts / TOTAL;
     assert.ok(attempts >= 3, `the backends saw only ${attempts} attempts`);
+    t.diagnostic(`attempts ÷ calls = ${attempts} / ${TOTAL} = ${ratio.toFixed(3)}`);
     assert.ok(ratio <= 1.3, `attempts ÷ calls = ${attempts} / ${TOTAL} = ${ratio.toFixed(3)} (want <= 1.3)`);
     const stats = mesh.stats().services.echo;
     assert.equal(stats.requests, TOTAL);
@@ -72,7 +73,35 @@ describe('gRPC outage: the retry budget', () => {
     assert.equal(stats.failures, TOTAL);
   });
 
-  it('HTTP calls to a dual-protocol service drain the budget its gRPC calls then retry from', async () => {
+  it('every backend UNAVAILABLE, budget only (no breaker, no ejection): attempts ÷ calls <= 1.3, retries refused', async (t) => {
+    const backends = await h.servers.startMany('budget-down-', 3, { failCode: grpc.status.UNAVAILABLE });
+    const mesh = h.mesh({
+      services: {
+        echo: {
+          protocol: 'grpc',
+          endpoints: backends.map((s) => s.address),
+          // Only the default budget stands between the outage and 3x the load.
+          circuitBreaker: { enabled: false },
+          outlierDetection: { enabled: false },
+        },
+      },
+    });
+    const client = h.client(mesh, 'echo');
+
+    const TOTAL = 400;
+    const outcomes = await runPaced(TOTAL, 400, (i) => unary(client, { payload: `p${i}` }));
+    assert.deepEqual(tallyOutcomes(outcomes), { UNAVAILABLE: TOTAL });
+    const attempts = totalCalls(backends);
+    const ratio = attempts / TOTAL;
+    t.diagnostic(`attempts ÷ calls = ${attempts} / ${TOTAL} = ${ratio.toFixed(3)}`);
+    assert.ok(ratio <= 1.3, `attempts ÷ calls = ${attempts} / ${TOTAL} = ${ratio.toFixed(3)} (want <= 1.3)`);
+    assert.ok(attempts > TOTAL, 'some UNAVAILABLE answers should have been retried');
+    const stats = mesh.stats().services.echo;
+    assert.equal(stats.retries, attempts - TOTAL, 'stats.retries should equal the attempts after the first');
+    assert.ok(stats.retriesSkippedByBudget > 0, `retriesSkippedByBudget = ${stats.retriesSkippedByBudget}`);
+  });
+
+  it('HTTP calls to a dual-protocol service drain the budget its gRPC calls then retry from', async (t) => {
     // Two endpoints; each is one port in front of an HTTP server answering 503 and a gRPC server
     // answering UNAVAILABLE.
     const httpDown = await http.startMany('http-down-', 2, { status: 503, body: 'down' });
@@ -129,6 +158,9 @@ describe('gRPC outage: the retry budget', () => {
     const freshStats = fresh.stats().services.dual;
     assert.equal(freshAttempts, 20 + freshStats.retries);
 
+    t.diagnostic(
+      `HTTP retries ${afterHttp.retries}; gRPC retries after the HTTP outage ${drainedRetries}, on a fresh budget ${freshStats.retries}`,
+    );
     // Fresh: the reserve (10) plus 20 % of the 20 calls' deposits (4) = 14 retries, of the 40 wanted.
     assert.ok(freshStats.retries >= 12, `a fresh budget should allow ~14 gRPC retries, got ${freshStats.retries}`);
     // Drained: only the gRPC calls' own deposits (4), plus what the reserve refilled meanwhile.
