@@ -4,6 +4,7 @@
  * for `UNAVAILABLE`, so a gRPC name in an HTTP service is almost always a service declared with
  * the wrong protocol, and the error says so.
  */
+import { GRPC_STATUS_NAMES } from '../inbound/grpc-status.js';
 import { didYouMean } from '../util/suggest.js';
 
 /** The protocol a service speaks. */
@@ -21,24 +22,7 @@ export const HTTP_RETRY_ON_KEYWORDS: readonly string[] = [
 ];
 
 /** gRPC status names a call can be retried on (every code but OK, which is a success). */
-export const GRPC_RETRY_ON_CODES: readonly string[] = [
-  'CANCELLED',
-  'UNKNOWN',
-  'INVALID_ARGUMENT',
-  'DEADLINE_EXCEEDED',
-  'NOT_FOUND',
-  'ALREADY_EXISTS',
-  'PERMISSION_DENIED',
-  'RESOURCE_EXHAUSTED',
-  'FAILED_PRECONDITION',
-  'ABORTED',
-  'OUT_OF_RANGE',
-  'UNIMPLEMENTED',
-  'INTERNAL',
-  'UNAVAILABLE',
-  'DATA_LOSS',
-  'UNAUTHENTICATED',
-];
+export const GRPC_RETRY_ON_CODES: readonly string[] = GRPC_STATUS_NAMES.slice(1);
 
 const HTTP_STATUS = /^[1-5]\d\d$/;
 const HTTP_KEYWORDS = new Set(HTTP_RETRY_ON_KEYWORDS);

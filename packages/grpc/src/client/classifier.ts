@@ -15,7 +15,7 @@
 import type { CallContext, Classification, Classifier } from '@meshlet/core';
 import { status as Status } from '@grpc/grpc-js';
 import type { EndpointAttempt } from './attempt.js';
-import { STATUS_NAMES } from './status.js';
+import { GRPC_STATUS_NAMES as STATUS_NAMES } from '@meshlet/core';
 
 export const DEFAULT_GRPC_RETRY_ON: readonly string[] = ['UNAVAILABLE'];
 

@@ -4,7 +4,7 @@
  */
 import type { Attributes } from '@opentelemetry/api';
 import type { Endpoint } from '@meshlet/core';
-import { statusName } from './status.js';
+import { grpcStatusName as statusName } from '@meshlet/core';
 
 /** Attribute sets kept per method; past it, points get fresh objects (still correct). */
 const ATTRIBUTE_SETS_PER_METHOD = 512;

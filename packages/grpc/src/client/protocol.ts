@@ -11,7 +11,7 @@ import type { EndpointAttempt } from './attempt.js';
 import type { MeshGrpcCall } from './call.js';
 import { GrpcClassifier } from './classifier.js';
 import type { AttemptSink } from './protocol-types.js';
-import { statusName } from './status.js';
+import { grpcStatusName as statusName } from '@meshlet/core';
 
 const NO_ATTRIBUTES: Attributes = Object.freeze({});
 

@@ -14,31 +14,6 @@ export interface MeshStatusObject extends StatusObject {
   cause?: unknown;
 }
 
-/** Status names by code, `OK` … `UNAUTHENTICATED`. */
-export const STATUS_NAMES: readonly string[] = [
-  'OK',
-  'CANCELLED',
-  'UNKNOWN',
-  'INVALID_ARGUMENT',
-  'DEADLINE_EXCEEDED',
-  'NOT_FOUND',
-  'ALREADY_EXISTS',
-  'PERMISSION_DENIED',
-  'RESOURCE_EXHAUSTED',
-  'FAILED_PRECONDITION',
-  'ABORTED',
-  'OUT_OF_RANGE',
-  'UNIMPLEMENTED',
-  'INTERNAL',
-  'UNAVAILABLE',
-  'DATA_LOSS',
-  'UNAUTHENTICATED',
-];
-
-export function statusName(code: number): string {
-  return STATUS_NAMES[code] ?? String(code);
-}
-
 const CODE_OF_MESH_ERROR: Record<string, number> = {
   MESHLET_ERR_UNKNOWN_SERVICE: Status.UNAVAILABLE,
   MESHLET_ERR_NO_ENDPOINTS: Status.UNAVAILABLE,
