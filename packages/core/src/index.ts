@@ -63,4 +63,5 @@ export {
 export type { MeshTelemetry, TelemetryOptions } from './telemetry/telemetry.js';
 export { SERVER_DURATION, RPC_SERVER_DURATION, type InboundRecord, type InboundRecorder } from './inbound/recorder.js';
 export { GRPC_STATUS_NAMES, grpcStatusName } from './inbound/grpc-status.js';
+export { InboundAdapter, inboundAdapterRecorder, recordFailureReporter } from './inbound/adapter.js';
 export { UNKNOWN_CALLER, UNMATCHED_ROUTE, type InboundStats } from './inbound/stats.js';

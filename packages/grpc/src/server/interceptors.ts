@@ -35,8 +35,6 @@
  */
 import { performance } from 'node:perf_hooks';
 import {
-  ProxyTracer,
-  ProxyTracerProvider,
   SpanKind,
   SpanStatusCode,
   context,
@@ -46,7 +44,6 @@ import {
   type Context,
   type Span,
   type TextMapGetter,
-  type Tracer,
 } from '@opentelemetry/api';
 import {
   ServerInterceptingCall,
@@ -59,13 +56,14 @@ import {
 import {
   CALLER_HEADER,
   CallerGoneError,
-  MeshConfigError,
+  InboundAdapter,
   grpcStatusName,
+  inboundAdapterRecorder,
   parseCallerHeader,
+  recordFailureReporter,
   runWithInbound,
   type InboundContext,
   type InboundRecord,
-  type InboundRecorder,
   type Mesh,
 } from '@meshlet/core';
 import { InboundCallDeadlineError } from './errors.js';
@@ -84,8 +82,6 @@ type Listener = Parameters<ServerInterceptingCall['start']>[0];
 /** The status grpc-js hands `sendStatus`. */
 type StatusOut = Parameters<ServerInterceptingCall['sendStatus']>[0];
 
-const NOOP_TRACER_PROVIDER = new ProxyTracerProvider().getDelegate().constructor;
-const NOOP_TRACER = new ProxyTracerProvider().getDelegate().getTracer('meshlet').constructor;
 /** Most method paths whose names and span attributes are kept (a server registers a fixed set). */
 const MAX_METHODS = 4096;
 /** No status has gone out yet. */
@@ -129,26 +125,9 @@ class MethodInfo {
   }
 }
 
-/** Per-interceptor state shared by its calls. */
-class Adapter {
-  /** The tracer is a real one / a propagator is registered (refreshed at most once a second: an SDK may start after the server). */
-  tracingOn = false;
-  propagationOn = false;
-  private checkedAt = Number.NEGATIVE_INFINITY;
+/** Per-interceptor state shared by its calls: core's (recorder, trust, tracing switches) and the method paths seen. */
+class Adapter extends InboundAdapter {
   private readonly methods = new Map<string, MethodInfo>();
-
-  constructor(
-    readonly recorder: InboundRecorder,
-    readonly tracer: Tracer,
-    readonly trust: boolean,
-  ) {}
-
-  refresh(now: number): void {
-    if (now - this.checkedAt < 1000) return;
-    this.checkedAt = now;
-    this.tracingOn = tracerIsLive(this.tracer);
-    this.propagationOn = propagation.fields().length > 0;
-  }
 
   /** Method paths come from the server's registered handlers (grpc-js answers UNIMPLEMENTED to others first). */
   method(path: string): MethodInfo {
@@ -362,56 +341,19 @@ function firstString(values: ReturnType<Metadata['get']>): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
 
-let warned = false;
-
 /** Accounting must never break a call: a failure to record one is reported once, as a process warning. */
-function failed(err: unknown): void {
-  if (warned) return;
-  warned = true;
-  process.emitWarning(
-    `meshlet: recording an inbound gRPC call failed (further failures are not reported): ${(err as Error)?.stack ?? String(err)}`,
-    { code: 'MESHLET_INBOUND_RECORD_FAILED' },
-  );
-}
+const failed = recordFailureReporter('an inbound gRPC call');
 
-/** True when `tracer` would record: not the API's no-op, nor a proxy of the global no-op provider. */
-function tracerIsLive(tracer: Tracer): boolean {
-  if (tracer instanceof NOOP_TRACER) return false;
-  if (!(tracer instanceof ProxyTracer)) return true;
-  const provider = trace.getTracerProvider();
-  const delegate = provider instanceof ProxyTracerProvider ? provider.getDelegate() : provider;
-  return !(delegate instanceof NOOP_TRACER_PROVIDER);
-}
+/** The options that must be absent or booleans. */
+const OPTION_FLAGS = ['trustMeshHeaders'] as const;
 
 /**
  * The server interceptors for `mesh`: `new grpc.Server({ interceptors: meshServerInterceptors(mesh) })`
  * (first, before your own). Throws `MeshConfigError` for an invalid argument.
  */
 export function meshServerInterceptors(mesh: Mesh, options: MeshServerInterceptorsOptions = {}): ServerInterceptor[] {
-  const recorder = (mesh as { inbound?: InboundRecorder } | undefined)?.inbound;
-  if (recorder === undefined || typeof recorder.record !== 'function') {
-    throw new MeshConfigError([
-      {
-        path: 'meshServerInterceptors(mesh)',
-        message: 'expected the Mesh returned by createMesh() of @meshlet/core (same version as @meshlet/grpc)',
-      },
-    ]);
-  }
-  if (options === null || typeof options !== 'object') {
-    throw new MeshConfigError([
-      { path: 'meshServerInterceptors options', message: `expected an object, got ${String(options)}` },
-    ]);
-  }
-  const trust: unknown = options.trustMeshHeaders;
-  if (trust !== undefined && typeof trust !== 'boolean') {
-    throw new MeshConfigError([
-      {
-        path: 'meshServerInterceptors options.trustMeshHeaders',
-        message: `expected true or false, got ${typeof trust === 'string' ? JSON.stringify(trust.slice(0, 40)) : String(trust)}`,
-      },
-    ]);
-  }
-  const adapter = new Adapter(recorder, recorder.tracer, trust !== false);
+  const recorder = inboundAdapterRecorder('meshServerInterceptors', '@meshlet/grpc', mesh, options, OPTION_FLAGS);
+  const adapter = new Adapter(recorder, recorder.tracer, options.trustMeshHeaders !== false);
   const interceptor = function meshlet(
     method: ServerMethodDefinition<unknown, unknown>,
     call: ServerInterceptingCallInterface,

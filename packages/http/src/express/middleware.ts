@@ -23,8 +23,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import {
-  ProxyTracer,
-  ProxyTracerProvider,
   SpanKind,
   SpanStatusCode,
   context,
@@ -33,19 +31,19 @@ import {
   type Attributes,
   type Context,
   type Span,
-  type Tracer,
 } from '@opentelemetry/api';
 import {
   CALLER_HEADER,
   CallerGoneError,
-  MeshConfigError,
+  InboundAdapter as Adapter,
   TIMEOUT_HEADER,
+  inboundAdapterRecorder,
   parseCallerHeader,
   parseTimeoutHeader,
+  recordFailureReporter,
   runWithInbound,
   type InboundContext,
   type InboundRecord,
-  type InboundRecorder,
   type Mesh,
 } from '@meshlet/core';
 import { UNMATCHED, routeTemplate, type ExpressLikeRequest } from './route.js';
@@ -90,8 +88,6 @@ const KNOWN_METHODS = new Set([
   'QUERY',
 ]);
 const STATE = Symbol('meshlet.inbound');
-const NOOP_TRACER_PROVIDER = new ProxyTracerProvider().getDelegate().constructor;
-const NOOP_TRACER = new ProxyTracerProvider().getDelegate().getTracer('meshlet').constructor;
 
 /** Mutable part of the OTel http instrumentation's RPC metadata (`{ type: 'http', span, route? }`). */
 interface RpcMetadata {
@@ -102,27 +98,6 @@ interface RpcMetadata {
 
 type Request = IncomingMessage & ExpressLikeRequest;
 type Response = ServerResponse & { [STATE]?: InboundCall };
-
-/** Per-middleware state shared by its requests. */
-class Adapter {
-  /** Tracer is a real one (refreshed at most once a second: an SDK may register after the app starts). */
-  tracingOn = false;
-  propagationOn = false;
-  private checkedAt = Number.NEGATIVE_INFINITY;
-  constructor(
-    readonly recorder: InboundRecorder,
-    readonly tracer: Tracer,
-    readonly trust: boolean,
-    readonly tracing: boolean,
-  ) {}
-
-  refresh(now: number): void {
-    if (now - this.checkedAt < 1000) return;
-    this.checkedAt = now;
-    this.tracingOn = this.tracing && tracerIsLive(this.tracer);
-    this.propagationOn = this.tracing && propagation.fields().length > 0;
-  }
-}
 
 /**
  * One inbound request: its inbound context (deadline, caller, signal), its span, and the record
@@ -172,33 +147,15 @@ function callerGone(): CallerGoneError {
   return new CallerGoneError();
 }
 
+/** The options that must be absent or booleans. */
+const OPTION_FLAGS = ['trustMeshHeaders', 'tracing'] as const;
+
 /**
  * The inbound middleware for `mesh`. Mount it first: `app.use(meshMiddleware(mesh))`.
  * Throws `MeshConfigError` for an invalid option.
  */
 export function meshMiddleware(mesh: Mesh, options: MeshMiddlewareOptions = {}): MeshMiddleware {
-  const recorder = (mesh as { inbound?: InboundRecorder } | undefined)?.inbound;
-  if (recorder === undefined || typeof recorder.record !== 'function') {
-    throw new MeshConfigError([
-      {
-        path: 'meshMiddleware(mesh)',
-        message: 'expected the Mesh returned by createMesh() of @meshlet/core (same version as @meshlet/http)',
-      },
-    ]);
-  }
-  if (options === null || typeof options !== 'object') {
-    throw new MeshConfigError([
-      { path: 'meshMiddleware options', message: `expected an object, got ${String(options)}` },
-    ]);
-  }
-  for (const key of ['trustMeshHeaders', 'tracing'] as const) {
-    const v: unknown = options[key];
-    if (v !== undefined && typeof v !== 'boolean') {
-      throw new MeshConfigError([
-        { path: `meshMiddleware options.${key}`, message: `expected true or false, got ${describe(v)}` },
-      ]);
-    }
-  }
+  const recorder = inboundAdapterRecorder('meshMiddleware', '@meshlet/http', mesh, options, OPTION_FLAGS);
   const adapter = new Adapter(recorder, recorder.tracer, options.trustMeshHeaders !== false, options.tracing !== false);
   return function meshlet(req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void {
     handle(adapter, req as Request, res as Response, next);
@@ -323,20 +280,11 @@ function onClose(this: Response): void {
   }
 }
 
-let warned = false;
-
 /**
  * A listener of `res` must not throw (it would be an uncaught exception in the server): a failure
  * to account for one request is reported once, as a process warning, and the server carries on.
  */
-function failed(err: unknown): void {
-  if (warned) return;
-  warned = true;
-  process.emitWarning(
-    `meshlet: recording an inbound request failed (further failures are not reported): ${(err as Error)?.stack ?? String(err)}`,
-    { code: 'MESHLET_INBOUND_RECORD_FAILED' },
-  );
-}
+const failed = recordFailureReporter('an inbound request');
 
 const ERROR_TYPES: string[] = [];
 
@@ -374,17 +322,4 @@ function endOwnSpan(call: InboundCall, span: Span, aborted: boolean): void {
     }
   }
   span.end();
-}
-
-/** True when `tracer` would record: not the API's no-op, nor a proxy of the global no-op provider. */
-function tracerIsLive(tracer: Tracer): boolean {
-  if (tracer instanceof NOOP_TRACER) return false;
-  if (!(tracer instanceof ProxyTracer)) return true;
-  const provider = trace.getTracerProvider();
-  const delegate = provider instanceof ProxyTracerProvider ? provider.getDelegate() : provider;
-  return !(delegate instanceof NOOP_TRACER_PROVIDER);
-}
-
-function describe(v: unknown): string {
-  return typeof v === 'string' ? JSON.stringify(v.slice(0, 40)) : String(v);
 }
