@@ -30,7 +30,7 @@ import { ServerSet, totalCount } from './helpers/servers.ts';
 import { call, runConcurrent, runPaced, tally } from './helpers/load.ts';
 import { bidiLockStep, clientStream, serverStream, tallyOutcomes, unary } from './fixtures/grpc/client.ts';
 import { DualPort } from './fixtures/grpc/dual.ts';
-import { GrpcHarness } from './fixtures/grpc/harness.ts';
+import { GrpcHarness, fixedRotation } from './fixtures/grpc/harness.ts';
 import { METHOD, totalCalls, type GrpcTestServer } from './fixtures/grpc/servers.ts';
 
 describe('gRPC outage: the retry budget', () => {
@@ -185,18 +185,13 @@ describe('gRPC per-method retry policy', () => {
   it('a code retried on one method is not retried on another', async () => {
     const aborts = await h.servers.start('aborts', { failCode: grpc.status.ABORTED });
     const good = await h.servers.start('good');
+    // A retryable answer counts against its endpoint: keep the ABORTED one in the rotation so
+    // round-robin alternates deterministically. The budget's reserve covers these retries.
     const mesh = h.mesh({
       services: {
-        echo: {
-          protocol: 'grpc',
-          loadBalancer: 'round-robin',
-          endpoints: [aborts.address, good.address],
-          // A retryable answer counts against its endpoint: keep the ABORTED one in the rotation so
-          // round-robin alternates deterministically. The budget's reserve covers these retries.
-          outlierDetection: { enabled: false },
-          circuitBreaker: { enabled: false },
+        echo: fixedRotation([aborts.address, good.address], {
           methods: { [METHOD.unary]: { retry: { retryOn: ['ABORTED'] } } },
-        },
+        }),
       },
     });
     const client = h.client(mesh, 'echo');
@@ -229,17 +224,12 @@ describe('gRPC per-method retry policy', () => {
     const good = await h.servers.start('star-good');
     const mesh = h.mesh({
       services: {
-        echo: {
-          protocol: 'grpc',
-          loadBalancer: 'round-robin',
-          endpoints: [aborts.address, good.address],
-          outlierDetection: { enabled: false },
-          circuitBreaker: { enabled: false },
+        echo: fixedRotation([aborts.address, good.address], {
           methods: {
             'meshlet.test.Echo/*': { retry: { retryOn: ['ABORTED'] } },
             [METHOD.unary]: { retry: { maxAttempts: 1 } },
           },
-        },
+        }),
       },
     });
     const client = h.client(mesh, 'echo');

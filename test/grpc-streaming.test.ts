@@ -23,7 +23,7 @@ import {
   tallyOutcomes,
   unary,
 } from './fixtures/grpc/client.ts';
-import { GrpcHarness } from './fixtures/grpc/harness.ts';
+import { GrpcHarness, fixedRotation } from './fixtures/grpc/harness.ts';
 import { totalCalls } from './fixtures/grpc/servers.ts';
 
 describe('gRPC streaming calls', () => {
@@ -86,17 +86,7 @@ describe('gRPC streaming calls', () => {
   it('response headers before the failure do not commit: retried, the caller sees the good attempt’s headers', async () => {
     const bad = await h.servers.start('hdr-bad', { failCode: grpc.status.UNAVAILABLE, headersBeforeFail: true });
     const good = await h.servers.start('hdr-good');
-    const mesh = h.mesh({
-      services: {
-        echo: {
-          protocol: 'grpc',
-          loadBalancer: 'round-robin',
-          endpoints: [bad.address, good.address],
-          outlierDetection: { enabled: false },
-          circuitBreaker: { enabled: false },
-        },
-      },
-    });
+    const mesh = h.mesh({ services: { echo: fixedRotation([bad.address, good.address]) } });
     const client = h.client(mesh, 'echo');
 
     for (let i = 0; i < 4; i++) {
@@ -157,18 +147,8 @@ describe('gRPC streaming calls', () => {
   it('client-streaming and bidi calls failing before their first response are retried, every message replayed', async () => {
     const bad = await h.servers.start('replay-bad', { failCode: grpc.status.UNAVAILABLE });
     const good = await h.servers.start('replay-good');
-    const mesh = h.mesh({
-      services: {
-        echo: {
-          protocol: 'grpc',
-          loadBalancer: 'round-robin',
-          endpoints: [bad.address, good.address],
-          // Keep the bad backend in rotation: every call's first attempt alternates onto it.
-          outlierDetection: { enabled: false },
-          circuitBreaker: { enabled: false },
-        },
-      },
-    });
+    // Keep the bad backend in rotation: every call's first attempt alternates onto it.
+    const mesh = h.mesh({ services: { echo: fixedRotation([bad.address, good.address]) } });
     const client = h.client(mesh, 'echo');
 
     // The bad backend reads the whole request stream, then fails: the retry must resend all of it.

@@ -23,6 +23,7 @@ import { meshGrpcOptions } from '../src/index.js';
 import { clientStream, drain, newEchoClient, unary, type EchoClient } from '../../../test/fixtures/grpc/client.ts';
 import { waitFor } from '../../../test/fixtures/control.ts';
 import { DualPort } from '../../../test/fixtures/grpc/dual.ts';
+import { fixedRotation } from '../../../test/fixtures/grpc/harness.ts';
 import { GrpcServerSet, METHOD } from '../../../test/fixtures/grpc/servers.ts';
 
 /** A reader that exports nothing by itself: the test pulls with `collect()`. */
@@ -172,17 +173,7 @@ describe('meshGrpcOptions: a grpc-js client on meshlet:///', () => {
   it('request bytes past 256 KiB make a call not replayable; below it, the retry resends every byte', async () => {
     const bad = await servers.start('replay-bad', { failCode: grpc.status.UNAVAILABLE });
     const good = await servers.start('replay-good');
-    const m = mesh({
-      services: {
-        echo: {
-          protocol: 'grpc',
-          loadBalancer: 'round-robin',
-          endpoints: [bad.address, good.address],
-          outlierDetection: { enabled: false },
-          circuitBreaker: { enabled: false },
-        },
-      },
-    });
+    const m = mesh({ services: { echo: fixedRotation([bad.address, good.address]) } });
     const c = client(m, 'meshlet:///echo');
     const chunk = 'y'.repeat(64 * 1024);
 
