@@ -18,13 +18,13 @@ import * as grpc from '@grpc/grpc-js';
 import { SpanKind } from '@opentelemetry/api';
 import { MeterProvider, MetricReader, type DataPoint, type Histogram } from '@opentelemetry/sdk-metrics';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { createMesh, type Mesh, type MeshOptions } from '@meshlet/core';
+import { createMesh } from '@meshlet/core';
 import { meshGrpcOptions } from '../src/index.js';
-import { clientStream, drain, newEchoClient, unary, type EchoClient } from '../../../test/fixtures/grpc/client.ts';
+import { clientStream, drain, newEchoClient, unary } from '../../../test/fixtures/grpc/client.ts';
 import { waitFor } from '../../../test/fixtures/control.ts';
 import { DualPort } from '../../../test/fixtures/grpc/dual.ts';
-import { fixedRotation } from '../../../test/fixtures/grpc/harness.ts';
-import { GrpcServerSet, METHOD } from '../../../test/fixtures/grpc/servers.ts';
+import { GrpcHarness, fixedRotation } from '../../../test/fixtures/grpc/harness.ts';
+import { METHOD } from '../../../test/fixtures/grpc/servers.ts';
 
 /** A reader that exports nothing by itself: the test pulls with `collect()`. */
 class PullReader extends MetricReader {
@@ -35,34 +35,17 @@ class PullReader extends MetricReader {
 type MeshServiceError = grpc.ServiceError & { meshletCode?: string };
 
 describe('meshGrpcOptions: a grpc-js client on meshlet:///', () => {
-  const servers = new GrpcServerSet();
-  const meshes: Mesh[] = [];
-  const clients: grpc.Client[] = [];
-  after(async () => {
-    for (const c of clients) c.close();
-    await Promise.all(meshes.map((m) => m.close()));
-    await servers.closeAll();
-  });
-
-  function mesh(options: MeshOptions): Mesh {
-    const m = createMesh(options);
-    meshes.push(m);
-    return m;
-  }
-  function client(m: Mesh, target: string, extra: grpc.ClientOptions = {}): EchoClient {
-    const c = newEchoClient(target, { ...meshGrpcOptions(m), ...extra });
-    clients.push(c);
-    return c;
-  }
+  const h = new GrpcHarness(meshGrpcOptions);
+  after(() => h.close());
 
   it('every attempt carries meshlet-caller and the caller’s metadata; the deadline travels as grpc-timeout', async () => {
-    const bad = await servers.start('md-bad', { failCode: grpc.status.UNAVAILABLE });
-    const good = await servers.start('md-good');
-    const m = mesh({
+    const bad = await h.servers.start('md-bad', { failCode: grpc.status.UNAVAILABLE });
+    const good = await h.servers.start('md-good');
+    const m = h.mesh({
       service: 'frontend',
       services: { echo: { protocol: 'grpc', loadBalancer: 'round-robin', endpoints: [bad.address, good.address] } },
     });
-    const c = client(m, 'meshlet:///echo');
+    const c = h.client(m, 'echo');
 
     for (let i = 0; i < 2; i++) {
       const metadata = new grpc.Metadata();
@@ -87,9 +70,9 @@ describe('meshGrpcOptions: a grpc-js client on meshlet:///', () => {
   });
 
   it('response headers and trailers reach the caller', async () => {
-    const s = await servers.start('headers');
-    const m = mesh({ services: { echo: { protocol: 'grpc', endpoints: [s.address] } } });
-    const c = client(m, 'meshlet:///echo');
+    const s = await h.servers.start('headers');
+    const m = h.mesh({ services: { echo: { protocol: 'grpc', endpoints: [s.address] } } });
+    const c = h.client(m, 'echo');
     const { headers, status } = await new Promise<{ headers: grpc.Metadata; status: grpc.StatusObject }>(
       (resolve, reject) => {
         let headers: grpc.Metadata | undefined;
@@ -107,21 +90,21 @@ describe('meshGrpcOptions: a grpc-js client on meshlet:///', () => {
   });
 
   it('grpc-js options spread next to meshGrpcOptions reach the endpoint channels', async () => {
-    const s = await servers.start('opts');
-    const m = mesh({ services: { echo: { protocol: 'grpc', endpoints: [s.address] } } });
-    const small = client(m, 'meshlet:///echo', { 'grpc.max_receive_message_length': 64 });
+    const s = await h.servers.start('opts');
+    const m = h.mesh({ services: { echo: { protocol: 'grpc', endpoints: [s.address] } } });
+    const small = h.client(m, 'echo', { 'grpc.max_receive_message_length': 64 });
     const big = 'x'.repeat(200);
     const o = await unary(small, { payload: big });
     assert.ok(!o.ok, 'a 200-byte reply should exceed grpc.max_receive_message_length 64');
     assert.equal(o.code, grpc.status.RESOURCE_EXHAUSTED, o.error.details);
-    const plain = client(m, 'meshlet:///echo');
+    const plain = h.client(m, 'echo');
     const ok = await unary(plain, { payload: big });
     assert.ok(ok.ok && ok.reply.payload === big);
   });
 
   it('the caller’s own client interceptors still run, and waitForReady works', async () => {
-    const s = await servers.start('intercepted');
-    const m = mesh({ services: { echo: { protocol: 'grpc', endpoints: [s.address] } } });
+    const s = await h.servers.start('intercepted');
+    const m = h.mesh({ services: { echo: { protocol: 'grpc', endpoints: [s.address] } } });
     const statuses: number[] = [];
     const interceptor: grpc.Interceptor = (options, nextCall) =>
       new grpc.InterceptingCall(nextCall(options), {
@@ -135,7 +118,7 @@ describe('meshGrpcOptions: a grpc-js client on meshlet:///', () => {
           });
         },
       });
-    const c = client(m, 'meshlet:///echo', { interceptors: [interceptor] });
+    const c = h.client(m, 'echo', { interceptors: [interceptor] });
     await new Promise<void>((resolve, reject) =>
       c.waitForReady(Date.now() + 3000, (err) => (err ? reject(err) : resolve())),
     );
@@ -146,10 +129,10 @@ describe('meshGrpcOptions: a grpc-js client on meshlet:///', () => {
   });
 
   it('a target that is not meshlet: gets a plain grpc-js channel', async () => {
-    const s = await servers.start('direct');
-    const m = mesh({ services: {} });
+    const s = await h.servers.start('direct');
+    const m = h.mesh({ services: {} });
     for (const target of [s.address, `dns:///${s.address}`, `ipv4:${s.address}`]) {
-      const c = client(m, target);
+      const c = h.clientFor(m, target);
       const o = await unary(c, { payload: target });
       assert.ok(o.ok, `${target}: ${o.ok ? '' : o.error.details}`);
       assert.equal(o.reply.server, 'direct');
@@ -159,22 +142,22 @@ describe('meshGrpcOptions: a grpc-js client on meshlet:///', () => {
   });
 
   it('nothing is registered with grpc-js: a client without meshGrpcOptions cannot resolve meshlet:///', async () => {
-    const s = await servers.start('unregistered');
-    const m = mesh({ services: { echo: { protocol: 'grpc', endpoints: [s.address] } } });
-    const meshed = client(m, 'meshlet:///echo');
+    const s = await h.servers.start('unregistered');
+    const m = h.mesh({ services: { echo: { protocol: 'grpc', endpoints: [s.address] } } });
+    const meshed = h.client(m, 'echo');
     assert.ok((await unary(meshed, { payload: 'through the mesh' })).ok);
     const plain = newEchoClient('meshlet:///echo');
-    clients.push(plain);
+    h.clients.push(plain);
     const o = await unary(plain, { payload: 'plain' }, { deadline: Date.now() + 3000 });
     assert.ok(!o.ok, 'a plain grpc-js client reached the mesh’s endpoint');
     assert.equal(s.count, 1);
   });
 
   it('request bytes past 256 KiB make a call not replayable; below it, the retry resends every byte', async () => {
-    const bad = await servers.start('replay-bad', { failCode: grpc.status.UNAVAILABLE });
-    const good = await servers.start('replay-good');
-    const m = mesh({ services: { echo: fixedRotation([bad.address, good.address]) } });
-    const c = client(m, 'meshlet:///echo');
+    const bad = await h.servers.start('replay-bad', { failCode: grpc.status.UNAVAILABLE });
+    const good = await h.servers.start('replay-good');
+    const m = h.mesh({ services: { echo: fixedRotation([bad.address, good.address]) } });
+    const c = h.client(m, 'echo');
     const chunk = 'y'.repeat(64 * 1024);
 
     // 3 × 64 KiB: replayable. Whichever endpoint comes first, the call ends on the good one with all bytes.
@@ -203,9 +186,9 @@ describe('meshGrpcOptions: a grpc-js client on meshlet:///', () => {
   });
 
   it('after mesh.close() calls fail with UNAVAILABLE / MESHLET_ERR_CLOSED, and an open stream is cut', async () => {
-    const s = await servers.start('closing');
-    const m = mesh({ services: { echo: { protocol: 'grpc', endpoints: [s.address] } } });
-    const c = client(m, 'meshlet:///echo');
+    const s = await h.servers.start('closing');
+    const m = h.mesh({ services: { echo: { protocol: 'grpc', endpoints: [s.address] } } });
+    const c = h.client(m, 'echo');
     const stream = c.ServerStream({ payload: 'long', messages: 100, sleepMs: 20 });
     const ended = drain(stream);
     await new Promise<void>((resolve) => stream.once('data', () => resolve()));
@@ -225,22 +208,22 @@ describe('meshGrpcOptions: a grpc-js client on meshlet:///', () => {
     const spans = new InMemorySpanExporter();
     const tracerProvider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(spans)] });
     try {
-      const bad = await servers.start('tel-bad', { failCode: grpc.status.UNAVAILABLE });
-      const good = await servers.start('tel-good');
-      const m = mesh({
+      const bad = await h.servers.start('tel-bad', { failCode: grpc.status.UNAVAILABLE });
+      const good = await h.servers.start('tel-good');
+      const m = h.mesh({
         services: {
           echo: { protocol: 'grpc', loadBalancer: 'round-robin', endpoints: [bad.address, good.address] },
           nf: { protocol: 'grpc', endpoints: [good.address] },
         },
         telemetry: { meterProvider, tracerProvider },
       });
-      const c = client(m, 'meshlet:///echo');
+      const c = h.client(m, 'echo');
       // Two calls; round-robin sends at least one first to the failing endpoint: 3 or 4 attempts.
       for (let i = 0; i < 2; i++) assert.ok((await unary(c, { payload: `t${i}` })).ok);
       assert.ok(bad.count >= 1);
       assert.equal(good.count, 2);
       // One call ending in an application status (NOT_FOUND).
-      const nf = await unary(client(m, 'meshlet:///nf'), { payload: 'nf', failCode: grpc.status.NOT_FOUND });
+      const nf = await unary(h.client(m, 'nf'), { payload: 'nf', failCode: grpc.status.NOT_FOUND });
       assert.ok(!nf.ok && nf.code === grpc.status.NOT_FOUND);
 
       const { resourceMetrics, errors } = await reader.collect();
@@ -291,8 +274,8 @@ describe('meshGrpcOptions: a grpc-js client on meshlet:///', () => {
     const reader = new PullReader();
     const meterProvider = new MeterProvider({ readers: [reader] });
     try {
-      const down = await servers.startMany('ctr-down-', 2, { failCode: grpc.status.UNAVAILABLE });
-      const m = mesh({
+      const down = await h.servers.startMany('ctr-down-', 2, { failCode: grpc.status.UNAVAILABLE });
+      const m = h.mesh({
         services: {
           counted: {
             protocol: 'grpc',
@@ -305,7 +288,7 @@ describe('meshGrpcOptions: a grpc-js client on meshlet:///', () => {
         },
         telemetry: { meterProvider },
       });
-      const c = client(m, 'meshlet:///counted');
+      const c = h.client(m, 'counted');
       for (let i = 0; i < 6; i++) assert.ok(!(await unary(c, { payload: `x${i}` })).ok);
 
       const { resourceMetrics, errors } = await reader.collect();
@@ -331,15 +314,15 @@ describe('meshGrpcOptions: a grpc-js client on meshlet:///', () => {
   });
 
   it('an endpoint channel is closed when its address leaves the mesh, and every one when the mesh closes', async () => {
-    const a = await servers.start('leaves');
-    const b = await servers.start('stays');
+    const a = await h.servers.start('leaves');
+    const b = await h.servers.start('stays');
     const fa = await new DualPort(a.port, a.port).listen();
     const fb = await new DualPort(b.port, b.port).listen();
     try {
       const m = createMesh({
         services: { echo: { protocol: 'grpc', loadBalancer: 'round-robin', endpoints: [fa.address, fb.address] } },
       });
-      const c = client(m, 'meshlet:///echo');
+      const c = h.client(m, 'echo');
       for (let i = 0; i < 4; i++) assert.ok((await unary(c, { payload: `p${i}` })).ok);
       assert.ok(fa.openConnections >= 1 && fb.openConnections >= 1, 'both endpoints should be connected');
 
