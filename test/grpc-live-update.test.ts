@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { createControlServer, type ControlServer } from '@meshlet/control';
+import type { Mesh } from '@meshlet/core';
 import { controlPlane } from '@meshlet/discovery';
 import { ConfigDir, waitFor } from './fixtures/control.ts';
 import { describeFailed, unary, type EchoClient, type GrpcOutcome } from './fixtures/grpc/client.ts';
@@ -33,8 +34,20 @@ class GrpcLoad {
     });
   }
 
-  failures(): GrpcOutcome[] {
-    return this.samples.filter((s) => !s.outcome.ok).map((s) => s.outcome);
+  /** Asserts that every call so far succeeded. */
+  assertNoFailures(): void {
+    const failed = this.samples.filter((s) => !s.outcome.ok).map((s) => s.outcome);
+    assert.equal(
+      failed.length,
+      0,
+      `${failed.length} of ${this.samples.length} calls failed: ${describeFailed(failed)}`,
+    );
+  }
+
+  /** At least 100 calls started after `t`, and the last 100 of them were served by servers whose id starts with `prefix`. */
+  movedTo(prefix: string, t: number): boolean {
+    const recent = this.startedAfter(t);
+    return recent.length >= 100 && recent.slice(-100).every((s) => servedBy(s.outcome).startsWith(prefix));
   }
 
   /** Samples of calls started after `t` (performance.now()). */
@@ -54,6 +67,13 @@ function servedBy(o: GrpcOutcome): string {
 
 function count(servers: readonly GrpcTestServer[]): number {
   return servers.reduce((n, s) => n + s.count, 0);
+}
+
+/** The mesh's echo endpoints are exactly `servers`, and each of them got traffic. */
+function assertServedBy(mesh: Mesh, servers: readonly GrpcTestServer[]): void {
+  for (const s of servers) assert.ok(s.count > 0, `${s.id} got no traffic`);
+  const endpoints = mesh.stats().services.echo.endpoints;
+  assert.deepEqual(endpoints.map((e) => e.address).sort(), servers.map((s) => s.address).sort());
 }
 
 describe('gRPC live endpoint updates under load', () => {
@@ -86,12 +106,7 @@ describe('gRPC live endpoint updates under load', () => {
       await load.stop();
     }
 
-    const failed = load.failures();
-    assert.equal(
-      failed.length,
-      0,
-      `${failed.length} of ${load.samples.length} calls failed: ${describeFailed(failed)}`,
-    );
+    load.assertNoFailures();
     const afterUpdate = load.startedAfter(updatedAt);
     const strays = afterUpdate.filter((s) => !servedBy(s.outcome).startsWith('new-'));
     assert.equal(
@@ -99,10 +114,8 @@ describe('gRPC live endpoint updates under load', () => {
       0,
       `${strays.length} calls started after the update went to ${strays.slice(0, 5).map((s) => servedBy(s.outcome))}`,
     );
-    for (const s of fresh) assert.ok(s.count > 0, `${s.id} got no traffic`);
-    const stats = mesh.stats().services.echo;
-    assert.deepEqual(stats.endpoints.map((e) => e.address).sort(), fresh.map((s) => s.address).sort());
-    assert.equal(stats.failures, 0);
+    assertServedBy(mesh, fresh);
+    assert.equal(mesh.stats().services.echo.failures, 0);
   });
 
   it('a control-server-driven endpoint change under load: the calls move, zero failed calls', async () => {
@@ -136,12 +149,7 @@ describe('gRPC live endpoint updates under load', () => {
       // Moved: the last 100 calls all went to v2.
       movedAt = await waitFor(
         'the calls to move to v2',
-        () => {
-          const recent = load.samples.filter((s) => s.started > editedAt);
-          return recent.length >= 100 && recent.slice(-100).every((s) => servedBy(s.outcome).startsWith('cp-v2-'))
-            ? performance.now()
-            : undefined;
-        },
+        () => (load.movedTo('cp-v2-', editedAt) ? performance.now() : undefined),
         10_000,
         5,
       );
@@ -151,20 +159,13 @@ describe('gRPC live endpoint updates under load', () => {
     } finally {
       await load.stop();
     }
-    const failed = load.failures();
-    assert.equal(
-      failed.length,
-      0,
-      `${failed.length} of ${load.samples.length} calls failed: ${describeFailed(failed)}`,
-    );
+    load.assertNoFailures();
     assert.ok(
       load.samples.filter((s) => s.at < editedAt).every((s) => servedBy(s.outcome).startsWith('cp-v1-')),
       'before the edit every call went to v1',
     );
-    for (const s of v2) assert.ok(s.count > 0, `${s.id} got no traffic`);
-    const stats = mesh.stats().services.echo;
-    assert.deepEqual(stats.endpoints.map((e) => e.address).sort(), v2.map((s) => s.address).sort());
-    assert.equal(stats.failures, 0);
+    assertServedBy(mesh, v2);
+    assert.equal(mesh.stats().services.echo.failures, 0);
   });
 
   it('a DNS (SRV) record change under load: the calls move, zero failed calls', async () => {
@@ -191,26 +192,11 @@ describe('gRPC live endpoint updates under load', () => {
       changedAt = performance.now();
       records = v2;
       // The next resolution (refreshMs 1 s) moves the calls: the last 100 all on v2.
-      await waitFor(
-        'the calls to move to v2',
-        () => {
-          const recent = load.startedAfter(changedAt);
-          return recent.length >= 100 && recent.slice(-100).every((x) => servedBy(x.outcome).startsWith('dns-v2-'));
-        },
-        10_000,
-        5,
-      );
+      await waitFor('the calls to move to v2', () => load.movedTo('dns-v2-', changedAt), 10_000, 5);
     } finally {
       await load.stop();
     }
-    const failed = load.failures();
-    assert.equal(
-      failed.length,
-      0,
-      `${failed.length} of ${load.samples.length} calls failed: ${describeFailed(failed)}`,
-    );
-    for (const s of v2) assert.ok(s.count > 0, `${s.id} got no traffic`);
-    const stats = mesh.stats().services.echo;
-    assert.deepEqual(stats.endpoints.map((e) => e.address).sort(), v2.map((s) => s.address).sort());
+    load.assertNoFailures();
+    assertServedBy(mesh, v2);
   });
 });
