@@ -101,6 +101,30 @@ function bindGrpc(server: grpc.Server): Promise<number> {
   );
 }
 
+/** A server of its own (`interceptors`) whose Unary runs `onUnary` in the handler, then answers; and a plain client of it. */
+async function startProbe(
+  interceptors: grpc.ServerInterceptor[],
+  onUnary: () => void,
+): Promise<{ unary(metadata: grpc.Metadata): Promise<grpc.ServiceError | null>; close(): void }> {
+  const server = new grpc.Server({ interceptors });
+  server.addService(Probe.service, {
+    Unary(_call: unknown, cb: grpc.sendUnaryData<ProbeReply>) {
+      onUnary();
+      cb(null, reply(1));
+    },
+  });
+  const port = await bindGrpc(server);
+  const client = new Probe(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  const call = client.Unary as (r: unknown, m: grpc.Metadata, cb: (e: grpc.ServiceError | null) => void) => void;
+  return {
+    unary: (metadata) => new Promise((resolve) => call.call(client, {}, metadata, resolve)),
+    close() {
+      client.close();
+      server.forceShutdown();
+    },
+  };
+}
+
 function statsOf(mesh: Mesh, route: string, caller: string): InboundStats | undefined {
   return mesh.stats().inbound.find((s) => s.route === route && s.caller === caller);
 }
@@ -635,33 +659,22 @@ describe('meshServerInterceptors', () => {
   it('with a propagator but no tracer provider, makes the caller’s extracted context current and starts no span', async () => {
     // No telemetry option and no global tracer provider: only the global W3C propagator.
     const bare = createMesh({ services: {} });
-    const s2 = new grpc.Server({ interceptors: meshServerInterceptors(bare) });
     let traceId: string | undefined;
     let recording: boolean | undefined;
-    s2.addService(Probe.service, {
-      Unary(_call: unknown, cb: grpc.sendUnaryData<ProbeReply>) {
-        const span = trace.getSpan(context.active());
-        traceId = span?.spanContext().traceId;
-        recording = span?.isRecording();
-        cb(null, reply(1));
-      },
+    const probe = await startProbe(meshServerInterceptors(bare), () => {
+      const span = trace.getSpan(context.active());
+      traceId = span?.spanContext().traceId;
+      recording = span?.isRecording();
     });
-    const port = await bindGrpc(s2);
-    const c2 = new Probe(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as typeof client;
     try {
       spans.reset();
-      await new Promise<void>((resolve, reject) =>
-        (c2.Unary as (r: unknown, m: unknown, cb: (e: unknown) => void) => void)({}, md('web', TRACEPARENT), (e) =>
-          e ? reject(e) : resolve(),
-        ),
-      );
+      assert.equal(await probe.unary(md('web', TRACEPARENT)), null);
       assert.equal(traceId, TRACE_ID);
       assert.equal(recording, false, 'the remote parent, not a span of ours');
       assert.deepEqual(spans.getFinishedSpans(), []);
       assert.equal(bare.stats().inbound[0]?.caller, 'web');
     } finally {
-      c2.close();
-      s2.forceShutdown();
+      probe.close();
       await bare.close();
     }
   });
@@ -684,61 +697,39 @@ describe('meshServerInterceptors', () => {
           );
         },
       });
-    const s2 = new grpc.Server({ interceptors: [...meshServerInterceptors(m2), auth] });
     let caller: string | undefined;
-    s2.addService(Probe.service, {
-      Unary(_call: unknown, cb: grpc.sendUnaryData<ProbeReply>) {
-        caller = currentInbound()?.caller;
-        cb(null, reply(1));
-      },
+    const probe = await startProbe([...meshServerInterceptors(m2), auth], () => {
+      caller = currentInbound()?.caller;
     });
-    const port = await bindGrpc(s2);
-    const c2 = new Probe(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as typeof client;
-    const call = (meta: grpc.Metadata) =>
-      new Promise<grpc.ServiceError | null>((resolve) =>
-        (c2.Unary as (r: unknown, m: unknown, cb: (e: grpc.ServiceError | null) => void) => void)({}, meta, resolve),
-      );
     try {
       const withToken = md('web');
       withToken.set('token', 't');
-      assert.equal(await call(withToken), null);
+      assert.equal(await probe.unary(withToken), null);
       assert.equal(caller, 'web');
-      assert.equal((await call(md('web')))?.code, grpc.status.UNAUTHENTICATED);
+      assert.equal((await probe.unary(md('web')))?.code, grpc.status.UNAUTHENTICATED);
       const row = await eventually(() => {
         const r = statsOf(m2, '/meshlet.inbound.Probe/Unary', 'web');
         return r?.requests === 2 ? r : undefined;
       }, 'both calls recorded');
       assert.equal(row.successes, 2, 'UNAUTHENTICATED is the application’s answer, not a failure');
     } finally {
-      c2.close();
-      s2.forceShutdown();
+      probe.close();
       await m2.close();
     }
   });
 
   it('ignores meshlet-caller with trustMeshHeaders: false', async () => {
     const mesh2 = createMesh({ services: {} });
-    const s2 = new grpc.Server({ interceptors: meshServerInterceptors(mesh2, { trustMeshHeaders: false }) });
     let caller: string | undefined = 'unset';
-    s2.addService(Probe.service, {
-      Unary(_call: unknown, cb: grpc.sendUnaryData<ProbeReply>) {
-        caller = currentInbound()?.caller;
-        cb(null, reply(1));
-      },
+    const probe = await startProbe(meshServerInterceptors(mesh2, { trustMeshHeaders: false }), () => {
+      caller = currentInbound()?.caller;
     });
-    const port = await bindGrpc(s2);
-    const c2 = new Probe(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as typeof client;
     try {
-      await new Promise<void>((resolve, reject) =>
-        (c2.Unary as (r: unknown, m: unknown, cb: (e: unknown) => void) => void)({}, md('web'), (e) =>
-          e ? reject(e) : resolve(),
-        ),
-      );
+      assert.equal(await probe.unary(md('web')), null);
       assert.equal(caller, undefined);
       assert.equal(mesh2.stats().inbound[0]?.caller, '(unknown)');
     } finally {
-      c2.close();
-      s2.forceShutdown();
+      probe.close();
       await mesh2.close();
     }
   });
