@@ -19,6 +19,7 @@ import {
   clientStream,
   describeFailed,
   drain,
+  openStream,
   serverStream,
   tallyOutcomes,
   unary,
@@ -182,9 +183,7 @@ describe('gRPC streaming calls', () => {
     const client = h.client(mesh, 'echo');
 
     // Server stream: 50 replies 20 ms apart; the client cancels after the first.
-    const stream = client.ServerStream({ payload: 'long', messages: 50, sleepMs: 20 });
-    const ended = drain(stream);
-    await new Promise<void>((resolve) => stream.once('data', () => resolve()));
+    const { stream, ended } = await openStream(client, { payload: 'long', messages: 50, sleepMs: 20 });
     stream.cancel();
     const o = await ended;
     assert.equal(o.error?.code, grpc.status.CANCELLED, `the caller's cancel ended the call with ${o.error?.code}`);

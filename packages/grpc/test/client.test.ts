@@ -20,7 +20,7 @@ import { MeterProvider, MetricReader, type DataPoint, type Histogram } from '@op
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { createMesh } from '@meshlet/core';
 import { meshGrpcOptions } from '../src/index.js';
-import { clientStream, drain, newEchoClient, unary } from '../../../test/fixtures/grpc/client.ts';
+import { clientStream, newEchoClient, openStream, unary } from '../../../test/fixtures/grpc/client.ts';
 import { waitFor } from '../../../test/fixtures/control.ts';
 import { DualPort } from '../../../test/fixtures/grpc/dual.ts';
 import { GrpcHarness, fixedRotation } from '../../../test/fixtures/grpc/harness.ts';
@@ -189,9 +189,7 @@ describe('meshGrpcOptions: a grpc-js client on meshlet:///', () => {
     const s = await h.servers.start('closing');
     const m = h.mesh({ services: { echo: { protocol: 'grpc', endpoints: [s.address] } } });
     const c = h.client(m, 'echo');
-    const stream = c.ServerStream({ payload: 'long', messages: 100, sleepMs: 20 });
-    const ended = drain(stream);
-    await new Promise<void>((resolve) => stream.once('data', () => resolve()));
+    const { ended } = await openStream(c, { payload: 'long', messages: 100, sleepMs: 20 });
     await m.close();
     const o = await ended;
     assert.ok(o.error, 'the stream should end with an error when the mesh closes');
