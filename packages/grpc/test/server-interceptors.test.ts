@@ -26,6 +26,7 @@ import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '
 import { createMesh, currentInbound, type InboundStats, type Mesh, type MeshError } from '@meshlet/core';
 import { createMeshFetch, type MeshFetch } from '@meshlet/http';
 import { meshGrpcOptions, meshServerInterceptors } from '../src/index.js';
+import { waitFor } from '../../../test/fixtures/control.ts';
 
 context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
 propagation.setGlobalPropagator(new W3CTraceContextPropagator());
@@ -142,13 +143,8 @@ async function durationPoints(): Promise<Array<{ attributes: Record<string, unkn
 }
 
 /** Polls `fn` until it returns a value (at most 3 s): the server's bookkeeping lags the client's callback slightly. */
-async function eventually<T>(fn: () => T | undefined, what: string): Promise<T> {
-  for (let i = 0; i < 300; i++) {
-    const v = fn();
-    if (v !== undefined) return v;
-    await sleep(10);
-  }
-  throw new Error(`timed out waiting for ${what}`);
+function eventually<T>(fn: () => T | undefined, what: string): Promise<T> {
+  return waitFor(what, fn, 3000, 10);
 }
 
 describe('meshServerInterceptors', () => {
