@@ -90,20 +90,25 @@ export class MeshInbound implements InboundRecorder {
       s === 499 ? CANCELLED : s >= 500 ? FAILURE : SUCCESS,
       r.durationMs,
     );
-    if (!r.metric) return;
-    const t = this.telemetry;
-    t.refresh(this.clock.now());
-    if (!t.metricsOn) return;
-    t.serverDuration(SERVER_DURATION).record(r.durationMs / 1000, this.attributes(r, pair));
+    if (this.metricWanted(r)) {
+      this.telemetry.serverDuration(SERVER_DURATION).record(r.durationMs / 1000, this.attributes(r, pair));
+    }
   }
 
   private recordGrpc(r: InboundRecord): void {
     const pair = this.table.record(r.route, r.caller, grpcOutcome(r.status), r.durationMs);
-    if (!r.metric) return;
-    const t = this.telemetry;
-    t.refresh(this.clock.now());
-    if (!t.metricsOn) return;
-    t.serverDuration(RPC_SERVER_DURATION).record(r.durationMs / 1000, this.grpcAttributes(r.status, pair));
+    if (this.metricWanted(r)) {
+      this.telemetry
+        .serverDuration(RPC_SERVER_DURATION)
+        .record(r.durationMs / 1000, this.grpcAttributes(r.status, pair));
+    }
+  }
+
+  /** The record asks for the duration metric and a meter provider is registered. */
+  private metricWanted(r: InboundRecord): boolean {
+    if (!r.metric) return false;
+    this.telemetry.refresh(this.clock.now());
+    return this.telemetry.metricsOn;
   }
 
   stats(): InboundStats[] {
