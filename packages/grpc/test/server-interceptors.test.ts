@@ -27,6 +27,7 @@ import { createMesh, currentInbound, type InboundStats, type Mesh, type MeshErro
 import { createMeshFetch, type MeshFetch } from '@meshlet/http';
 import { meshGrpcOptions, meshServerInterceptors } from '../src/index.js';
 import { waitFor } from '../../../test/fixtures/control.ts';
+import { bindLocal } from '../../../test/fixtures/grpc/servers.ts';
 
 context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
 propagation.setGlobalPropagator(new W3CTraceContextPropagator());
@@ -94,14 +95,6 @@ async function listenHttp(server: HttpServer): Promise<string> {
   return `127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
-function bindGrpc(server: grpc.Server): Promise<number> {
-  return new Promise((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) =>
-      err ? reject(err) : resolve(port),
-    ),
-  );
-}
-
 /** A server of its own (`interceptors`) whose Unary runs `onUnary` in the handler, then answers; and a plain client of it. */
 async function startProbe(
   interceptors: grpc.ServerInterceptor[],
@@ -114,7 +107,7 @@ async function startProbe(
       cb(null, reply(1));
     },
   });
-  const port = await bindGrpc(server);
+  const port = await bindLocal(server);
   const client = new Probe(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
   const call = client.Unary as (r: unknown, m: grpc.Metadata, cb: (e: grpc.ServiceError | null) => void) => void;
   return {
@@ -270,7 +263,7 @@ describe('meshServerInterceptors', () => {
         });
       },
     });
-    const port = await bindGrpc(server);
+    const port = await bindLocal(server);
     target = `127.0.0.1:${port}`;
     client = new Probe(target, grpc.credentials.createInsecure()) as typeof client;
   });
