@@ -9,11 +9,8 @@ import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import { MeshError, NoHealthyEndpointsError } from '@meshlet/core';
 import { runConcurrent } from './helpers/load.ts';
-import { clientStream, describeFailed, tallyOutcomes, unary } from './fixtures/grpc/client.ts';
+import { clientStream, describeFailed, tallyOutcomes, unary, type MeshServiceError } from './fixtures/grpc/client.ts';
 import { GrpcHarness } from './fixtures/grpc/harness.ts';
-
-/** grpc-js copies every field of the status object onto its ServiceError. */
-type MeshServiceError = grpc.ServiceError & { meshletCode?: string; cause?: unknown };
 
 describe('gRPC errors', () => {
   const h = new GrpcHarness();

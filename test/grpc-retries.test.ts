@@ -28,7 +28,14 @@ import { createMesh, MeshConfigError } from '@meshlet/core';
 import { createMeshFetch } from '@meshlet/http';
 import { ServerSet, totalCount } from './helpers/servers.ts';
 import { call, runConcurrent, runPaced, tally } from './helpers/load.ts';
-import { bidiLockStep, clientStream, serverStream, tallyOutcomes, unary } from './fixtures/grpc/client.ts';
+import {
+  bidiLockStep,
+  clientStream,
+  serverStream,
+  tallyOutcomes,
+  unary,
+  type MeshServiceError,
+} from './fixtures/grpc/client.ts';
 import { DualPort } from './fixtures/grpc/dual.ts';
 import { GrpcHarness, fixedRotation } from './fixtures/grpc/harness.ts';
 import { METHOD, totalCalls, type GrpcTestServer } from './fixtures/grpc/servers.ts';
@@ -52,9 +59,7 @@ describe('gRPC outage: the retry budget', () => {
     // 400 calls per second for 1 s, paced.
     const outcomes = await runPaced(TOTAL, 400, (i) => unary(client, { payload: `p${i}` }));
     assert.deepEqual(tallyOutcomes(outcomes), { UNAVAILABLE: TOTAL });
-    const meshCodes = tally(
-      outcomes.map((o) => (o.ok ? 'ok' : String((o.error as { meshletCode?: string }).meshletCode))),
-    );
+    const meshCodes = tally(outcomes.map((o) => (o.ok ? 'ok' : String((o.error as MeshServiceError).meshletCode))));
     for (const code of meshCodes.keys()) {
       // The server's own UNAVAILABLE (no meshletCode), or the mesh's refusal once every endpoint is out.
       assert.ok(
@@ -403,7 +408,7 @@ describe('gRPC deadlines', () => {
     // Either the deadline ended the call, or the engine declined a retry that could not fit in what
     // was left (its backoff plus the service's typical latency) and returned the last attempt's
     // per-try timeout (UNAVAILABLE) before the deadline.
-    const meshletCode = (o.error as { meshletCode?: string }).meshletCode;
+    const meshletCode = (o.error as MeshServiceError).meshletCode;
     if (o.code === grpc.status.UNAVAILABLE) {
       assert.equal(meshletCode, 'MESHLET_ERR_UPSTREAM', o.error.details);
       assert.match(o.error.details, /MESHLET_ERR_PER_TRY_TIMEOUT/);

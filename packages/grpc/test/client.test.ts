@@ -20,7 +20,13 @@ import { MeterProvider, MetricReader, type DataPoint, type Histogram } from '@op
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { createMesh } from '@meshlet/core';
 import { meshGrpcOptions } from '../src/index.js';
-import { clientStream, newEchoClient, openStream, unary } from '../../../test/fixtures/grpc/client.ts';
+import {
+  clientStream,
+  newEchoClient,
+  openStream,
+  unary,
+  type MeshServiceError,
+} from '../../../test/fixtures/grpc/client.ts';
 import { waitFor } from '../../../test/fixtures/control.ts';
 import { DualPort } from '../../../test/fixtures/grpc/dual.ts';
 import { GrpcHarness, fixedRotation } from '../../../test/fixtures/grpc/harness.ts';
@@ -31,8 +37,6 @@ class PullReader extends MetricReader {
   protected override async onShutdown(): Promise<void> {}
   protected override async onForceFlush(): Promise<void> {}
 }
-
-type MeshServiceError = grpc.ServiceError & { meshletCode?: string };
 
 describe('meshGrpcOptions: a grpc-js client on meshlet:///', () => {
   const h = new GrpcHarness(meshGrpcOptions);
