@@ -11,6 +11,9 @@ import { writeFile } from 'node:fs/promises';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { createControlServer, type ControlServer } from '@meshlet/control';
+import { createMesh } from '@meshlet/core';
+import { controlPlane } from '@meshlet/discovery';
+import { meshGrpcOptions } from '@meshlet/grpc';
 import { freePort, runApp, startApp, TempDir, waitFor } from './helpers.ts';
 
 /** Resolved here, so the temp apps need no node_modules of their own. */
@@ -258,13 +261,15 @@ server.forceShutdown();
   });
 
   describe('with a control server', () => {
+    /** A gRPC service with no endpoints in the config: its servers register themselves. */
+    const REGISTERED = '  registered:\n    protocol: grpc\n';
     let control: ControlServer;
     let configPath: string;
 
     before(async () => {
       configPath = await dir.write(
         'control-mesh.yaml',
-        `services:\n  greeter:\n    protocol: grpc\n    endpoints: ["${backends[0]!.address}"]\n`,
+        `services:\n  greeter:\n    protocol: grpc\n    endpoints: ["${backends[0]!.address}"]\n` + REGISTERED,
       );
       control = createControlServer({
         configPath,
@@ -318,7 +323,7 @@ await closeMeshlet();
         assert.equal(await app.line(/^FIRST /), 'FIRST g1');
         await writeFile(
           configPath,
-          `services:\n  greeter:\n    protocol: grpc\n    endpoints: ["${backends[2]!.address}"]\n`,
+          `services:\n  greeter:\n    protocol: grpc\n    endpoints: ["${backends[2]!.address}"]\n` + REGISTERED,
         );
         await waitFor('the pushed endpoint to answer', async () => (/FROM g3/.test(app.stdout()) ? true : undefined));
         const { code } = await app.exited;
@@ -326,6 +331,70 @@ await closeMeshlet();
         assert.match(app.stdout(), /AFTER 10/, 'every call after the change went to the new endpoint');
       } finally {
         clearTimeout(timer);
+        app.child.kill('SIGKILL');
+      }
+    });
+
+    it('a zero-code gRPC server registers itself (MESHLET_REGISTER), is called through the mesh, and withdraws on SIGTERM', async () => {
+      const port = await freePort();
+      await dir.write(
+        'grpc-registered.mjs',
+        `import * as grpc from ${GRPC};
+import { mesh } from ${REGISTER};
+import { meshServerInterceptors } from ${MESHLET};
+const server = new grpc.Server({ interceptors: meshServerInterceptors(mesh) });
+server.addService(${GREETER_DEFINITION}, {
+  sayHello(call, callback) {
+    callback(null, { from: 'registered', hello: call.request.name, caller: call.metadata.get('meshlet-caller')[0] });
+  },
+});
+server.bindAsync('127.0.0.1:${port}', grpc.ServerCredentials.createInsecure(), (err) => {
+  if (err) throw err;
+  console.log('READY');
+});
+process.on('SIGTERM', () => server.tryShutdown(() => console.log('STOPPED')));
+`,
+      );
+      const app = startApp(dir.path, 'grpc-registered.mjs', {
+        MESHLET_SERVICE: 'registered',
+        MESHLET_REGISTER: `127.0.0.1:${port}`,
+        MESHLET_CONTROL_PLANE: `127.0.0.1:${control.address.port}`,
+      });
+      const mesh = createMesh({
+        service: 'tester',
+        discovery: [controlPlane({ address: `127.0.0.1:${control.address.port}` })],
+      });
+      const Greeter = grpc.makeGenericClientConstructor(greeterService, 'Greeter');
+      const client = new Greeter('meshlet:///registered', grpc.credentials.createInsecure(), meshGrpcOptions(mesh));
+      type Reply = { from: string; caller: string };
+      const greeter = client as unknown as {
+        sayHello(req: { name: string }, cb: (err: grpc.ServiceError | null, res: Reply) => void): void;
+      };
+      const sayHello = (): Promise<Reply> =>
+        new Promise((resolve, reject) =>
+          greeter.sayHello({ name: 'r' }, (err, res) => (err ? reject(err) : resolve(res))),
+        );
+      try {
+        await app.line(/READY/);
+        const answer = await waitFor('the registered server to answer through the mesh', async () => {
+          const res = await sayHello();
+          return res.from === 'registered' ? res : undefined;
+        });
+        assert.equal(answer.caller, 'tester');
+        const endpoints = async (): Promise<string[]> => {
+          const res = await fetch(`http://127.0.0.1:${control.adminAddress.port}/endpoints/registered`);
+          if (res.status === 404) return [];
+          return ((await res.json()) as { endpoints: Array<{ address: string }> }).endpoints.map((e) => e.address);
+        };
+        assert.deepEqual(await endpoints(), [`127.0.0.1:${port}`]);
+        app.child.kill('SIGTERM');
+        await waitFor('the withdrawal', async () => ((await endpoints()).length === 0 ? true : undefined));
+        const { signal } = await app.exited;
+        assert.equal(signal, null, `the app's own SIGTERM handler decided; stderr: ${app.stderr()}`);
+        assert.match(app.stdout(), /STOPPED/);
+      } finally {
+        client.close();
+        await mesh.close();
         app.child.kill('SIGKILL');
       }
     });
