@@ -142,6 +142,11 @@ describe('three hops: gRPC client → gRPC server → HTTP or gRPC call', () => 
     assert.equal(grpcServer.parentSpanContext?.spanId, grpcClient.spanContext().spanId, describe());
     assert.equal(httpClient.parentSpanContext?.spanId, grpcServer.spanContext().spanId, describe());
     assert.equal(grpcServer.attributes['rpc.system'], 'grpc');
+    assert.deepEqual(
+      [grpcClient.attributes['rpc.system'], grpcClient.attributes['rpc.service'], grpcClient.attributes['rpc.method']],
+      ['grpc', 'meshlet.test.Echo', 'Unary'],
+      'the gRPC client span carries the rpc.* attributes',
+    );
 
     // The hops carried the context and the caller's name on the wire.
     const seen = orders.calls[0].metadata;

@@ -9,7 +9,7 @@
  * committed attempt: from then on its grpc-js call is the caller's stream — reads, writes,
  * half-close, cancellation and the final status pass straight through.
  */
-import { propagation, type TextMapSetter } from '@opentelemetry/api';
+import { propagation, trace, type TextMapSetter } from '@opentelemetry/api';
 import {
   Metadata as GrpcMetadata,
   type CallCredentials,
@@ -208,7 +208,10 @@ export class MeshGrpcCall implements LowLevelCall {
     const caller = this.channel.state.mesh.service;
     if (caller !== undefined) md.set(CALLER_METADATA, caller);
     else md.remove(CALLER_METADATA);
-    if (ctx.trace !== undefined) propagation.inject(ctx.trace, md, SETTER);
+    if (ctx.trace !== undefined) {
+      if (ctx.attempt === 1) trace.getSpan(ctx.trace)?.setAttributes(this.info.spanAttributes);
+      propagation.inject(ctx.trace, md, SETTER);
+    }
     ctx.onAbort(att);
     call.start(md, att);
     if (att.cut) return;

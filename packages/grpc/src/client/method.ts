@@ -19,6 +19,8 @@ export class MethodInfo {
   /** `routeguide.RouteGuide` (`rpc.service`). */
   readonly rpcService: string;
   private readonly attributeSets = new Map<string, Attributes>();
+  /** Semantic-convention attributes of the call's client span. */
+  readonly spanAttributes: Attributes;
 
   constructor(path: string) {
     this.path = path;
@@ -26,6 +28,11 @@ export class MethodInfo {
     const slash = this.method.lastIndexOf('/');
     this.short = slash === -1 ? this.method : this.method.slice(slash + 1);
     this.rpcService = slash === -1 ? '' : this.method.slice(0, slash);
+    this.spanAttributes = Object.freeze({
+      'rpc.system': 'grpc',
+      'rpc.service': this.rpcService,
+      'rpc.method': this.short,
+    });
   }
 
   /** Attributes of one call's duration point: its final status and the endpoint of its last attempt. */
