@@ -4,11 +4,11 @@
  * its factory's arguments, the per-adapter tracing switches, and the once-only warning when
  * recording a request fails. The per-request work stays in each adapter.
  */
-import { ProxyTracer, ProxyTracerProvider, propagation, trace, type Tracer } from '@opentelemetry/api';
+import { ProxyTracer, ProxyTracerProvider, propagation, type Tracer } from '@opentelemetry/api';
 import { MeshConfigError } from '../errors.js';
+import { globalTracingOn } from '../telemetry/telemetry.js';
 import type { InboundRecorder } from './recorder.js';
 
-const NOOP_TRACER_PROVIDER = new ProxyTracerProvider().getDelegate().constructor;
 const NOOP_TRACER = new ProxyTracerProvider().getDelegate().getTracer('meshlet').constructor;
 
 /**
@@ -94,10 +94,7 @@ export function recordFailureReporter(what: string): (err: unknown) => void {
 /** True when `tracer` would record: not the API's no-op, nor a proxy of the global no-op provider. */
 function tracerIsLive(tracer: Tracer): boolean {
   if (tracer instanceof NOOP_TRACER) return false;
-  if (!(tracer instanceof ProxyTracer)) return true;
-  const provider = trace.getTracerProvider();
-  const delegate = provider instanceof ProxyTracerProvider ? provider.getDelegate() : provider;
-  return !(delegate instanceof NOOP_TRACER_PROVIDER);
+  return !(tracer instanceof ProxyTracer) || globalTracingOn();
 }
 
 function describe(v: unknown): string {

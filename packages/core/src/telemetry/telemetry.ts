@@ -37,7 +37,7 @@ const DURATION_BUCKETS = [
 const NOOP_TRACER_PROVIDER = new ProxyTracerProvider().getDelegate().constructor;
 
 /** True when the global tracer provider delegates to something other than the API's no-op. */
-function globalTracingOn(): boolean {
+export function globalTracingOn(): boolean {
   const provider = trace.getTracerProvider();
   const delegate = provider instanceof ProxyTracerProvider ? provider.getDelegate() : provider;
   return !(delegate instanceof NOOP_TRACER_PROVIDER);

@@ -2,54 +2,47 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { propagation, trace, type TextMapPropagator, type Tracer } from '@opentelemetry/api';
+import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
 import { InboundAdapter, inboundAdapterRecorder, recordFailureReporter } from '../../src/inbound/adapter.js';
-import { MeshConfigError } from '../../src/errors.js';
+import { assertIssue } from '../config/config-error.js';
 import type { InboundRecorder } from '../../src/inbound/recorder.js';
 
 const recorder: InboundRecorder = { record() {}, tracer: trace.getTracer('test') };
 const FLAGS = ['trust', 'tracing'];
 
-function configError(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    assert.ok(err instanceof MeshConfigError);
-    return err.message;
-  }
-  assert.fail('expected a MeshConfigError');
-}
+const MESH = { inbound: recorder };
 
 describe('inboundAdapterRecorder', () => {
   it("returns the mesh's recorder when mesh and options are well formed", () => {
-    assert.equal(inboundAdapterRecorder('meshX', '@meshlet/x', { inbound: recorder }, {}, FLAGS), recorder);
-    assert.equal(
-      inboundAdapterRecorder('meshX', '@meshlet/x', { inbound: recorder }, { trust: false }, FLAGS),
-      recorder,
-    );
+    assert.equal(inboundAdapterRecorder('meshX', '@meshlet/x', MESH, {}, FLAGS), recorder);
+    assert.equal(inboundAdapterRecorder('meshX', '@meshlet/x', MESH, { trust: false }, FLAGS), recorder);
   });
 
   it('names the factory and its package when the mesh is not a Mesh', () => {
     for (const mesh of [undefined, null, {}, { inbound: {} }]) {
-      const message = configError(() => inboundAdapterRecorder('meshX', '@meshlet/x', mesh, {}, FLAGS));
-      assert.match(message, /meshX\(mesh\)/);
-      assert.match(message, /same version as @meshlet\/x/);
+      assertIssue(
+        () => inboundAdapterRecorder('meshX', '@meshlet/x', mesh, {}, FLAGS),
+        'meshX(mesh)',
+        'expected the Mesh returned by createMesh() of @meshlet/core (same version as @meshlet/x)',
+      );
     }
   });
 
   it('names the options and the flag that is not a boolean', () => {
-    assert.match(
-      configError(() => inboundAdapterRecorder('meshX', '@meshlet/x', { inbound: recorder }, null, FLAGS)),
-      /meshX options: expected an object, got null/,
+    assertIssue(
+      () => inboundAdapterRecorder('meshX', '@meshlet/x', MESH, null, FLAGS),
+      'meshX options',
+      'expected an object, got null',
     );
-    assert.match(
-      configError(() =>
-        inboundAdapterRecorder('meshX', '@meshlet/x', { inbound: recorder }, { tracing: 'x'.repeat(50) }, FLAGS),
-      ),
-      new RegExp(`meshX options.tracing: expected true or false, got "${'x'.repeat(40)}"`),
+    assertIssue(
+      () => inboundAdapterRecorder('meshX', '@meshlet/x', MESH, { tracing: 'x'.repeat(50) }, FLAGS),
+      'meshX options.tracing',
+      `expected true or false, got "${'x'.repeat(40)}"`,
     );
-    assert.match(
-      configError(() => inboundAdapterRecorder('meshX', '@meshlet/x', { inbound: recorder }, { trust: 1 }, FLAGS)),
-      /meshX options.trust: expected true or false, got 1/,
+    assertIssue(
+      () => inboundAdapterRecorder('meshX', '@meshlet/x', MESH, { trust: 1 }, FLAGS),
+      'meshX options.trust',
+      'expected true or false, got 1',
     );
   });
 });
@@ -73,6 +66,19 @@ describe('InboundAdapter', () => {
       assert.equal(a.propagationOn, true);
     } finally {
       propagation.disable();
+    }
+  });
+
+  it('a tracer taken before the SDK registers goes live once a global tracer provider is registered', () => {
+    const a = new InboundAdapter(recorder, trace.getTracer('early'), true);
+    try {
+      a.refresh(0);
+      assert.equal(a.tracingOn, false);
+      trace.setGlobalTracerProvider(new BasicTracerProvider());
+      a.refresh(1000);
+      assert.equal(a.tracingOn, true);
+    } finally {
+      trace.disable();
     }
   });
 
