@@ -31,8 +31,8 @@ export function category(url: string, functionName: string): string {
     if (functionName === '(program)') return 'V8/native (program)';
     return 'native';
   }
-  if (url.includes('/packages/core/')) return '@meshlet/core';
-  if (url.includes('/packages/http/')) return '@meshlet/http';
+  const pkg = /\/packages\/(core|http|grpc|discovery|control)\//.exec(url);
+  if (pkg !== null) return `@meshlet/${pkg[1]}`;
   // The innermost node_modules names the package (nested copies sit inside their dependant).
   const nm = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url.slice(url.lastIndexOf('node_modules/')));
   if (nm !== null) return nm[1].startsWith('@opentelemetry/') ? `otel: ${nm[1]}` : nm[1];
