@@ -88,6 +88,10 @@ export class MeshGrpcCall implements LowLevelCall {
       return;
     }
     const state = this.channel.state;
+    // The caller's own meshlet-caller is the mesh's to set (or drop).
+    const caller = state.mesh.service;
+    if (caller !== undefined) metadata.set(CALLER_METADATA, caller);
+    else metadata.remove(CALLER_METADATA);
     state.mesh.call(this.channel.service, this, state.protocol).then(undefined, (err: unknown) => this.fail(err));
   }
 
@@ -204,10 +208,9 @@ export class MeshGrpcCall implements LowLevelCall {
       );
     att.call = call;
     if (this.credentials !== undefined) call.setCredentials(this.credentials);
-    const md = this.metadata!.clone();
-    const caller = this.channel.state.mesh.service;
-    if (caller !== undefined) md.set(CALLER_METADATA, caller);
-    else md.remove(CALLER_METADATA);
+    // The caller's Metadata goes to every attempt as it is (grpc-js does the same with it): what the
+    // mesh adds is the same on each attempt (the caller's name at start, the call's one span here).
+    const md = this.metadata!;
     if (ctx.trace !== undefined) {
       if (ctx.attempt === 1) trace.getSpan(ctx.trace)?.setAttributes(this.info.spanAttributes);
       propagation.inject(ctx.trace, md, SETTER);
