@@ -105,7 +105,7 @@ if (!ok) {
 JS
 
 echo "== pack-smoke: smoke tests"
-cp "$repo"/scripts/pack-smoke/{esm.mjs,cjs.cjs,grpc.mjs,grpc.cjs,telemetry.mjs,control.mjs,umbrella.mjs} .
+cp "$repo"/scripts/pack-smoke/{esm.mjs,cjs.cjs,grpc.mjs,grpc.cjs,greeter.cjs,telemetry.mjs,control.mjs,umbrella.mjs} .
 nodes=("$(command -v node)")
 cache="${MESHLET_NODE_CACHE:-${TMPDIR:-/tmp}/meshlet-nodes}"
 shopt -s nullglob
@@ -150,7 +150,7 @@ installed_grpc="$(node -p "require('@grpc/grpc-js/package.json').version")"
   echo "pack-smoke: the floor app has @grpc/grpc-js $installed_grpc at its top, expected $grpc_floor" >&2
   exit 1
 }
-cp "$repo"/scripts/pack-smoke/{esm.mjs,cjs.cjs,grpc.mjs,grpc.cjs} .
+cp "$repo"/scripts/pack-smoke/{esm.mjs,cjs.cjs,grpc.mjs,grpc.cjs,greeter.cjs} .
 timeout 60 node esm.mjs
 timeout 60 node cjs.cjs
 timeout 60 node grpc.mjs

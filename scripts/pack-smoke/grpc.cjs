@@ -11,21 +11,7 @@ const { meshGrpcOptions, meshServerInterceptors } = require('@meshlet/grpc');
 assert.equal(typeof meshGrpcOptions, 'function');
 assert.equal(typeof meshServerInterceptors, 'function');
 
-const json = {
-  serialize: (value) => Buffer.from(JSON.stringify(value)),
-  deserialize: (buf) => JSON.parse(buf.toString()),
-};
-const definition = {
-  sayHello: {
-    path: '/smoke.Greeter/SayHello',
-    requestStream: false,
-    responseStream: false,
-    requestSerialize: json.serialize,
-    requestDeserialize: json.deserialize,
-    responseSerialize: json.serialize,
-    responseDeserialize: json.deserialize,
-  },
-};
+const { greeter: definition } = require('./greeter.cjs');
 
 function sayHello(client, name) {
   return new Promise((resolve, reject) => client.sayHello({ name }, (err, res) => (err ? reject(err) : resolve(res))));

@@ -9,6 +9,7 @@ import { createRequire } from 'node:module';
 import * as grpc from '@grpc/grpc-js';
 import { createMesh, MeshError } from '@meshlet/core';
 import { meshGrpcOptions, meshServerInterceptors } from '@meshlet/grpc';
+import greeterModule from './greeter.cjs';
 
 // One copy of grpc-js: the one the app imports is the one @meshlet/grpc was linked to.
 const require = createRequire(import.meta.url);
@@ -19,21 +20,7 @@ assert.equal(
   '@meshlet/grpc uses the application’s @grpc/grpc-js',
 );
 
-const json = {
-  serialize: (value) => Buffer.from(JSON.stringify(value)),
-  deserialize: (buf) => JSON.parse(buf.toString()),
-};
-const definition = {
-  sayHello: {
-    path: '/smoke.Greeter/SayHello',
-    requestStream: false,
-    responseStream: false,
-    requestSerialize: json.serialize,
-    requestDeserialize: json.deserialize,
-    responseSerialize: json.serialize,
-    responseDeserialize: json.deserialize,
-  },
-};
+const definition = greeterModule.greeter;
 
 const serverMesh = createMesh({ service: 'greeter', services: {} });
 const server = new grpc.Server({ interceptors: meshServerInterceptors(serverMesh) });

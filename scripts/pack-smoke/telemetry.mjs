@@ -13,6 +13,7 @@ import * as grpc from '@grpc/grpc-js';
 import { createMesh } from '@meshlet/core';
 import { meshGrpcOptions, meshServerInterceptors } from '@meshlet/grpc';
 import { createMeshFetch } from '@meshlet/http';
+import greeterModule from './greeter.cjs';
 
 const sdkRequire = createRequire(createRequire(import.meta.url).resolve('@opentelemetry/sdk-node'));
 const { NodeSDK } = sdkRequire('@opentelemetry/sdk-node');
@@ -57,18 +58,7 @@ assert.ok(
 assert.match(traceparent ?? '', new RegExp(`^00-${span.spanContext().traceId}-[0-9a-f]{16}-0[01]$`));
 
 // gRPC: client span → server span (the interceptors continue the trace from the metadata).
-const json = { serialize: (v) => Buffer.from(JSON.stringify(v)), deserialize: (b) => JSON.parse(b.toString()) };
-const greeter = {
-  sayHello: {
-    path: '/smoke.Greeter/SayHello',
-    requestStream: false,
-    responseStream: false,
-    requestSerialize: json.serialize,
-    requestDeserialize: json.deserialize,
-    responseSerialize: json.serialize,
-    responseDeserialize: json.deserialize,
-  },
-};
+const greeter = greeterModule.greeter;
 const serverMesh = createMesh({ service: 'greeter', services: {} });
 const grpcServer = new grpc.Server({ interceptors: meshServerInterceptors(serverMesh) });
 grpcServer.addService(greeter, { sayHello: (call, callback) => callback(null, { hello: call.request.name }) });

@@ -19,6 +19,7 @@ import { createRequire } from 'node:module';
 import * as grpc from '@grpc/grpc-js';
 import { delimiter, dirname } from 'node:path';
 import * as meshlet from 'meshlet';
+import greeterModule from './greeter.cjs';
 
 const require = createRequire(import.meta.url);
 const STEP_TIMEOUT_MS = 20_000;
@@ -131,18 +132,7 @@ assert.match(refused.stderr, /MESHLET_ADMIN_PORT: expected a port number/, refus
 assert.equal(refused.stdout, '', 'the app did not run');
 
 // Zero-code gRPC: the app builds its client with the mesh meshlet/register made.
-const json = { serialize: (v) => Buffer.from(JSON.stringify(v)), deserialize: (b) => JSON.parse(b.toString()) };
-const greeter = {
-  sayHello: {
-    path: '/smoke.Greeter/SayHello',
-    requestStream: false,
-    responseStream: false,
-    requestSerialize: json.serialize,
-    requestDeserialize: json.deserialize,
-    responseSerialize: json.serialize,
-    responseDeserialize: json.deserialize,
-  },
-};
+const greeter = greeterModule.greeter;
 const grpcServer = new grpc.Server();
 grpcServer.addService(greeter, {
   sayHello: (call, callback) =>
@@ -160,12 +150,8 @@ writeFileSync(
   `import * as grpc from '@grpc/grpc-js';
 import { meshGrpcOptions } from 'meshlet';
 import { mesh } from 'meshlet/register';
-const json = { serialize: (v) => Buffer.from(JSON.stringify(v)), deserialize: (b) => JSON.parse(b.toString()) };
-const Greeter = grpc.makeGenericClientConstructor({
-  sayHello: { path: '/smoke.Greeter/SayHello', requestStream: false, responseStream: false,
-    requestSerialize: json.serialize, requestDeserialize: json.deserialize,
-    responseSerialize: json.serialize, responseDeserialize: json.deserialize },
-}, 'Greeter');
+import greeterModule from './greeter.cjs';
+const Greeter = grpc.makeGenericClientConstructor(greeterModule.greeter, 'Greeter');
 const client = new Greeter('meshlet:///greeter', grpc.credentials.createInsecure(), meshGrpcOptions(mesh));
 client.sayHello({ name: 'zero-code' }, (err, res) => {
   client.close();
