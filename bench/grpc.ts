@@ -30,8 +30,9 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, wri
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { ChildMessage, ClosedLoopPoint, ParentMessage, PointResult } from './lib/types.ts';
+import type { ClosedLoopPoint, PointResult } from './lib/types.ts';
 import { STREAM_MESSAGES } from './grpc-common.ts';
+import { ClientHandle } from './lib/client-handle.ts';
 import { renderProfileSummary, summarizeProfile } from './profile.ts';
 import type { PairedResult } from './grpc-paired.ts';
 
@@ -195,103 +196,6 @@ async function runPaired(
   });
 }
 
-/** One client-runner process: one setup, one call kind. */
-class GrpcClient {
-  private nextId = 1;
-  private waiting: { id: number; resolve: (r: PointResult) => void; reject: (e: Error) => void } | undefined;
-  private fatal: Error | undefined;
-  private readonly readyPromise: Promise<void>;
-
-  constructor(
-    readonly name: string,
-    readonly child: ChildProcess,
-  ) {
-    this.readyPromise = new Promise((resolve, reject) => {
-      child.on('message', (message: ChildMessage) => {
-        if (message.type === 'ready') resolve();
-        else if (message.type === 'result' && this.waiting?.id === message.id) {
-          const w = this.waiting;
-          this.waiting = undefined;
-          w.resolve(message.result);
-        } else if (message.type === 'fatal') {
-          this.fail(new Error(`${name}: ${message.message}`));
-          reject(this.fatal);
-        }
-      });
-      child.once('exit', (code, signal) => {
-        this.fail(new Error(`${name}: client process exited (${signal ?? code})`));
-        reject(this.fatal);
-      });
-    });
-    this.readyPromise.catch(() => undefined);
-    child.on('error', () => undefined);
-  }
-
-  ready(): Promise<void> {
-    return this.readyPromise;
-  }
-
-  get failure(): Error | undefined {
-    return this.fatal;
-  }
-
-  private fail(err: Error): void {
-    this.fatal ??= err;
-    this.waiting?.reject(err);
-    this.waiting = undefined;
-  }
-
-  /** One round of `point`; the result accumulates every round of `key` so far. */
-  run(key: string, point: ClosedLoopPoint): Promise<PointResult> {
-    if (this.fatal !== undefined) return Promise.reject(this.fatal);
-    const id = this.nextId++;
-    const limitMs = point.warmupMs + point.durationMs + 60_000;
-    return new Promise<PointResult>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.fail(new Error(`${this.name}: no result for ${key} after ${Math.round(limitMs / 1000)} s`));
-        this.child.kill('SIGKILL');
-      }, limitMs);
-      this.waiting = {
-        id,
-        resolve: (r) => {
-          clearTimeout(timer);
-          resolve(r);
-        },
-        reject: (e) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      };
-      const message: ParentMessage = { type: 'run', id, key, point };
-      this.child.send(message, (err) => {
-        if (err !== null) this.fail(new Error(`${this.name}: could not reach the client process (${err.message})`));
-      });
-    });
-  }
-
-  async close(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    if (!this.child.connected) {
-      this.child.kill('SIGKILL');
-      return;
-    }
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        this.child.kill('SIGKILL');
-        resolve();
-      }, 5000);
-      this.child.once('exit', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      const message: ParentMessage = { type: 'close' };
-      this.child.send(message, (err) => {
-        if (err !== null) this.child.kill('SIGKILL');
-      });
-    });
-  }
-}
-
 /** Where `--profile` puts a client's profiles (one file per thread; the main thread's is the largest). */
 export function grpcProfileDir(setup: GrpcSetup, kind: 'unary' | 'stream'): string {
   return path.join(benchDir, 'results', 'profiles', `${setup.name}-${kind}`);
@@ -303,7 +207,7 @@ function startClient(
   targets: string[],
   hooks: GrpcHooks,
   profile: boolean,
-): GrpcClient {
+): ClientHandle {
   const dir = grpcProfileDir(setup, kind);
   if (profile) rmSync(dir, { recursive: true, force: true });
   const child = fork(path.join(benchDir, 'client-runner.ts'), [setup.module, JSON.stringify(targets), kind], {
@@ -312,7 +216,7 @@ function startClient(
     env: { ...process.env, NODE_ENV: 'production' },
   });
   hooks.track(child);
-  return new GrpcClient(`${setup.name} (${kind})`, child);
+  return new ClientHandle(`${setup.name} (${kind})`, child, []);
 }
 
 /** One line saying why a client failed: the error's own line, not the stack's source location. */
@@ -345,7 +249,7 @@ export async function runGrpcBench(options: GrpcBenchOptions, hooks: GrpcHooks, 
   hooks.log(`gRPC upstreams: ${targets.join(', ')}`);
   const results: GrpcReport['results'] = {};
   const paired: NonNullable<GrpcReport['paired']> = [];
-  const clients = new Map<string, GrpcClient>();
+  const clients = new Map<string, ClientHandle>();
   const clientKey = (setup: GrpcSetup, kind: string): string => `${setup.name}/${kind}`;
   try {
     for (const kind of ['unary', 'stream'] as const) {
