@@ -1,8 +1,9 @@
 // The caller's own timeout (`Protocol.callerTimeoutMs`, e.g. a gRPC call's deadline option):
 // it clamps the call's deadline like an inbound one, names itself in the error, and fails a call
 // whose deadline has passed before any attempt. Fake protocol and fake timers, no sockets.
-import { afterEach, beforeEach, describe, it, mock } from 'node:test';
+import { afterEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { fakeTime } from '../helpers/fake-time.js';
 import { DeadlineExceededError } from '../../src/errors.js';
 import { runWithInbound } from '../../src/inbound/context.js';
 import type { Protocol } from '../../src/protocol.js';
@@ -35,25 +36,14 @@ function withCallerTimeout(
 }
 
 describe('the caller’s own timeout', () => {
-  let now = 0;
+  const { now, advance } = fakeTime();
   const meshes: Mesh[] = [];
   const make = (services: Parameters<typeof createMesh>[0]['services']): Mesh => {
-    const m = createMesh({ services, clock: { now: () => now }, random: () => 0 });
+    const m = createMesh({ services, clock: { now }, random: () => 0 });
     meshes.push(m);
     return m;
   };
-  const advance = async (ms: number): Promise<void> => {
-    now += ms;
-    mock.timers.tick(ms);
-    // Let promise chains (p-retry's included) run; setImmediate is not faked.
-    for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve));
-  };
-  beforeEach(() => {
-    now = 1000;
-    mock.timers.enable({ apis: ['setTimeout'] });
-  });
   afterEach(async () => {
-    mock.timers.reset();
     await Promise.all(meshes.splice(0).map((m) => m.close({ graceMs: 0 })));
   });
 

@@ -2,8 +2,9 @@
 // retryOn tokens; both share the service's retry budget), and gRPC `methods` (the engine reads
 // maxAttempts, backoff, perTryMs, requestMs and the classifier of the call's method: exact key,
 // then `Service/*`, then the service's own). Fake protocols and fake timers, no sockets.
-import { afterEach, beforeEach, describe, it, mock } from 'node:test';
+import { afterEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { fakeTime } from '../helpers/fake-time.js';
 import { createMesh, type Mesh } from '../../src/mesh.js';
 import type { Protocol } from '../../src/protocol.js';
 import type { Endpoint } from '../../src/endpoint.js';
@@ -271,20 +272,7 @@ describe('gRPC methods', () => {
 });
 
 describe('gRPC methods: deadlines', () => {
-  let now = 0;
-  const advance = async (ms: number): Promise<void> => {
-    now += ms;
-    mock.timers.tick(ms);
-    // Let promise chains (p-retry's included) run; setImmediate is not faked.
-    for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve));
-  };
-  beforeEach(() => {
-    now = 1000;
-    mock.timers.enable({ apis: ['setTimeout'] });
-  });
-  afterEach(() => {
-    mock.timers.reset();
-  });
+  const { now, advance } = fakeTime();
 
   it('a method’s requestMs sets its deadline, and the error names the method’s setting', async () => {
     const mesh = make(
@@ -296,7 +284,7 @@ describe('gRPC methods: deadlines', () => {
           methods: { 'rg.Guide/Fast': { timeout: { requestMs: 100 } } },
         },
       },
-      () => now,
+      now,
     );
     let settled = 'pending' as unknown;
     void mesh.call('rg', { method: 'rg.Guide/Fast' }, named('grpc', hang)).then(
@@ -331,7 +319,7 @@ describe('gRPC methods: deadlines', () => {
           methods: { 'rg.Guide/*': { timeout: { perTryMs: 30 } } },
         },
       },
-      () => now,
+      now,
     );
     // Retry a per-try timeout, as the gRPC classifier does.
     const grpc = named('grpc', hang);
