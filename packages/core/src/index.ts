@@ -18,7 +18,16 @@ export {
 } from './discovery/dns.js';
 export type { ServiceStats, EndpointStats } from './service.js';
 export type { Protocol } from './protocol.js';
-export type { CallContext, CallHandle, Classification, Classifier, Dispatch, Middleware, Transport } from './types.js';
+export type {
+  AttemptSink,
+  CallContext,
+  CallHandle,
+  Classification,
+  Classifier,
+  Dispatch,
+  Middleware,
+  Transport,
+} from './types.js';
 export { Endpoint, type EndpointState, type EndpointSpec } from './endpoint.js';
 export { systemClock, type Clock } from './clock.js';
 export type * from './config/types.js';

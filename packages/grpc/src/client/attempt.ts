@@ -9,8 +9,7 @@
  * cancellation reaches the server (RST_STREAM), and the engine is told at once.
  */
 import { status as Status, type InterceptingListener, type Metadata, type StatusObject } from '@grpc/grpc-js';
-import type { Endpoint } from '@meshlet/core';
-import type { AttemptSink } from './protocol-types.js';
+import type { Endpoint, AttemptSink } from '@meshlet/core';
 import type { LowLevelCall } from './grpc-types.js';
 import type { MeshGrpcCall } from './call.js';
 
@@ -51,7 +50,7 @@ export class EndpointAttempt implements InterceptingListener {
   constructor(
     readonly owner: MeshGrpcCall,
     readonly endpoint: Endpoint,
-    private sink: AttemptSink | undefined,
+    private sink: AttemptSink<EndpointAttempt> | undefined,
   ) {
     this.written = (error) => this.onWritten(error);
   }

@@ -16,11 +16,10 @@ import {
   type InterceptingListener,
   type StatusObject,
 } from '@grpc/grpc-js';
-import type { CallContext, CallHandle, Endpoint } from '@meshlet/core';
+import type { CallContext, CallHandle, Endpoint, AttemptSink } from '@meshlet/core';
 import { EndpointAttempt } from './attempt.js';
 import type { AuthContext, LowLevelCall, MessageContext, ParentCall } from './grpc-types.js';
 import type { MethodInfo } from './method.js';
-import type { AttemptSink } from './protocol-types.js';
 import { CallCancelledError, statusOfError } from './status.js';
 import type { MeshChannel } from './channel.js';
 
@@ -192,7 +191,7 @@ export class MeshGrpcCall implements LowLevelCall {
   }
 
   /** One attempt on `ep` (the protocol's transport). */
-  beginAttempt(ctx: CallContext, ep: Endpoint, sink: AttemptSink): void {
+  beginAttempt(ctx: CallContext, ep: Endpoint, sink: AttemptSink<EndpointAttempt>): void {
     const att = new EndpointAttempt(this, ep, sink);
     this.current = att;
     this.lastEndpoint = ep;

@@ -6,11 +6,10 @@
  * call, at its final status, by the per-mesh state.
  */
 import type { Attributes } from '@opentelemetry/api';
-import type { Protocol } from '@meshlet/core';
+import type { Protocol, AttemptSink } from '@meshlet/core';
 import type { EndpointAttempt } from './attempt.js';
 import type { MeshGrpcCall } from './call.js';
 import { GrpcClassifier } from './classifier.js';
-import type { AttemptSink } from './protocol-types.js';
 import { grpcStatusName as statusName } from '@meshlet/core';
 
 const NO_ATTRIBUTES: Attributes = Object.freeze({});
@@ -55,7 +54,7 @@ export function createGrpcProtocol(): Protocol<MeshGrpcCall, EndpointAttempt> {
   };
 }
 
-class PromiseTarget implements AttemptSink {
+class PromiseTarget implements AttemptSink<EndpointAttempt> {
   constructor(
     private readonly resolve: (v: EndpointAttempt) => void,
     private readonly reject: (e: unknown) => void,
