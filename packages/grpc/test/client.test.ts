@@ -42,6 +42,16 @@ describe('meshGrpcOptions: a grpc-js client on meshlet:///', () => {
   const h = new GrpcHarness(meshGrpcOptions);
   after(() => h.close());
 
+  it('a call on a closed client throws at once, naming the target and what to do', async () => {
+    const m = h.mesh({ services: { echo: { protocol: 'grpc', endpoints: ['127.0.0.1:1'] } } });
+    const c = h.client(m, 'echo');
+    c.close();
+    assert.throws(
+      () => c.Unary({ payload: 'x' }, new grpc.Metadata(), {}, () => {}),
+      /Channel has been shut down: the client of meshlet:\/\/\/echo was closed \(client\.close\(\)\); build a new client/,
+    );
+  });
+
   it('every attempt carries meshlet-caller and the caller’s metadata; the deadline travels as grpc-timeout', async () => {
     const bad = await h.servers.start('md-bad', { failCode: grpc.status.UNAVAILABLE });
     const good = await h.servers.start('md-good');

@@ -60,7 +60,7 @@ export class MeshChannel implements ChannelInterface {
     parentCall: ParentCall,
     propagateFlags: number | null | undefined,
   ): LowLevelCall {
-    if (this.closed) throw new Error('Channel has been shut down');
+    if (this.closed) throw this.shutDown();
     let info = this.methods.get(method);
     if (info === undefined) {
       info = new MethodInfo(method);
@@ -116,6 +116,13 @@ export class MeshChannel implements ChannelInterface {
     this.state.channels.delete(this);
   }
 
+  /** grpc-js's own words for a closed channel, plus which one and what to do. */
+  private shutDown(): Error {
+    return new Error(
+      `Channel has been shut down: the client of ${this.target} was closed (client.close()); build a new client to call it again`,
+    );
+  }
+
   getTarget(): string {
     return this.target;
   }
@@ -167,7 +174,7 @@ export class MeshChannel implements ChannelInterface {
     deadline: Date | number,
     callback: (error?: Error) => void,
   ): void {
-    if (this.closed) throw new Error('Channel has been shut down');
+    if (this.closed) throw this.shutDown();
     const until = deadline instanceof Date ? deadline.getTime() : deadline;
     const check = (): void => {
       if (this.getConnectivityState(false) !== currentState) {
