@@ -37,11 +37,8 @@ export interface TestServer {
   dir: string;
   configPath: string;
   lines: LogLine[];
-  /** Replaces the config file atomically (write temp + rename, as editors do). */
   /** An atomic save (temp file, rename into place): the server reads it 2 ms after its event. */
   writeConfig(text: string): Promise<void>;
-  /** An in-place write, which the server reads `fileDebounceMs` after the last event. */
-  writeConfigInPlace(text: string): Promise<void>;
   admin(path: string): Promise<{ status: number; body: any }>;
   close(): Promise<void>;
 }
@@ -77,9 +74,6 @@ export async function startServer(
       const tmp = join(dir, `.tmp-${n++}`);
       await writeFile(tmp, text);
       await rename(tmp, configPath);
-    },
-    async writeConfigInPlace(text) {
-      await writeFile(configPath, text);
     },
     async admin(path) {
       const res = await fetch(`http://127.0.0.1:${server.adminAddress.port}${path}`);

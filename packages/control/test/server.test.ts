@@ -2,6 +2,7 @@
 // by raw grpc-js streams that speak the protocol module's codec.
 import { after, afterEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import {
   byName,
@@ -229,16 +230,20 @@ describe('control server: named subscriptions', () => {
 
 describe('control server: config file', () => {
   it('pushes a new version after an edit; in-place writes within the debounce window make one version', async () => {
-    const s = await server(CONFIG, { debounceMs: 300, fileDebounceMs: 300 });
+    const s = await server(CONFIG, { debounceMs: 300, fileDebounceMs: 1500 });
     const c = client(s);
     c.subscribe('node-edit');
     await c.next(SERVICE_TYPE_URL);
     await c.next(ENDPOINT_SET_TYPE_URL);
-    // Two in-place writes in quick succession: one version, with the second write's content. (An
+    // Two in-place writes 100 ms apart, well inside the 1.5 s window: one version, with the second
+    // write's content. The writes are synchronous so that a loaded machine cannot stretch the gap
+    // between them past the window (CI once saw an async pair more than 300 ms apart). Without
+    // the debounce the first write alone would be read and pushed during the 100 ms pause. (An
     // atomic save, a rename into place, is complete when its event arrives and is read at once:
     // two of them are two versions, see file-watch.test.ts.)
-    await s.writeConfigInPlace(CONFIG.replace("'127.0.0.1:5001'", "'127.0.0.1:5009'"));
-    await s.writeConfigInPlace(CONFIG.replace("'127.0.0.1:5001'", "'127.0.0.1:5001', '127.0.0.1:5002'"));
+    writeFileSync(s.configPath, CONFIG.replace("'127.0.0.1:5001'", "'127.0.0.1:5009'"));
+    await new Promise((r) => setTimeout(r, 100));
+    writeFileSync(s.configPath, CONFIG.replace("'127.0.0.1:5001'", "'127.0.0.1:5001', '127.0.0.1:5002'"));
     const eps = await c.nextOf(ENDPOINT_SET_TYPE_URL);
     assert.equal(eps.response.versionInfo, '2');
     const sets = byName(eps) as Record<string, Array<{ address: string }>>;
