@@ -30,6 +30,7 @@ export type {
 } from './types.js';
 export { Endpoint, type EndpointState, type EndpointSpec } from './endpoint.js';
 export { systemClock, type Clock } from './clock.js';
+export { TimerQueue, type TimerEntry } from './timer-queue.js';
 export type * from './config/types.js';
 export { validateMeshConfig, validateServiceConfig, isServiceName, DEFAULTS } from './config/validate.js';
 export type { LoadBalancerName, Picker, PickContext, PickerFactory, BalancerOptions } from './balancer/types.js';

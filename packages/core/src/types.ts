@@ -1,5 +1,6 @@
 import type { Context } from '@opentelemetry/api';
 import type { Endpoint } from './endpoint.js';
+import type { DeadlineSource } from './errors.js';
 
 /**
  * Result of classifying one attempt. Policies see only this, never a status code.
@@ -27,6 +28,10 @@ export interface CallContext {
   readonly deadline: number;
   /** The call's whole timeout (`timeout.requestMs` when it started), ms. */
   readonly timeoutMs: number;
+  /** Whose deadline `deadline` is: the service's `timeout.requestMs`, the inbound request's, or the caller's own. */
+  readonly deadlineSource: DeadlineSource;
+  /** Config path of the `requestMs` the service deadline came from when it is not the service's own (a gRPC method's). */
+  readonly requestMsPath: string | undefined;
   /**
    * Aborted when the current attempt is cut (caller abort, request deadline, per-try
    * timeout), with the reason. Created on first read; transports on the hot path should

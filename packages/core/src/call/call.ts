@@ -112,6 +112,10 @@ export class Call<Req, Res> implements CallContext, PickContext, CallHandle, Tim
     return this.deadline - this.svc.deps.clock.now();
   }
 
+  get requestMsPath(): string | undefined {
+    return this.policy.requestMsPath;
+  }
+
   markSent(): void {
     this.sentAt = this.svc.deps.clock.now();
   }

@@ -16,8 +16,9 @@ import {
   type InterceptingListener,
   type StatusObject,
 } from '@grpc/grpc-js';
-import type { CallContext, CallHandle, Endpoint, AttemptSink } from '@meshlet/core';
+import type { CallContext, CallHandle, Endpoint, AttemptSink, TimerEntry } from '@meshlet/core';
 import { EndpointAttempt } from './attempt.js';
+import { MAX_TIMER_MS, StreamDeadlineError, grpcTimeoutValue } from './deadline.js';
 import type { AuthContext, LowLevelCall, MessageContext, ParentCall } from './grpc-types.js';
 import type { MethodInfo } from './method.js';
 import { CallCancelledError, statusOfError } from './status.js';
@@ -39,7 +40,8 @@ interface Buffered {
   flags: number | undefined;
 }
 
-export class MeshGrpcCall implements LowLevelCall {
+export class MeshGrpcCall implements LowLevelCall, TimerEntry {
+  /** The call's own copy of the caller's Metadata, with what the mesh adds. */
   metadata: GrpcMetadata | undefined = undefined;
   private listener: InterceptingListener | undefined = undefined;
   private credentials: CallCredentials | undefined = undefined;
@@ -63,6 +65,13 @@ export class MeshGrpcCall implements LowLevelCall {
   private pendingStatus: StatusObject | undefined = undefined;
   private startedAt = 0;
   private lastEndpoint: Endpoint | undefined = undefined;
+  /** The engine's call (the same object for every attempt): the deadline after commit. */
+  private ctx: CallContext | undefined = undefined;
+  // The committed stream's deadline, in the channel's deadline queue (or a timer of its own).
+  timerPrev: TimerEntry | undefined = undefined;
+  timerNext: TimerEntry | undefined = undefined;
+  timerAt = -1;
+  private deadlineTimer: ReturnType<typeof setTimeout> | undefined = undefined;
 
   constructor(
     readonly channel: MeshChannel,
@@ -76,6 +85,9 @@ export class MeshGrpcCall implements LowLevelCall {
   ) {}
 
   start(metadata: GrpcMetadata, listener: InterceptingListener): void {
+    // The caller's object may be reused for other calls, to other channels: what the mesh sets
+    // (its caller name, trace context, grpc-timeout) goes on a copy.
+    metadata = metadata.clone();
     this.metadata = metadata;
     this.listener = listener;
     this.startedAt = performance.now();
@@ -195,21 +207,23 @@ export class MeshGrpcCall implements LowLevelCall {
     const att = new EndpointAttempt(this, ep, sink);
     this.current = att;
     this.lastEndpoint = ep;
+    this.ctx = ctx;
+    const md = this.metadata!;
+    // The engine's timer bounds the attempt; grpc-js gets no deadline of its own (deadline.ts),
+    // unless a parent call's deadline is to propagate, which grpc-js applies itself.
     const remaining = ctx.remainingMs();
+    let deadline = Infinity;
+    if (remaining !== Infinity) {
+      if (this.parent === null || this.parent === undefined) md.set('grpc-timeout', grpcTimeoutValue(remaining));
+      else deadline = Date.now() + remaining;
+    }
     const call = this.channel
       .endpointChannel(ep)
-      .createCall(
-        this.info.path,
-        remaining === Infinity ? Infinity : Date.now() + remaining,
-        this.host,
-        this.parent,
-        this.propagateFlags,
-      );
+      .createCall(this.info.path, deadline, this.host, this.parent, this.propagateFlags);
     att.call = call;
     if (this.credentials !== undefined) call.setCredentials(this.credentials);
-    // The caller's Metadata goes to every attempt as it is (grpc-js does the same with it): what the
-    // mesh adds is the same on each attempt (the caller's name at start, the call's one span here).
-    const md = this.metadata!;
+    // The call's Metadata goes to every attempt (grpc-js copies it at start): what the mesh adds is
+    // the same on each attempt but the remaining time (the caller's name at start, the call's one span here).
     if (ctx.trace !== undefined) {
       if (ctx.attempt === 1) trace.getSpan(ctx.trace)?.setAttributes(this.info.spanAttributes);
       propagation.inject(ctx.trace, md, SETTER);
@@ -245,8 +259,10 @@ export class MeshGrpcCall implements LowLevelCall {
     if (headers !== undefined) listener.onReceiveMetadata(headers);
     const message = att.message;
     if (message !== undefined) {
-      // A stream under way: the engine no longer tracks it, so the channel does (closing cuts it).
+      // A stream under way: the engine no longer tracks it, so the channel does (closing cuts it),
+      // and its deadline (the engine's timer ended with the attempt).
       this.channel.live.add(this);
+      this.armDeadline();
       att.message = undefined;
       this.readsWanted--;
       listener.onReceiveMessage(message);
@@ -278,10 +294,35 @@ export class MeshGrpcCall implements LowLevelCall {
     this.finish(statusOfError(err, this.channel.service, this.info.short), this.lastEndpoint);
   }
 
+  /** Bounds a committed stream by what is left of the call's deadline. */
+  private armDeadline(): void {
+    const left = this.ctx!.remainingMs();
+    if (left === Infinity) return;
+    const now = performance.now();
+    if (!this.channel.state.deadlines.add(this, now + left, now)) {
+      this.deadlineTimer = setTimeout(onStreamDeadline, left > 0 ? Math.min(left, MAX_TIMER_MS) : 0, this);
+    }
+  }
+
+  /** The deadline passed with the committed stream still open: cut it, and end the call with DEADLINE_EXCEEDED. */
+  onTimer(): void {
+    this.deadlineTimer = undefined;
+    const live = this.live;
+    if (this.finished || live === undefined) return;
+    live.cancel('meshlet: deadline exceeded');
+    const err = new StreamDeadlineError(this.ctx!, live.endpoint.address);
+    this.finish(statusOfError(err, this.channel.service, this.info.short), live.endpoint);
+  }
+
   /** The call's final status, to the caller, once. */
   finish(status: StatusObject, ep: Endpoint | undefined): void {
     if (this.finished) return;
     this.finished = true;
+    if (this.timerAt >= 0) this.channel.state.deadlines.remove(this);
+    else if (this.deadlineTimer !== undefined) {
+      clearTimeout(this.deadlineTimer);
+      this.deadlineTimer = undefined;
+    }
     if (this.live !== undefined) this.channel.live.delete(this);
     this.live = undefined;
     this.current = undefined;
@@ -289,6 +330,10 @@ export class MeshGrpcCall implements LowLevelCall {
     this.channel.state.recordCall(this, status.code, ep, performance.now() - this.startedAt);
     this.listener!.onReceiveStatus(status);
   }
+}
+
+function onStreamDeadline(call: MeshGrpcCall): void {
+  call.onTimer();
 }
 
 function finishLater(call: MeshGrpcCall, status: StatusObject): void {

@@ -10,7 +10,7 @@ import {
   type ChannelInterface,
   type ChannelOptions,
 } from '@grpc/grpc-js';
-import type { Endpoint, Mesh, Protocol } from '@meshlet/core';
+import { TimerQueue, systemClock, type Endpoint, type Mesh, type Protocol } from '@meshlet/core';
 import type { EndpointAttempt } from './attempt.js';
 import type { MeshGrpcCall } from './call.js';
 import { MeshChannel } from './channel.js';
@@ -22,6 +22,8 @@ export const CALL_DURATION = 'rpc.client.call.duration';
 export class MeshGrpc {
   readonly protocol: Protocol<MeshGrpcCall, EndpointAttempt> = createGrpcProtocol();
   readonly channels = new Set<MeshChannel>();
+  /** Deadlines of committed calls still open, under one timer (deadline.ts). */
+  readonly deadlines = new TimerQueue(systemClock);
   /** `channelFactoryOverride`: a meshlet channel for `meshlet:` targets, a plain grpc-js one otherwise. */
   readonly factory: (target: string, credentials: ChannelCredentials, options: ChannelOptions) => ChannelInterface;
 
