@@ -2,12 +2,15 @@
 // delete-and-recreate wait the full debounce. Real files, real fs.watch.
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, open, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import { closeSync, openSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { FileWatch } from '../src/file-watch.js';
 
-const DEBOUNCE_MS = 400;
+// Wide enough that a loaded CI machine cannot stretch the tests' own pauses (50-100 ms) past it,
+// nor a rename's read (a couple of ms) past half of it.
+const DEBOUNCE_MS = 1500;
 
 async function setup(): Promise<{ file: string; dir: string; changes: number[]; watch: FileWatch }> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'meshlet-file-watch-'));
@@ -45,9 +48,9 @@ describe('FileWatch', () => {
       await writeFile(`${file}.tmp`, '{"services":{"a":{}}}');
       const t0 = performance.now();
       await rename(`${file}.tmp`, file);
-      await until(() => changes.length > 0, 2000);
+      await until(() => changes.length > 0, DEBOUNCE_MS + 3000);
       assert.equal(changes.length, 1, 'one change for one save');
-      // The full debounce is 400 ms; a rename is read after a couple of ms (generous bound for CI).
+      // The full debounce is 1.5 s; a rename is read after a couple of ms (generous bound for CI).
       assert.ok(changes[0]! - t0 < DEBOUNCE_MS / 2, `read after ${(changes[0]! - t0).toFixed(0)} ms`);
     } finally {
       watch.close();
@@ -60,7 +63,7 @@ describe('FileWatch', () => {
     try {
       const t0 = performance.now();
       await writeFile(file, '{"services":{"b":{}}}');
-      await until(() => changes.length > 0, 3000);
+      await until(() => changes.length > 0, DEBOUNCE_MS + 3000);
       assert.equal(changes.length, 1);
       assert.ok(changes[0]! - t0 >= DEBOUNCE_MS - 5, `read after ${(changes[0]! - t0).toFixed(0)} ms`);
     } finally {
@@ -72,11 +75,13 @@ describe('FileWatch', () => {
     const { file, dir, changes, watch } = await setup();
     dirs.push(dir);
     try {
+      // Synchronous, 50 ms apart, well inside the debounce (async pairs can land far apart on a
+      // loaded machine). Without the debounce the deletion alone would be reported in the pause.
       const t0 = performance.now();
-      await unlink(file);
+      unlinkSync(file);
       await new Promise((r) => setTimeout(r, 50));
-      await writeFile(file, '{"services":{"c":{}}}');
-      await until(() => changes.length > 0, 3000);
+      writeFileSync(file, '{"services":{"c":{}}}');
+      await until(() => changes.length > 0, DEBOUNCE_MS + 3000);
       assert.equal(changes.length, 1, 'one change, after the new file exists');
       assert.ok(changes[0]! - t0 >= DEBOUNCE_MS - 5, `read after ${(changes[0]! - t0).toFixed(0)} ms`);
     } finally {
@@ -89,15 +94,16 @@ describe('FileWatch', () => {
     dirs.push(dir);
     try {
       await unlink(file);
-      await until(() => changes.length > 0, 3000); // the deletion is reported once
+      await until(() => changes.length > 0, DEBOUNCE_MS + 3000); // the deletion is reported once
       const seen = changes.length;
       const t0 = performance.now();
-      // Created empty (one 'rename' event, no 'change' yet), written a moment later.
-      const handle = await open(file, 'w');
+      // Created empty (one 'rename' event, no 'change' yet), written a moment later (synchronously,
+      // so that the pause stays well inside the debounce on a loaded machine).
+      const fd = openSync(file, 'w');
       await new Promise((r) => setTimeout(r, 100));
-      await handle.writeFile('{"services":{"d":{}}}');
-      await handle.close();
-      await until(() => changes.length > seen, 3000);
+      writeFileSync(fd, '{"services":{"d":{}}}');
+      closeSync(fd);
+      await until(() => changes.length > seen, DEBOUNCE_MS + 3000);
       assert.equal(changes.length, seen + 1, 'one change for the new file');
       assert.ok(changes[seen]! - t0 >= DEBOUNCE_MS - 5, `read after ${(changes[seen]! - t0).toFixed(0)} ms`);
     } finally {
