@@ -1,5 +1,6 @@
 // Test helpers: a control server on 127.0.0.1:0 over a temp config file, a raw grpc-js client
 // speaking the protocol module's codec, and log capture.
+import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import {
   decodeResource,
@@ -84,6 +85,18 @@ export async function startServer(
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Resolves once the server has no config read under way. start() ends with one read of the file
+ * (to catch an edit made before the watch was set up), which runs on after start() resolves: a
+ * test whose edits must reach the server only through the watch waits for it first. On a loaded
+ * machine that read was seen to land after a test's first in-place write, reading it at once.
+ */
+export async function configReadSettled(server: ControlServer): Promise<void> {
+  const internals = server as unknown as { reloading?: Promise<void> };
+  assert.ok('reloading' in internals, 'the control server no longer tracks its config read as `reloading`');
+  while (internals.reloading !== undefined) await internals.reloading;
 }
 
 const Client = grpc.makeGenericClientConstructor(discoveryService, 'AggregatedDiscoveryService');
