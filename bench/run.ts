@@ -24,6 +24,8 @@
  *                        where their CPU goes; profiles in bench/results/profiles/
  *   --no-grpc            skip the gRPC benchmark (bench/grpc.ts), which otherwise runs after the HTTP setups
  *                        (not with --only; `node --import tsx bench/grpc.ts` runs it alone)
+ *   --no-interleaved     skip the interleaved comparison of the throughput goals (bench/interleaved.ts), which
+ *                        otherwise runs last (not with --only; `node --import tsx bench/interleaved.ts` runs it alone)
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -54,6 +56,15 @@ import {
   withGrpcSection,
   type GrpcReport,
 } from './grpc.ts';
+import {
+  interleavedOptionsFrom,
+  interleavedSectionOf,
+  renderInterleavedSection,
+  renderInterleavedTable,
+  runInterleavedBench,
+  withInterleavedSection,
+  type InterleavedReport,
+} from './interleaved.ts';
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
 const rootDir = path.dirname(benchDir);
@@ -80,6 +91,7 @@ interface Options {
   pin: boolean;
   /** Run the gRPC benchmark after the HTTP setups. */
   grpc: boolean;
+  interleaved: boolean;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -128,6 +140,7 @@ function parseOptions(argv: string[]): Options {
     profile,
     pin: argv.includes('--pin'),
     grpc: !argv.includes('--no-grpc') && only === undefined,
+    interleaved: !argv.includes('--no-interleaved') && only === undefined,
   };
 }
 
@@ -290,7 +303,11 @@ function rerender(file: string, write: boolean): void {
     // The HTTP report holds no gRPC figures: the gRPC section already in RESULTS.md stays.
     const resultsFile = path.join(benchDir, 'RESULTS.md');
     const previous = existsSync(resultsFile) ? readFileSync(resultsFile, 'utf8') : undefined;
-    writeFileSync(resultsFile, withGrpcSection(renderMarkdown(report, path.basename(file)), undefined, previous));
+    const markdown = withGrpcSection(renderMarkdown(report, path.basename(file)), undefined, previous);
+    writeFileSync(
+      resultsFile,
+      withInterleavedSection(markdown, previous === undefined ? undefined : interleavedSectionOf(previous)),
+    );
     log('wrote bench/RESULTS.md and bench/chart.svg');
   }
 }
@@ -514,6 +531,22 @@ async function main(): Promise<void> {
     );
   }
 
+  // The throughput goals again, raw and meshlet interleaved in one process (bench/interleaved.ts).
+  let interleavedReport: InterleavedReport | undefined;
+  if (!options.interleaved) {
+    log('interleaved comparison skipped (--no-interleaved or --only)');
+  } else {
+    const command = argv.length === 0 ? 'npm run bench' : `npm run bench -- ${argv.join(' ')}`;
+    interleavedReport = await runInterleavedBench(
+      { ...interleavedOptionsFrom(argv), only: options.grpc ? undefined : 'http' },
+      { log, track },
+      command,
+    ).catch((err: unknown) => {
+      log(`interleaved comparison FAILED: ${err instanceof Error ? err.message : String(err)}`);
+      return undefined;
+    });
+  }
+
   const report: BenchReport = {
     version: 1,
     startedAt: startedAt.toISOString(),
@@ -554,6 +587,7 @@ async function main(): Promise<void> {
     log(`wrote bench/results/${grpcJson}`);
     grpcSection = renderGrpcSection(grpcReport, grpcJson);
   }
+  if (interleavedReport !== undefined) process.stdout.write(renderInterleavedTable(interleavedReport));
   for (const name of options.profile) {
     // The main thread's profile is the biggest one (the loader thread is idle after start-up).
     const dir = path.join(profileDir, name);
@@ -569,7 +603,14 @@ async function main(): Promise<void> {
     // Without a gRPC run this time, the gRPC section already in RESULTS.md stays.
     const resultsFile = path.join(benchDir, 'RESULTS.md');
     const previous = existsSync(resultsFile) ? readFileSync(resultsFile, 'utf8') : undefined;
-    writeFileSync(resultsFile, withGrpcSection(renderMarkdown(report, path.basename(jsonPath)), grpcSection, previous));
+    const markdown = withGrpcSection(renderMarkdown(report, path.basename(jsonPath)), grpcSection, previous);
+    const interleavedSection =
+      interleavedReport !== undefined
+        ? renderInterleavedSection(interleavedReport)
+        : previous === undefined
+          ? undefined
+          : interleavedSectionOf(previous);
+    writeFileSync(resultsFile, withInterleavedSection(markdown, interleavedSection));
     log('wrote bench/RESULTS.md and bench/chart.svg');
   } else {
     log('partial run: bench/RESULTS.md left as it is (pass --write to overwrite it)');
