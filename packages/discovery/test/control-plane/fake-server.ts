@@ -42,15 +42,32 @@ export class FakeStream {
     });
     call.on('error', () => {});
     call.on('end', () => {
-      this.ended = true;
+      this.markEnded();
       try {
         call.end();
       } catch {
         // gone
       }
     });
-    call.on('close', () => {
-      this.ended = true;
+    call.on('close', () => this.markEnded());
+  }
+
+  private endWaiters: Array<() => void> = [];
+
+  private markEnded(): void {
+    this.ended = true;
+    for (const w of this.endWaiters.splice(0)) w();
+  }
+
+  /** Resolves once the client has ended the stream; rejects after `timeoutMs`. */
+  untilEnded(timeoutMs = 5000): Promise<void> {
+    if (this.ended) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`the stream did not end within ${timeoutMs} ms`)), timeoutMs);
+      this.endWaiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
     });
   }
 

@@ -182,8 +182,7 @@ describe('controlPlane registrations', () => {
     assert.equal(last.registrations.length, 0, 'the withdrawal is sent');
     await closed; // no reply: resolves after its bounded wait
     await assert.rejects(pending, (e: unknown) => e instanceof RegistrationError && e.failure === 'closed');
-    await new Promise((r) => setTimeout(r, 50));
-    assert.equal(stream.ended, true);
+    await stream.untilEnded();
   });
 
   it('close() withdraws every registration (waiting for the reply), then ends the stream; register after close rejects', async () => {
@@ -196,8 +195,7 @@ describe('controlPlane registrations', () => {
     assert.equal(last.registrations.length, 0);
     reply(stream, last.registrationRevision);
     await closing;
-    await new Promise((r) => setTimeout(r, 50));
-    assert.equal(stream.ended, true);
+    await stream.untilEnded();
     await assert.rejects(
       source.register!(users),
       (e: unknown) => e instanceof RegistrationError && e.failure === 'closed',
