@@ -70,8 +70,9 @@ describe('control server killed with SIGKILL under load', () => {
       killedAt = performance.now();
       // The client notices: its source reports the lost stream, and the mesh keeps serving.
       await waitFor('the client to report the lost control plane', () => mesh.discoveryStatus()[0].lastError);
-      await sleep(1000);
-      assert.ok(load.since(killedAt).length >= 100, 'traffic flowed while the control server was down');
+      await sleep(1000); // a second with no control server
+      // Traffic flows meanwhile: 100 requests, however long a loaded machine takes to make them.
+      await waitFor('traffic to flow while the control server is down', () => load.since(killedAt).length >= 100);
 
       const second = await ControlProcess.start(config.configPath, {
         port: first.port,
