@@ -95,8 +95,9 @@ describe('gRPC live endpoint updates under load', () => {
     const load = new GrpcLoad(client, 16);
     let updatedAt = 0;
     try {
-      await sleep(300);
-      assert.ok(count(old) > 0, 'the old servers got no traffic before the update');
+      await sleep(300); // traffic on the old servers before the update
+      // On a loaded machine 300 ms may not be enough for the channels to connect: wait for it.
+      await waitFor('the old servers to get traffic before the update', () => count(old) > 0, 10_000, 5);
       mesh.update({ services: { echo: { protocol: 'grpc', endpoints: fresh.map((s) => s.address) } } });
       updatedAt = performance.now();
       // The old servers finish what they have in flight, then go away.
