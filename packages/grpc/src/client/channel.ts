@@ -7,7 +7,9 @@
  * with the same address, credentials and options, so many clients of one service share them too.
  *
  * grpc-js's own retries are off on those channels (`grpc.enable_retries: 0`): the mesh retries,
- * on the service's budget.
+ * on the service's budget. With secure credentials they verify each endpoint's certificate against
+ * the service's name, not the address dialled (`tls.ts`), and a failed handshake ends the attempt
+ * with a status naming the endpoint and the name checked.
  */
 import {
   Channel as GrpcChannel,
@@ -22,6 +24,7 @@ import { MeshGrpcCall } from './call.js';
 import type { Deadline, LowLevelCall, ParentCall } from './grpc-types.js';
 import { MethodInfo } from './method.js';
 import type { MeshGrpc } from './state.js';
+import { ConnectWatch, tlsName, type ConnectInfo, type TlsName } from './tls.js';
 
 /** Distinct method paths kept parsed per channel (a dynamic client could make up any number). */
 const METHOD_CACHE = 1024;
@@ -32,12 +35,45 @@ let nextCallNumber = 1;
 
 type ChannelRef = ReturnType<ChannelInterface['getChannelzRef']>;
 
+/**
+ * A plain grpc-js channel to one endpoint. A call made while it is not READY may meet the
+ * connection's (TLS) handshake: that call is watched, so a handshake failure ends it with a status
+ * naming the endpoint (`ConnectWatch`). A call made on a READY channel goes out on the connection
+ * already verified, unwrapped.
+ */
+export class EndpointChannel extends GrpcChannel {
+  constructor(
+    target: string,
+    credentials: ChannelCredentials,
+    options: ChannelOptions,
+    private readonly info: ConnectInfo,
+  ) {
+    super(target, credentials, options);
+  }
+
+  override createCall(
+    method: string,
+    deadline: Deadline,
+    host: string | null | undefined,
+    parentCall: ParentCall,
+    propagateFlags: number | null | undefined,
+  ): LowLevelCall {
+    const call = super.createCall(method, deadline, host, parentCall, propagateFlags);
+    if (super.getConnectivityState(false) === ConnectivityState.READY) return call;
+    return new ConnectWatch(call, this.info);
+  }
+}
+
 export class MeshChannel implements ChannelInterface {
-  private readonly endpoints = new Map<string, GrpcChannel>();
+  private readonly endpoints = new Map<string, EndpointChannel>();
   /** Calls whose committed stream is still open (the engine is done with them). */
   readonly live = new Set<MeshGrpcCall>();
   private readonly methods = new Map<string, MethodInfo>();
   private readonly endpointOptions: ChannelOptions;
+  /** The name endpoint certificates are verified against; undefined with insecure credentials. */
+  private readonly tls: TlsName | undefined;
+  /** `:authority` of calls made without the `host` option: `grpc.default_authority`, else the service name. */
+  private readonly authority: string;
   private closed = false;
   private readonly ref: ChannelRef;
 
@@ -49,6 +85,13 @@ export class MeshChannel implements ChannelInterface {
     options: ChannelOptions,
   ) {
     this.endpointOptions = { ...options, 'grpc.enable_retries': 0 };
+    const authority = options['grpc.default_authority'];
+    this.authority = typeof authority === 'string' && authority !== '' ? authority : service;
+    if (credentials._isSecure()) {
+      // grpc-js would verify against the host of the target, the endpoint's IP address.
+      this.tls = tlsName(service, options);
+      this.endpointOptions['grpc.ssl_target_name_override'] = this.tls.name;
+    }
     this.ref = { kind: 'channel', id: -1, name: target } as ChannelRef;
     state.channels.add(this);
   }
@@ -67,16 +110,26 @@ export class MeshChannel implements ChannelInterface {
       if (this.methods.size < METHOD_CACHE) this.methods.set(method, info);
     }
     const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
-    return new MeshGrpcCall(this, info, deadlineMs, host ?? this.service, parentCall, propagateFlags, nextCallNumber++);
+    return new MeshGrpcCall(
+      this,
+      info,
+      deadlineMs,
+      host ?? this.authority,
+      parentCall,
+      propagateFlags,
+      nextCallNumber++,
+    );
   }
 
   /** The grpc-js channel to one endpoint (made on first use). */
   endpointChannel(ep: Endpoint): GrpcChannel {
-    let ch = this.endpoints.get(ep.address);
-    if (ch === undefined) {
-      ch = new GrpcChannel(endpointTarget(ep.host, ep.port), this.credentials, this.endpointOptions);
-      this.endpoints.set(ep.address, ch);
-    }
+    return this.endpoints.get(ep.address) ?? this.openEndpoint(ep.address, ep.host, ep.port);
+  }
+
+  private openEndpoint(address: string, host: string, port: number): EndpointChannel {
+    const info: ConnectInfo = { service: this.service, address, tls: this.tls };
+    const ch = new EndpointChannel(endpointTarget(host, port), this.credentials, this.endpointOptions, info);
+    this.endpoints.set(address, ch);
     return ch;
   }
 
@@ -153,12 +206,7 @@ export class MeshChannel implements ChannelInterface {
         }
         const at = ep.address.lastIndexOf(':');
         const host = ep.address.slice(0, at).replace(/^\[|\]$/g, '');
-        ch = new GrpcChannel(
-          endpointTarget(host, Number(ep.address.slice(at + 1))),
-          this.credentials,
-          this.endpointOptions,
-        );
-        this.endpoints.set(ep.address, ch);
+        ch = this.openEndpoint(ep.address, host, Number(ep.address.slice(at + 1)));
       }
       const s = ch.getConnectivityState(tryToConnect);
       if (s === ConnectivityState.READY) return s;
