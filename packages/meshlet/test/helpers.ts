@@ -88,18 +88,27 @@ export function startApp(cwd: string, app: string, env: Record<string, string>, 
   };
 }
 
-/** Runs an app to its end (killed after `timeoutMs`). */
+/**
+ * Runs an app to its end (killed after `timeoutMs`, a bound for a hung app, not a speed check: an
+ * app that starts the mesh twice, in a worker too, was seen to need more than 15 s on a loaded
+ * machine).
+ */
 export async function runApp(
   cwd: string,
   app: string,
   env: Record<string, string>,
-  timeoutMs = 15_000,
+  timeoutMs = 60_000,
 ): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
   const c = startApp(cwd, app, env);
-  const timer = setTimeout(() => c.child.kill('SIGKILL'), timeoutMs);
+  let killed = false;
+  const timer = setTimeout(() => {
+    killed = true;
+    c.child.kill('SIGKILL');
+  }, timeoutMs);
   const { code, signal } = await c.exited;
   clearTimeout(timer);
-  return { code, signal, stdout: c.stdout(), stderr: c.stderr() };
+  const stderr = c.stderr() + (killed ? `\n[${app} killed: still running after ${timeoutMs} ms]` : '');
+  return { code, signal, stdout: c.stdout(), stderr };
 }
 
 export interface TestServer {
