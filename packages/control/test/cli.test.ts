@@ -51,7 +51,7 @@ function run(
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`meshlet ${args.join(' ')} did not exit; stdout: ${stdout} stderr: ${stderr}`));
-    }, opts.timeoutMs ?? 15_000);
+    }, opts.timeoutMs ?? 60_000); // a liveness bound, not a speed check: a CLI run takes seconds on a loaded machine
     child.on('error', reject);
     child.on('close', (code, signal) => {
       clearTimeout(timer);
