@@ -7,7 +7,9 @@
 //   response, with every request message replayed.
 // - Response headers alone do not commit a call (they are held): a stream failing after its headers
 //   and before any message is retried, and the caller sees only the good attempt's headers.
-// - Once committed, a stream is no longer under the per-try timeout.
+// - Once committed, a stream is no longer under the per-try timeout; its final status still feeds
+//   its endpoint's health (a stream failing mid-way gets its endpoint ejected; the caller's cancel
+//   or a deadline does not count against it).
 // - call.cancel() reaches the server.
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -61,6 +63,61 @@ describe('gRPC streaming calls', () => {
     assert.equal(mid.countOf('ServerStream'), 3, 'round-robin: half of the 6 calls went to the failing backend');
     assert.equal(other.countOf('ServerStream'), 3, 'a stream that failed mid-way was retried elsewhere');
     assert.equal(mesh.stats().services.echo.retries, 0);
+  });
+
+  it('a stream’s status after its first message counts toward its endpoint’s health: failing mid-stream gets it ejected', async () => {
+    const mid = await h.servers.start('health-mid', { failAfterFirst: grpc.status.UNAVAILABLE });
+    const other = await h.servers.start('health-other');
+    const mesh = h.mesh({
+      services: {
+        echo: {
+          protocol: 'grpc',
+          loadBalancer: 'round-robin',
+          endpoints: [mid.address, other.address],
+          outlierDetection: { consecutiveFailures: 3 },
+        },
+      },
+    });
+    const client = h.client(mesh, 'echo');
+    const endpoint = (address: string) => mesh.stats().services.echo.endpoints.find((e) => e.address === address)!;
+
+    // Round robin: 6 calls, 3 on each; every one committed on its first message.
+    for (let i = 0; i < 6; i++) await serverStream(client, { payload: `h${i}`, messages: 2 });
+    assert.equal(mid.countOf('ServerStream'), 3);
+    assert.equal(endpoint(mid.address).failures, 3, 'the mid-stream failures were not counted against the endpoint');
+    assert.equal(endpoint(mid.address).state, 'ejected', '3 consecutive mid-stream failures should eject it');
+    assert.equal(endpoint(other.address).failures, 0);
+    assert.equal(endpoint(other.address).state, 'healthy');
+    // Ejected: the next calls all go to the other backend, whole.
+    for (let i = 0; i < 4; i++) {
+      const o = await serverStream(client, { payload: `after${i}`, messages: 2 });
+      assert.equal(o.error, undefined, o.error?.details);
+    }
+    assert.equal(mid.countOf('ServerStream'), 3);
+  });
+
+  it('a caller’s cancel or a deadline after the first message says nothing against the endpoint', async () => {
+    const server = await h.servers.start('health-cancel');
+    const mesh = h.mesh({
+      services: {
+        echo: { protocol: 'grpc', endpoints: [server.address], outlierDetection: { consecutiveFailures: 1 } },
+      },
+    });
+    const client = h.client(mesh, 'echo');
+    const { stream, ended } = await openStream(client, { payload: 'long', messages: 50, sleepMs: 20 });
+    stream.cancel();
+    assert.equal((await ended).error?.code, grpc.status.CANCELLED);
+    const cut = await serverStream(
+      client,
+      { payload: 'long', messages: 50, sleepMs: 20 },
+      { deadline: Date.now() + 150 },
+    );
+    assert.equal(cut.error?.code, grpc.status.DEADLINE_EXCEEDED, cut.error?.details);
+    assert.ok(cut.replies.length >= 1);
+    const ep = mesh.stats().services.echo.endpoints[0];
+    assert.equal(ep.failures, 0);
+    assert.equal(ep.state, 'healthy');
+    assert.ok((await unary(client, { payload: 'still-there' })).ok);
   });
 
   it('a server stream that fails with UNAVAILABLE before any message is retried and succeeds on another backend', async () => {

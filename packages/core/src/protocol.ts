@@ -41,6 +41,14 @@ export interface Protocol<Req, Res> {
   header(req: Req, name: string): string | undefined;
   /** Whether the request may be sent again: idempotent (or opted in) and its body replayable. */
   replayable(req: Req, nonIdempotent: boolean): boolean;
+  /**
+   * Optional: whether a successful answer is only provisionally so: the call goes on after it (a
+   * gRPC stream committed on its first message, whose status is still to come). Its endpoint's
+   * health (outlier detector, breaker) is then not recorded when the attempt settles, but when the
+   * protocol reports the call's real end through `CallContext.reportOutcome`. Latency (the EWMA)
+   * is recorded at settle either way.
+   */
+  provisional?(res: Res): boolean;
   /** Releases a result that will not reach the caller (a retried response). */
   discard(res: Res): void;
   /** Span name of a logical call. */

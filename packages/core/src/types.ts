@@ -56,6 +56,13 @@ export interface CallContext {
   markSent(): void;
   /** OpenTelemetry context holding the call's span, for trace-context injection; undefined when there is none. */
   trace: Context | undefined;
+  /**
+   * For a call whose answer the protocol called provisional (`Protocol.provisional`): its
+   * endpoint's health once the call has really ended — true a success, false a failure for the
+   * outlier detector and the breaker, undefined nothing either way (the caller cancelled, the
+   * deadline cut a long stream). At most once; a no-op otherwise.
+   */
+  reportOutcome(ok: boolean | undefined): void;
 }
 
 /** Told why an attempt was cut: a function, or an object's `handleAbort` method. */

@@ -61,6 +61,9 @@ export class Call<Req, Res> implements CallContext, PickContext, CallHandle, Tim
   counted = true;
   /** Mesh-clock time the transport reported the current attempt as written to a connection (0: not reported). */
   sentAt = 0;
+  /** The endpoint whose health awaits `reportOutcome` (a provisional answer), and whether its breaker counts it. */
+  pendingOutcome: Endpoint | undefined = undefined;
+  pendingInline = false;
 
   /** Links in the service's list of calls in flight (so close() can cut them), O(1) in and out. */
   activePrev: Call<unknown, unknown> | undefined = undefined;
@@ -114,6 +117,16 @@ export class Call<Req, Res> implements CallContext, PickContext, CallHandle, Tim
 
   get requestMsPath(): string | undefined {
     return this.policy.requestMsPath;
+  }
+
+  reportOutcome(ok: boolean | undefined): void {
+    const ep = this.pendingOutcome;
+    if (ep === undefined) return;
+    this.pendingOutcome = undefined;
+    if (ok === undefined) return;
+    if (!ok) ep.failures++;
+    this.svc.outlier.record(ep, ok);
+    if (this.pendingInline) (ep as { circuit?: { record(ok: boolean): void } }).circuit?.record(ok);
   }
 
   markSent(): void {

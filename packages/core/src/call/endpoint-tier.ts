@@ -180,8 +180,15 @@ export function settleAttempt<Req, Res>(call: Call<Req, Res>): void {
       ep.observeLatency(penalty, end, svc.config.ewmaDecayMs, svc.load);
     }
     ep.latency.record(latency, end);
-    svc.outlier.record(ep, ok);
-    if (call.inline) (ep as { circuit?: { record(ok: boolean): void } }).circuit?.record(ok);
+    const provisional = call.protocol.provisional;
+    if (ok && provisional !== undefined && provisional.call(call.protocol, call.res as Res)) {
+      // The call goes on after this answer: its health is recorded when it really ends (reportOutcome).
+      call.pendingOutcome = ep;
+      call.pendingInline = call.inline;
+    } else {
+      svc.outlier.record(ep, ok);
+      if (call.inline) (ep as { circuit?: { record(ok: boolean): void } }).circuit?.record(ok);
+    }
   }
   const span = call.span;
   if (span !== undefined && call.sampled) {

@@ -12,6 +12,7 @@
 import { propagation, trace, type TextMapSetter } from '@opentelemetry/api';
 import {
   Metadata as GrpcMetadata,
+  status as Status,
   type CallCredentials,
   type InterceptingListener,
   type StatusObject,
@@ -72,6 +73,8 @@ export class MeshGrpcCall implements LowLevelCall, TimerEntry {
   timerNext: TimerEntry | undefined = undefined;
   timerAt = -1;
   private deadlineTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+  /** The committed call was ended from this side (the caller's cancel, the mesh closing, the deadline). */
+  private endedHere = false;
 
   constructor(
     readonly channel: MeshChannel,
@@ -169,6 +172,7 @@ export class MeshGrpcCall implements LowLevelCall, TimerEntry {
     const live = this.live;
     if (live !== undefined) {
       // Its own status (CANCELLED) comes back through the attempt and ends the call.
+      this.endedHere = true;
       live.call.cancelWithStatus(code, details);
       return;
     }
@@ -309,6 +313,7 @@ export class MeshGrpcCall implements LowLevelCall, TimerEntry {
     this.deadlineTimer = undefined;
     const live = this.live;
     if (this.finished || live === undefined) return;
+    this.endedHere = true;
     live.cancel('meshlet: deadline exceeded');
     const err = new StreamDeadlineError(this.ctx!, live.endpoint.address);
     this.finish(statusOfError(err, this.channel.service, this.info.short), live.endpoint);
@@ -323,12 +328,36 @@ export class MeshGrpcCall implements LowLevelCall, TimerEntry {
       clearTimeout(this.deadlineTimer);
       this.deadlineTimer = undefined;
     }
-    if (this.live !== undefined) this.channel.live.delete(this);
+    if (this.live !== undefined) {
+      this.channel.live.delete(this);
+      // The engine recorded the endpoint's latency at commit; its health waited for this status.
+      this.ctx!.reportOutcome(this.endedHere ? undefined : healthOf(status.code));
+    }
     this.live = undefined;
     this.current = undefined;
     this.buffer = undefined;
     this.channel.state.recordCall(this, status.code, ep, performance.now() - this.startedAt);
     this.listener!.onReceiveStatus(status);
+  }
+}
+
+/**
+ * What a committed call's final status says of its endpoint: the classifier's endpoint failures
+ * count against it; `CANCELLED` and `DEADLINE_EXCEEDED` after a call's first message say how long
+ * the caller or the deadline let it run, nothing about the endpoint; any other code is a success.
+ */
+function healthOf(code: number): boolean | undefined {
+  switch (code) {
+    case Status.CANCELLED:
+    case Status.DEADLINE_EXCEEDED:
+      return undefined;
+    case Status.UNAVAILABLE:
+    case Status.INTERNAL:
+    case Status.UNKNOWN:
+    case Status.DATA_LOSS:
+      return false;
+    default:
+      return true;
   }
 }
 

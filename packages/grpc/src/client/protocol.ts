@@ -40,6 +40,9 @@ export function createGrpcProtocol(): Protocol<MeshGrpcCall, EndpointAttempt> {
     // A44: the status code alone says whether a call may be sent again; only the replay buffer limits it.
     replayable: (req) => req.replayable,
     discard: (res) => res.owner.discard(res),
+    // Committed on its first message: the status that says how the call went is still to come
+    // (MeshGrpcCall.finish reports it).
+    provisional: (res) => res.status === undefined,
     spanName: (req) => req.info.method,
     bindCall: (req, call) => req.bind(call),
     deliver: (req, res) => req.answer(res),
