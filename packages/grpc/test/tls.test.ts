@@ -11,11 +11,15 @@
 // - insecure credentials against a TLS server (and TLS against a plaintext one) fail clearly;
 // - an endpoint whose certificate names another service counts against it: its calls are retried
 //   on the others, and outlier detection ejects it.
+// And, without sockets, the rewriting of each kind of grpc-js connection failure (the ones the
+// servers here cannot produce on demand: expired certificates, a refused client certificate, a
+// connection closed mid-handshake), what is left alone, and the name chosen from the options.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import type { Mesh } from '@meshlet/core';
 import { meshGrpcOptions } from '../src/index.js';
+import { describeConnectFailure, tlsName, type ConnectInfo } from '../src/client/tls.js';
 import { serverStream, unary, type EchoClient } from '../../../test/fixtures/grpc/client.ts';
 import { GrpcHarness, fixedRotation } from '../../../test/fixtures/grpc/harness.ts';
 import { Pki, TlsEchoServer, newEchoClientWith, type KeyPair } from '../../../test/fixtures/grpc/tls.ts';
@@ -240,4 +244,72 @@ describe('gRPC over TLS through the mesh', () => {
       assert.ok(ep.ejections >= 1, 'the impostor was not ejected');
     },
   );
+});
+
+describe('TLS connection failures: the details a caller gets', () => {
+  const tls: ConnectInfo = {
+    service: 'echo',
+    address: '10.0.0.7:50051',
+    tls: { name: 'echo', source: 'the service name' },
+  };
+  const plain: ConnectInfo = { service: 'echo', address: '10.0.0.7:50051', tls: undefined };
+  const grpcJs = (last: string): string => `No connection established. Last error: ${last}. Resolution note: `;
+
+  it('each kind of handshake failure names the endpoint and says what to do; grpc-js’s words stay at the end', () => {
+    const cases: [ConnectInfo, string, RegExp][] = [
+      [
+        tls,
+        'Error: certificate has expired',
+        /^TLS verification failed for endpoint 10\.0\.0\.7:50051 of service "echo": .*renew the certificate/,
+      ],
+      [
+        tls,
+        'Error: self-signed certificate in certificate chain',
+        /not signed by a CA among the client's root certificates/,
+      ],
+      [tls, 'Error: unable to get local issuer certificate', /rootCerts to credentials\.createSsl/],
+      [
+        tls,
+        'Error: 40:error:0A000418:SSL routines:ssl3_read_bytes:tlsv1 alert unknown ca:SSL alert number 48',
+        /refused the client certificate/,
+      ],
+      [
+        tls,
+        'Error: Client network socket disconnected before secure TLS connection was established',
+        /closed the connection during the handshake.*createInsecure/,
+      ],
+      [tls, 'Error: 40:error:0A00010B:SSL routines:ssl3_get_record:wrong version number', /does not answer TLS/],
+      [plain, 'read ECONNRESET (2026-01-01T00:00:00.000Z)', /before HTTP\/2 began.*createSsl/],
+    ];
+    for (const [info, last, want] of cases) {
+      const d = describeConnectFailure(grpcJs(last), info);
+      assert.ok(d !== undefined, `not recognised: ${last}`);
+      assert.match(d, want);
+      assert.ok(d.endsWith(`(grpc-js: ${last})`), d);
+    }
+  });
+
+  it('a failure that is not TLS is left as grpc-js wrote it', () => {
+    for (const info of [tls, plain]) {
+      assert.equal(describeConnectFailure(grpcJs('connect ECONNREFUSED 10.0.0.7:50051'), info), undefined);
+      assert.equal(describeConnectFailure('test server b fails the call with UNAVAILABLE', info), undefined);
+    }
+    assert.equal(describeConnectFailure(grpcJs('Error: certificate has expired'), plain), undefined);
+  });
+
+  it('the name checked: the override, else the host of the default authority, else the service', () => {
+    assert.deepEqual(tlsName('echo', {}), { name: 'echo', source: 'the service name' });
+    assert.deepEqual(tlsName('echo', { 'grpc.default_authority': 'echo.internal:8443' }), {
+      name: 'echo.internal',
+      source: 'grpc.default_authority',
+    });
+    assert.deepEqual(tlsName('echo', { 'grpc.default_authority': '[::1]:8443' }), {
+      name: '::1',
+      source: 'grpc.default_authority',
+    });
+    assert.deepEqual(tlsName('echo', { 'grpc.default_authority': 'a.b', 'grpc.ssl_target_name_override': 'x.y' }), {
+      name: 'x.y',
+      source: 'grpc.ssl_target_name_override',
+    });
+  });
 });

@@ -70,10 +70,13 @@ const UNTRUSTED =
 const CLIENT_CERT_REQUIRED = /alert certificate required/i;
 const CLIENT_CERT_REFUSED =
   /alert (?:bad certificate|unknown ca|certificate unknown|unsupported certificate|certificate expired|certificate revoked|access denied|decrypt error)/i;
-const NOT_TLS =
-  /wrong version number|packet length too long|unknown protocol|http request|record layer failure|unexpected eof while reading/i;
+const NOT_TLS = /wrong version number|packet length too long|unknown protocol|http request|record layer failure/i;
+/** The endpoint closed the connection in the middle of the TLS handshake. */
+const HANDSHAKE_CLOSED = /unexpected eof while reading|socket disconnected before secure TLS connection/i;
 /** The connection closed before the endpoint's HTTP/2 settings arrived (grpc-js's words). */
 const CLOSED_BEFORE_HTTP2 = /Failed to connect \(|Connection closed before starting HTTP\/2/;
+/** A plaintext client's connection reset before HTTP/2 began (a TLS server may reset rather than close). */
+const RESET_BEFORE_HTTP2 = /No connection established\. Last error: [^.]*ECONNRESET/;
 
 /** grpc-js's failure text without its prefix and resolution note. */
 function lastError(details: string): string {
@@ -119,12 +122,16 @@ export function describeConnectFailure(details: string, info: ConnectInfo): stri
       text =
         `TLS handshake with ${at} failed: the endpoint does not answer TLS (it looks like a plaintext server). ` +
         'Build the client for it with credentials.createInsecure(), or serve TLS on the endpoint';
+    } else if (HANDSHAKE_CLOSED.test(details)) {
+      text =
+        `TLS handshake with ${at} failed: the endpoint closed the connection during the handshake. ` +
+        'It may not serve TLS (then build the client for it with credentials.createInsecure()), or refused this client';
     } else if (CLOSED_BEFORE_HTTP2.test(details)) {
       text =
         `connection to ${at} closed by the endpoint right after the TLS handshake, before HTTP/2 began: ` +
         'it may have refused the client certificate (mTLS: pass one issued by a CA the endpoint trusts to credentials.createSsl) or not serve gRPC there';
     } else return undefined;
-  } else if (CLOSED_BEFORE_HTTP2.test(details) || NOT_TLS.test(details)) {
+  } else if (CLOSED_BEFORE_HTTP2.test(details) || RESET_BEFORE_HTTP2.test(details) || NOT_TLS.test(details)) {
     text =
       `connection to ${at} closed by the endpoint before HTTP/2 began, as a TLS server does with a plaintext client. ` +
       'If the endpoint serves TLS, build the client with credentials.createSsl(rootCerts, …)';
