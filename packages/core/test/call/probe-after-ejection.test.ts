@@ -34,8 +34,9 @@ describe('half-open probe and ejection', () => {
     const a = () => mesh.stats().services.s.endpoints.find((e) => e.address === 'a:1')!;
     assert.equal(a().ejections, 1, 'a was ejected');
     aHealthy = true;
-    // The breaker goes half-open (~100 ms) while a is still ejected (400 ms); keep traffic going.
-    const until = Date.now() + 1500;
+    // The breaker goes half-open (~100 ms) while a is still ejected (400 ms); keep traffic going
+    // (for up to 10 s: a bound for a loaded machine, the loop ends once a is healthy).
+    const until = Date.now() + 10_000;
     let reachedA = 0;
     while (Date.now() < until && a().state !== 'healthy') {
       const res = await mesh.call('s', get(), proto);
