@@ -220,7 +220,8 @@ describe('controlPlane client', () => {
     const stream = await server.stream(0);
     await push(stream, SERVICE_TYPE_URL, '1', 'a', [encodeService('users', {})]);
     await push(stream, ENDPOINT_SET_TYPE_URL, '1', 'b', [encodeEndpointSet('users', ['127.0.0.1:1'])]);
-    const until = Date.now() + 1500;
+    // Up to 10 s (a bound for a loaded machine; the loop ends once the resource is applied).
+    const until = Date.now() + 10_000;
     let v = 2;
     while (Date.now() < until && sink.last!['only-routes'] === undefined) {
       await push(stream, SERVICE_TYPE_URL, String(v), `s${v++}`, [
