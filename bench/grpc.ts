@@ -33,12 +33,12 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { ClosedLoopPoint, PointResult } from './lib/types.ts';
 import { STREAM_MESSAGES } from './grpc-common.ts';
 import { ClientHandle } from './lib/client-handle.ts';
+import { BenchChildren, TSX, readArgv, startUpstreamProcess } from './lib/cli.ts';
 import { renderProfileSummary, summarizeProfile } from './profile.ts';
 import type { PairedResult } from './grpc-paired.ts';
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
 const rootDir = path.dirname(benchDir);
-const TSX = ['--import', 'tsx'];
 
 // ---------------------------------------------------------------------------------------------
 // What is measured
@@ -98,13 +98,7 @@ export interface GrpcBenchOptions {
 
 export function grpcOptionsFrom(argv: string[]): GrpcBenchOptions {
   const quick = argv.includes('--quick');
-  const number = (flag: string, fallback: number): number => {
-    const i = argv.indexOf(flag);
-    if (i < 0) return fallback;
-    const n = Number(argv[i + 1]);
-    if (!Number.isFinite(n) || n <= 0) throw new Error(`${flag}: expected a positive number, got ${argv[i + 1]}`);
-    return n;
-  };
+  const { number } = readArgv(argv);
   return {
     quick,
     durationMs: number('--duration', quick ? 600 : 4000),
@@ -138,26 +132,6 @@ export interface GrpcHooks {
   log: (line: string) => void;
   /** Every process started is handed to this, so the caller can kill it on every way out. */
   track: (child: ChildProcess) => void;
-}
-
-async function startUpstream(hooks: GrpcHooks): Promise<{ child: ChildProcess; address: string }> {
-  const child = fork(path.join(benchDir, 'grpc-upstream.ts'), [], {
-    execArgv: TSX,
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  hooks.track(child);
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('gRPC upstream did not start in 15 s')), 15_000);
-    child.once('message', (message: { type: string; port: number }) => {
-      clearTimeout(timer);
-      resolve(message.port);
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`gRPC upstream exited with ${code}`));
-    });
-  });
-  return { child, address: `127.0.0.1:${port}` };
 }
 
 /** bench/grpc-paired.ts for one call kind: raw and meshlet calls alternating at concurrency 1. */
@@ -244,7 +218,7 @@ function grpcJsVersion(): string {
  */
 export async function runGrpcBench(options: GrpcBenchOptions, hooks: GrpcHooks, command: string): Promise<GrpcReport> {
   const startedAt = new Date();
-  const upstreamProcs = await Promise.all([startUpstream(hooks), startUpstream(hooks), startUpstream(hooks)]);
+  const upstreamProcs = await Promise.all([0, 1, 2].map(() => startUpstreamProcess('grpc-upstream.ts', hooks.track)));
   const targets = upstreamProcs.map((u) => u.address);
   hooks.log(`gRPC upstreams: ${targets.join(', ')}`);
   const results: GrpcReport['results'] = {};
@@ -669,24 +643,8 @@ export function saveGrpcReport(report: GrpcReport): string {
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
-  const children = new Set<ChildProcess>();
-  const killAll = (): void => {
-    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  };
-  process.on('exit', killAll);
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.on(signal, () => {
-      killAll();
-      process.exit(130);
-    });
-  }
-  const hooks: GrpcHooks = {
-    log: (line) => process.stderr.write(`${line}\n`),
-    track: (child) => {
-      children.add(child);
-      child.once('exit', () => children.delete(child));
-    },
-  };
+  const children = new BenchChildren();
+  const hooks: GrpcHooks = { log: (line) => process.stderr.write(`${line}\n`), track: children.track };
   const options = grpcOptionsFrom(argv);
   const command = `node --import tsx bench/grpc.ts${argv.length > 0 ? ` ${argv.join(' ')}` : ''}`;
   hooks.log(

@@ -27,9 +27,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { median, type InterleavedResult, type InterleavedSpec } from './interleaved-child.ts';
+import { BenchChildren, TSX, readArgv, startUpstreamProcess } from './lib/cli.ts';
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
-const TSX = ['--import', 'tsx'];
 
 export interface InterleavedOptions {
   pairs: number;
@@ -40,17 +40,7 @@ export interface InterleavedOptions {
 
 export function interleavedOptionsFrom(argv: string[]): InterleavedOptions {
   const quick = argv.includes('--quick');
-  const value = (flag: string): string | undefined => {
-    const i = argv.indexOf(flag);
-    return i >= 0 ? argv[i + 1] : undefined;
-  };
-  const number = (flag: string, fallback: number): number => {
-    const raw = value(flag);
-    if (raw === undefined) return fallback;
-    const n = Number(raw);
-    if (!Number.isFinite(n) || n <= 0) throw new Error(`${flag}: expected a positive number, got ${raw}`);
-    return n;
-  };
+  const { value, number } = readArgv(argv);
   const only = value('--only');
   if (only !== undefined && only !== 'http' && only !== 'grpc') {
     throw new Error(`--only: expected http or grpc, got ${only}`);
@@ -130,20 +120,6 @@ export interface InterleavedHooks {
   track(child: ChildProcess): void;
 }
 
-async function startUpstream(file: string, hooks: InterleavedHooks): Promise<string> {
-  const child = fork(path.join(benchDir, file), [], { execArgv: TSX, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  hooks.track(child);
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${file} did not start in 15 s`)), 15_000);
-    child.once('message', (m: { port: number }) => {
-      clearTimeout(timer);
-      resolve(m.port);
-    });
-    child.once('exit', (code) => reject(new Error(`${file} exited with ${code}`)));
-  });
-  return `127.0.0.1:${port}`;
-}
-
 function runChild(spec: InterleavedSpec, hooks: InterleavedHooks): Promise<InterleavedResult> {
   const child = fork(path.join(benchDir, 'interleaved-child.ts'), [JSON.stringify(spec)], {
     execArgv: TSX,
@@ -183,7 +159,7 @@ export async function runInterleavedBench(
   for (const protocol of ['http', 'grpc'] as const) {
     if (!wanted.some((c) => c.protocol === protocol)) continue;
     const file = protocol === 'http' ? 'upstream.ts' : 'grpc-upstream.ts';
-    for (let i = 0; i < 3; i++) upstreams[protocol].push(await startUpstream(file, hooks));
+    for (let i = 0; i < 3; i++) upstreams[protocol].push((await startUpstreamProcess(file, hooks.track)).address);
   }
   hooks.log(
     `interleaved: ${wanted.length} comparisons, each ${options.pairs} pairs of ${options.sliceMs} ms slices ` +
@@ -336,15 +312,8 @@ export function withInterleavedSection(markdown: string, section: string | undef
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
-  const children = new Set<ChildProcess>();
-  const killAll = (): void => {
-    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  };
-  process.on('exit', killAll);
-  const hooks: InterleavedHooks = {
-    log: (line) => process.stderr.write(`${line}\n`),
-    track: (child) => children.add(child),
-  };
+  const children = new BenchChildren();
+  const hooks: InterleavedHooks = { log: (line) => process.stderr.write(`${line}\n`), track: children.track };
   const command = `node --import tsx bench/interleaved.ts ${argv.join(' ')}`.trim();
   const report = await runInterleavedBench(interleavedOptionsFrom(argv), hooks, command);
   process.stdout.write(renderInterleavedTable(report));
@@ -353,7 +322,7 @@ async function main(): Promise<void> {
     writeFileSync(file, withInterleavedSection(readFileSync(file, 'utf8'), renderInterleavedSection(report)));
     hooks.log('wrote the interleaved section of bench/RESULTS.md');
   }
-  killAll();
+  children.killAll();
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {

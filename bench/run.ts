@@ -35,6 +35,7 @@ import { fileURLToPath } from 'node:url';
 import { ensureHaproxy, startSidecars, type HaproxyInfo, type Sidecars } from './lib/haproxy.ts';
 import { pinProcess } from './lib/proc.ts';
 import { ClientHandle } from './lib/client-handle.ts';
+import { BenchChildren, TSX, readArgv, startUpstreamProcess } from './lib/cli.ts';
 import type { LoadPoint, MicroResults, PointResult } from './lib/types.ts';
 import {
   collectEnvironment,
@@ -68,7 +69,6 @@ import {
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
 const rootDir = path.dirname(benchDir);
-const TSX = ['--import', 'tsx'];
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -96,17 +96,7 @@ interface Options {
 
 function parseOptions(argv: string[]): Options {
   const quick = argv.includes('--quick');
-  const value = (flag: string): string | undefined => {
-    const i = argv.indexOf(flag);
-    return i >= 0 ? argv[i + 1] : undefined;
-  };
-  const number = (flag: string, fallback: number): number => {
-    const raw = value(flag);
-    if (raw === undefined) return fallback;
-    const n = Number(raw);
-    if (!Number.isFinite(n) || n <= 0) throw new Error(`${flag}: expected a positive number, got ${raw}`);
-    return n;
-  };
+  const { value, number } = readArgv(argv);
   const only = value('--only')
     ?.split(',')
     .map((s) => s.trim())
@@ -147,27 +137,8 @@ function parseOptions(argv: string[]): Options {
 // ---------------------------------------------------------------------------------------------
 // Child process bookkeeping: everything we spawn is killed on every way out.
 
-const children = new Set<ChildProcess>();
-
-function track(child: ChildProcess): void {
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-}
-
-function killAll(): void {
-  for (const child of children) {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  }
-}
-
-process.on('exit', killAll);
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-  process.on(signal, () => {
-    console.error(`\n${signal}: stopping every benchmark process`);
-    killAll();
-    process.exit(130);
-  });
-}
+const children = new BenchChildren();
+const track = children.track;
 
 function log(line: string): void {
   process.stderr.write(`${line}\n`);
@@ -175,23 +146,6 @@ function log(line: string): void {
 
 // ---------------------------------------------------------------------------------------------
 // Upstreams
-
-async function startUpstream(): Promise<{ child: ChildProcess; address: string }> {
-  const child = fork(path.join(benchDir, 'upstream.ts'), [], {
-    execArgv: TSX,
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  track(child);
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('upstream did not start in 15 s')), 15_000);
-    child.once('message', (message: { type: string; port: number }) => {
-      clearTimeout(timer);
-      resolve(message.port);
-    });
-    child.once('exit', (code) => reject(new Error(`upstream exited with ${code}`)));
-  });
-  return { child, address: `127.0.0.1:${port}` };
-}
 
 // ---------------------------------------------------------------------------------------------
 // Client processes
@@ -362,7 +316,7 @@ async function main(): Promise<void> {
   const active = wanted.filter((s) => !skipped.has(s.name));
   const byRunOrder = [...active].sort((a, b) => RUN_ORDER.indexOf(a.name) - RUN_ORDER.indexOf(b.name));
 
-  const upstreamProcs = await Promise.all([startUpstream(), startUpstream(), startUpstream()]);
+  const upstreamProcs = await Promise.all([0, 1, 2].map(() => startUpstreamProcess('upstream.ts', track)));
   const upstreams = upstreamProcs.map((u) => u.address);
   log(`upstreams: ${upstreams.join(', ')}`);
 
@@ -621,7 +575,7 @@ main().then(
   () => process.exit(0),
   (err: unknown) => {
     console.error(err instanceof Error ? (err.stack ?? err.message) : err);
-    killAll();
+    children.killAll();
     process.exit(1);
   },
 );
