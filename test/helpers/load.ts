@@ -80,3 +80,14 @@ export function describeFailures(outcomes: readonly Outcome[], max = 5): string 
     )
     .join('; ');
 }
+
+/**
+ * The attempts ÷ calls bar of an outage run, allowing for a run a loaded machine stretched. Besides
+ * `ratio` × calls, the retry budget's reserve adds up to `minPerSecond` retries per second of the
+ * run: that is the budget working as designed, but a run meant to last `plannedMs` that took longer
+ * (the callers started or were answered late) got that much more reserve. Only that excess is
+ * added to `bar`; a run on time is held to `bar` itself.
+ */
+export function outageBar(bar: number, calls: number, plannedMs: number, tookMs: number, minPerSecond = 10): number {
+  return bar + (minPerSecond * Math.max(0, tookMs - plannedMs)) / 1000 / calls;
+}
