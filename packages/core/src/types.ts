@@ -57,12 +57,13 @@ export interface CallContext {
   /** OpenTelemetry context holding the call's span, for trace-context injection; undefined when there is none. */
   trace: Context | undefined;
   /**
-   * For a call whose answer the protocol called provisional (`Protocol.provisional`): its
-   * endpoint's health once the call has really ended — true a success, false a failure for the
+   * For a call whose answer the protocol called provisional (`Protocol.provisional`): the call
+   * has really ended. `ok` is its endpoint's health — true a success, false a failure for the
    * outlier detector and the breaker, undefined nothing either way (the caller cancelled, the
-   * deadline cut a long stream). At most once; a no-op otherwise.
+   * deadline cut a long stream); the call's span, left open at the answer, ends here, with an
+   * error status when `error` (its message) is given. At most once; a no-op otherwise.
    */
-  reportOutcome(ok: boolean | undefined): void;
+  reportOutcome(ok: boolean | undefined, error?: string): void;
 }
 
 /** Told why an attempt was cut: a function, or an object's `handleAbort` method. */

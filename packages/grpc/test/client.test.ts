@@ -10,12 +10,13 @@
 // - mesh.close(): later calls fail with UNAVAILABLE / MESHLET_ERR_CLOSED, an open stream is cut;
 //   endpoint connections close when their address leaves the mesh, and all when the mesh closes;
 // - telemetry: one rpc.client.call.duration point per call (not per attempt) with the
-//   semantic-convention attributes, and a CLIENT span named after the method; the counters shared
+//   semantic-convention attributes, and a CLIENT span named after the method that lasts until the
+//   call's status (a stream's too, with a failure after its first message on it); the counters shared
 //   with HTTP (retries, budget refusals, ejections, breaker transitions) count gRPC calls.
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
-import { SpanKind } from '@opentelemetry/api';
+import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { MeterProvider, MetricReader, type DataPoint, type Histogram } from '@opentelemetry/sdk-metrics';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { createMesh } from '@meshlet/core';
@@ -24,6 +25,7 @@ import {
   clientStream,
   newEchoClient,
   openStream,
+  serverStream,
   unary,
   type MeshServiceError,
 } from '../../../test/fixtures/grpc/client.ts';
@@ -278,6 +280,37 @@ describe('meshGrpcOptions: a grpc-js client on meshlet:///', () => {
       for (const sp of clientSpans) assert.equal(sp.name, METHOD.unary);
     } finally {
       await meterProvider.shutdown();
+      await tracerProvider.shutdown();
+    }
+  });
+
+  it('a stream’s CLIENT span lasts until its status, and carries a failure that came after its first message', async () => {
+    const spans = new InMemorySpanExporter();
+    const tracerProvider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(spans)] });
+    try {
+      const slow = await h.servers.start('span-slow');
+      const mid = await h.servers.start('span-mid', { failAfterFirst: grpc.status.INTERNAL });
+      const m = h.mesh({
+        services: {
+          slow: { protocol: 'grpc', endpoints: [slow.address] },
+          mid: { protocol: 'grpc', endpoints: [mid.address] },
+        },
+        telemetry: { tracerProvider },
+      });
+      // 5 replies 40 ms apart: the first comes at once, the status ~160 ms later.
+      const o = await serverStream(h.client(m, 'slow'), { payload: 'long', messages: 5, sleepMs: 40 });
+      assert.equal(o.error, undefined, o.error?.details);
+      const failed = await serverStream(h.client(m, 'mid'), { payload: 'x', messages: 3 });
+      assert.equal(failed.error?.code, grpc.status.INTERNAL);
+
+      const clientSpans = spans.getFinishedSpans().filter((x) => x.kind === SpanKind.CLIENT);
+      assert.equal(clientSpans.length, 2, 'one CLIENT span per call');
+      const [long, broken] = clientSpans;
+      const ms = (sp: (typeof clientSpans)[number]) => sp.duration[0] * 1e3 + sp.duration[1] / 1e6;
+      assert.ok(ms(long) >= 150, `the stream's span ended after ${ms(long).toFixed(0)} ms, at its first message`);
+      assert.equal(long.status.code, SpanStatusCode.UNSET);
+      assert.equal(broken.status.code, SpanStatusCode.ERROR, 'the failure after the first message is not on the span');
+    } finally {
       await tracerProvider.shutdown();
     }
   });

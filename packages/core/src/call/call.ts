@@ -7,7 +7,7 @@
  * Ordering: created by the service tier (`service-tier.ts`) when a call is admitted for
  * routing; the endpoint tier (`endpoint-tier.ts`) resets its per-attempt fields.
  */
-import type { Span, Context } from '@opentelemetry/api';
+import { SpanStatusCode, type Span, type Context } from '@opentelemetry/api';
 import type { Endpoint } from '../endpoint.js';
 import { DeadlineExceededError, PerTryTimeoutError, type DeadlineSource } from '../errors.js';
 import type { Protocol } from '../protocol.js';
@@ -119,10 +119,15 @@ export class Call<Req, Res> implements CallContext, PickContext, CallHandle, Tim
     return this.policy.requestMsPath;
   }
 
-  reportOutcome(ok: boolean | undefined): void {
+  reportOutcome(ok: boolean | undefined, error?: string): void {
     const ep = this.pendingOutcome;
     if (ep === undefined) return;
     this.pendingOutcome = undefined;
+    const span = this.span;
+    if (span !== undefined) {
+      if (error !== undefined) span.setStatus({ code: SpanStatusCode.ERROR, message: error });
+      span.end();
+    }
     if (ok === undefined) return;
     if (!ok) ep.failures++;
     this.svc.outlier.record(ep, ok);

@@ -241,7 +241,8 @@ function endCall<Req, Res>(call: Call<Req, Res>): void {
   // call.now is the clock at the last attempt's end (or failed pick): the call's end, one read saved.
   const end = call.now > 0 ? call.now : svc.deps.clock.now();
   svc.latency.record(end - (call.deadline - call.timeoutMs), end);
-  call.span?.end();
+  // A provisional answer (a stream under way): the span ends with the call, in reportOutcome.
+  if (call.pendingOutcome === undefined) call.span?.end();
   svc.limiter.release();
   svc.untrack(call);
   call.callerSignal?.removeEventListener('abort', call);
@@ -296,7 +297,7 @@ async function runCallAsync<Req, Res>(
     } finally {
       const end = call.now > 0 ? call.now : clock.now();
       svc.latency.record(end - start, end);
-      call.span?.end();
+      if (call.pendingOutcome === undefined) call.span?.end();
     }
   } catch (err) {
     if (!admitted && call.cancelled) svc.cancelled++;

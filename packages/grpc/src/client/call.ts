@@ -331,7 +331,10 @@ export class MeshGrpcCall implements LowLevelCall, TimerEntry {
     if (this.live !== undefined) {
       this.channel.live.delete(this);
       // The engine recorded the endpoint's latency at commit; its health waited for this status.
-      this.ctx!.reportOutcome(this.endedHere ? undefined : healthOf(status.code));
+      // The span ends here too: an error unless OK, an application's answer, or the caller's cancel.
+      const ok = this.endedHere ? undefined : healthOf(status.code);
+      const failed = ok === false || (this.endedHere && status.code !== Status.CANCELLED);
+      this.ctx!.reportOutcome(ok, failed ? status.details : undefined);
     }
     this.live = undefined;
     this.current = undefined;
