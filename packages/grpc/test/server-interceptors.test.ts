@@ -137,7 +137,7 @@ async function durationPoints(): Promise<Array<{ attributes: Record<string, unkn
 
 /** Polls `fn` until it returns a value (at most 3 s): the server's bookkeeping lags the client's callback slightly. */
 function eventually<T>(fn: () => T | undefined, what: string): Promise<T> {
-  return waitFor(what, fn, 3000, 10);
+  return waitFor(what, fn, 10_000, 10); // a bound for a loaded machine; it returns as soon as the value is there
 }
 
 describe('meshServerInterceptors', () => {

@@ -3,14 +3,18 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { MeshError } from '@meshlet/core';
 import type { MeshFetch } from '@meshlet/http';
 
-/** Polls `fn` until it returns a value (at most 3 s): span export and stats lag the client's response slightly. */
-export async function eventually<T>(fn: () => T | undefined, what: string): Promise<T> {
-  for (let i = 0; i < 300; i++) {
+/**
+ * Polls `fn` until it returns a value: span export and stats lag the client's response slightly.
+ * At most 10 s, a bound for a loaded machine (it returns as soon as the value is there).
+ */
+export async function eventually<T>(fn: () => T | undefined, what: string, timeoutMs = 10_000): Promise<T> {
+  const until = performance.now() + timeoutMs;
+  for (;;) {
     const v = fn();
     if (v !== undefined) return v;
+    if (performance.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(10);
   }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 /** How an outbound call made from inside a handler ended: its status (0: it failed) and error code. */
