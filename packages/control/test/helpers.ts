@@ -157,7 +157,7 @@ export class TestClient {
   }
 
   /** The next response (of `typeUrl`, skipping none: fails if another type comes first). */
-  async next(typeUrl?: string, timeoutMs = 5000): Promise<Received> {
+  async next(typeUrl?: string, timeoutMs = 10_000): Promise<Received> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const r = this.queue.shift();
@@ -185,7 +185,7 @@ export class TestClient {
   }
 
   /** Waits for the next response of `typeUrl`, dropping responses of other types. */
-  async nextOf(typeUrl: string, timeoutMs = 5000): Promise<Received> {
+  async nextOf(typeUrl: string, timeoutMs = 10_000): Promise<Received> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const r = await this.next(undefined, Math.max(1, deadline - Date.now()));
@@ -201,7 +201,7 @@ export class TestClient {
     this.send({ typeUrl: r.response.typeUrl, versionInfo: r.response.versionInfo, responseNonce: r.response.nonce });
   }
 
-  async waitEnd(timeoutMs = 5000): Promise<void> {
+  async waitEnd(timeoutMs = 10_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (this.status === undefined && this.error === undefined) {
       const left = deadline - Date.now();
@@ -235,7 +235,7 @@ export function byName(r: Received): Record<string, unknown> {
 /** Polls `fn` until it returns a truthy value (or throws after `timeoutMs`). */
 export async function eventually<T>(
   fn: () => Promise<T | undefined | false> | T | undefined | false,
-  timeoutMs = 5000,
+  timeoutMs = 10_000,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
