@@ -11,6 +11,7 @@
 // - insecure credentials against a TLS server (and TLS against a plaintext one) fail clearly;
 // - an endpoint whose certificate names another service counts against it: its calls are retried
 //   on the others, and outlier detection ejects it.
+// - a call is wrapped to watch for a handshake failure only while its endpoint channel is not READY.
 // And, without sockets, the rewriting of each kind of grpc-js connection failure (the ones the
 // servers here cannot produce on demand: expired certificates, a refused client certificate, a
 // connection closed mid-handshake), what is left alone, and the name chosen from the options.
@@ -19,7 +20,8 @@ import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import type { Mesh } from '@meshlet/core';
 import { meshGrpcOptions } from '../src/index.js';
-import { describeConnectFailure, tlsName, type ConnectInfo } from '../src/client/tls.js';
+import { ConnectWatch, describeConnectFailure, tlsName, type ConnectInfo } from '../src/client/tls.js';
+import { EndpointChannel } from '../src/client/channel.js';
 import { serverStream, unary, type EchoClient } from '../../../test/fixtures/grpc/client.ts';
 import { GrpcHarness, fixedRotation } from '../../../test/fixtures/grpc/harness.ts';
 import { Pki, TlsEchoServer, newEchoClientWith, type KeyPair } from '../../../test/fixtures/grpc/tls.ts';
@@ -215,6 +217,45 @@ describe('gRPC over TLS through the mesh', () => {
       );
       assert.match(err2.details, /credentials\.createInsecure\(\)/);
       assert.equal(plain.count, 0);
+    },
+  );
+
+  it(
+    'a call on an endpoint channel is watched only while the channel is not READY (none once connected)',
+    LIVE,
+    async () => {
+      const s = await tlsServer('ready', echoCert);
+      const info: ConnectInfo = {
+        service: 'echo',
+        address: s.address,
+        tls: { name: 'echo', source: 'the service name' },
+      };
+      const ch = new EndpointChannel(
+        `ipv4:${s.address}`,
+        grpc.credentials.createSsl(pki.ca.cert),
+        { 'grpc.ssl_target_name_override': 'echo' },
+        info,
+      );
+      try {
+        const method = '/meshlet.test.Echo/Unary';
+        const before = ch.createCall(method, Infinity, 'echo', null, null);
+        assert.ok(before instanceof ConnectWatch, 'a call on an IDLE channel is not watched');
+        before.cancelWithStatus(grpc.status.CANCELLED, 'test');
+        ch.getConnectivityState(true);
+        await new Promise<void>((resolve, reject) => {
+          const wait = (): void => {
+            const state = ch.getConnectivityState(false);
+            if (state === grpc.connectivityState.READY) return resolve();
+            ch.watchConnectivityState(state, Date.now() + 10_000, (err) => (err ? reject(err) : wait()));
+          };
+          wait();
+        });
+        const after = ch.createCall(method, Infinity, 'echo', null, null);
+        assert.ok(!(after instanceof ConnectWatch), 'a call on a READY channel was wrapped');
+        after.cancelWithStatus(grpc.status.CANCELLED, 'test');
+      } finally {
+        ch.close();
+      }
     },
   );
 
