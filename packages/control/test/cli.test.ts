@@ -215,7 +215,7 @@ describe('meshlet control', () => {
     const started = await eventually(() => {
       const line = out.split('\n').find((l) => l.includes('"event":"start"'));
       return line === undefined ? undefined : (JSON.parse(line) as { port: number; adminPort: number });
-    }, 10_000);
+    }, 60_000); // a liveness bound: a loaded full run was seen to take more than 10 s to start it
     const health = await fetch(`http://127.0.0.1:${started.adminPort}/healthz`);
     assert.equal(health.status, 200);
     child!.kill('SIGTERM');
