@@ -142,8 +142,11 @@ export async function freePort(): Promise<number> {
   return s.port;
 }
 
-/** Polls `fn` until it returns a value other than undefined (fails after `timeoutMs`). */
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
+/**
+ * Polls `fn` until it returns a value other than undefined (fails after `timeoutMs`: a liveness
+ * bound, most waits include an app process's start-up, which took over 10 s on a loaded full run).
+ */
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn().catch(() => undefined);
