@@ -1,5 +1,5 @@
 // gRPC over TLS through the mesh, on real grpc-js TLS servers on 127.0.0.1 with a throwaway CA made
-// at run time (test/fixtures/grpc/tls.ts). A client built with credentials.createSsl(...) for
+// in memory at run time (test/fixtures/grpc/tls.ts). A client built with credentials.createSsl(...) for
 // meshlet:///<service> dials endpoints by IP address but verifies their certificates against the
 // service name (or its own grpc.ssl_target_name_override / grpc.default_authority):
 // - unary calls and server streams balanced over three TLS endpoints, :authority the service name;
@@ -45,8 +45,6 @@ describe('gRPC over TLS through the mesh', () => {
   after(async () => {
     await h.close();
     for (const s of tlsServers) s.close();
-    pki.remove();
-    otherCa.remove();
   });
 
   async function tlsServer(id: string, pair: KeyPair, requireClientCert = false): Promise<TlsEchoServer> {
