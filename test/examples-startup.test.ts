@@ -24,7 +24,7 @@ async function startupError(
   env: Record<string, string>,
 ): Promise<{ code: number | null; stderr: string }> {
   const p = ExampleProcess.spawn(app.script, { ...app, env: { PORT: '0', ...env } });
-  const timer = setTimeout(() => p.child.kill('SIGKILL'), 30_000); // liveness bound: it must exit by itself
+  const timer = setTimeout(() => p.child.kill('SIGKILL'), 60_000); // liveness bound: it must exit by itself
   const { code } = await p.exited;
   clearTimeout(timer);
   assert.equal(p.lines.filter((l) => l.event === 'listening').length, 0, 'it must not have started listening');
