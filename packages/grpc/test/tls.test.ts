@@ -319,6 +319,16 @@ describe('TLS connection failures: the details a caller gets', () => {
       ],
       [tls, 'Error: 40:error:0A00010B:SSL routines:ssl3_get_record:wrong version number', /does not answer TLS/],
       [plain, 'read ECONNRESET (2026-01-01T00:00:00.000Z)', /before HTTP\/2 began.*createSsl/],
+      [
+        tls,
+        'read ECONNRESET (2026-01-01T00:00:00.000Z)',
+        /right after the TLS handshake.*may have refused the client certificate/,
+      ],
+      [
+        tls,
+        'Failed to connect (2026-01-01T00:00:00.000Z)',
+        /right after the TLS handshake.*may have refused the client certificate/,
+      ],
     ];
     for (const [info, last, want] of cases) {
       const d = describeConnectFailure(grpcJs(last), info);

@@ -75,7 +75,7 @@ const NOT_TLS = /wrong version number|packet length too long|unknown protocol|ht
 const HANDSHAKE_CLOSED = /unexpected eof while reading|socket disconnected before secure TLS connection/i;
 /** The connection closed before the endpoint's HTTP/2 settings arrived (grpc-js's words). */
 const CLOSED_BEFORE_HTTP2 = /Failed to connect \(|Connection closed before starting HTTP\/2/;
-/** A plaintext client's connection reset before HTTP/2 began (a TLS server may reset rather than close). */
+/** The connection was reset before HTTP/2 began (a TLS server may reset rather than close). */
 const RESET_BEFORE_HTTP2 = /No connection established\. Last error: [^.]*ECONNRESET/;
 
 /** grpc-js's failure text without its prefix and resolution note. */
@@ -125,8 +125,8 @@ export function describeConnectFailure(details: string, info: ConnectInfo): stri
     } else if (HANDSHAKE_CLOSED.test(details)) {
       text =
         `TLS handshake with ${at} failed: the endpoint closed the connection during the handshake. ` +
-        'It may not serve TLS (then build the client for it with credentials.createInsecure()), or refused this client';
-    } else if (CLOSED_BEFORE_HTTP2.test(details)) {
+        'It may not serve TLS (then build the client for it with credentials.createInsecure()), or may have refused the client certificate';
+    } else if (CLOSED_BEFORE_HTTP2.test(details) || RESET_BEFORE_HTTP2.test(details)) {
       text =
         `connection to ${at} closed by the endpoint right after the TLS handshake, before HTTP/2 began: ` +
         'it may have refused the client certificate (mTLS: pass one issued by a CA the endpoint trusts to credentials.createSsl) or not serve gRPC there';
