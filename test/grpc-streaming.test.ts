@@ -94,6 +94,9 @@ describe('gRPC streaming calls', () => {
       assert.equal(o.error, undefined, o.error?.details);
     }
     assert.equal(mid.countOf('ServerStream'), 3);
+    // The service's stats count each call by how it ended, not by its first message.
+    const stats = mesh.stats().services.echo;
+    assert.deepEqual([stats.requests, stats.successes, stats.failures], [10, 7, 3]);
   });
 
   it('a caller’s cancel or a deadline after the first message says nothing against the endpoint', async () => {
@@ -118,6 +121,9 @@ describe('gRPC streaming calls', () => {
     assert.equal(ep.failures, 0);
     assert.equal(ep.state, 'healthy');
     assert.ok((await unary(client, { payload: 'still-there' })).ok);
+    // For the service, the cancel is a cancellation and the deadline a failure, as before commit.
+    const stats = mesh.stats().services.echo;
+    assert.deepEqual([stats.requests, stats.successes, stats.failures, stats.cancelled], [3, 1, 1, 1]);
   });
 
   it('a server stream that fails with UNAVAILABLE before any message is retried and succeeds on another backend', async () => {

@@ -60,8 +60,10 @@ export interface CallContext {
    * For a call whose answer the protocol called provisional (`Protocol.provisional`): the call
    * has really ended. `ok` is its endpoint's health — true a success, false a failure for the
    * outlier detector and the breaker, undefined nothing either way (the caller cancelled, the
-   * deadline cut a long stream); the call's span, left open at the answer, ends here, with an
-   * error status when `error` (its message) is given. At most once; a no-op otherwise.
+   * deadline cut a long stream). The service's stats count the call here (a success when `ok`,
+   * a failure when not or when `error` is given, else cancelled), and its span, left open at the
+   * answer, ends here, with an error status when `error` (its message) is given. At most once; a
+   * no-op otherwise.
    */
   reportOutcome(ok: boolean | undefined, error?: string): void;
 }

@@ -123,6 +123,10 @@ export class Call<Req, Res> implements CallContext, PickContext, CallHandle, Tim
     const ep = this.pendingOutcome;
     if (ep === undefined) return;
     this.pendingOutcome = undefined;
+    const svc = this.svc;
+    if (ok === true) svc.successes++;
+    else if (ok === false || error !== undefined) svc.failures++;
+    else svc.cancelled++;
     const span = this.span;
     if (span !== undefined) {
       if (error !== undefined) span.setStatus({ code: SpanStatusCode.ERROR, message: error });

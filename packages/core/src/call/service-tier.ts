@@ -420,8 +420,10 @@ async function runPrepare<Req, Res>(call: Call<Req, Res>, prepared: Promise<void
 function finish<Req, Res>(call: Call<Req, Res>): Res {
   const svc = call.svc;
   if (call.err === undefined) {
-    if (call.cls === 'success') svc.successes++;
-    else {
+    // A provisional answer (a stream under way) is counted when it really ends (reportOutcome).
+    if (call.cls === 'success') {
+      if (call.pendingOutcome === undefined) svc.successes++;
+    } else {
       svc.failures++;
       call.span?.setStatus({ code: SpanStatusCode.ERROR });
     }

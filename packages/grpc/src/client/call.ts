@@ -73,8 +73,8 @@ export class MeshGrpcCall implements LowLevelCall, TimerEntry {
   timerNext: TimerEntry | undefined = undefined;
   timerAt = -1;
   private deadlineTimer: ReturnType<typeof setTimeout> | undefined = undefined;
-  /** The committed call was ended from this side (the caller's cancel, the mesh closing, the deadline). */
-  private endedHere = false;
+  /** The committed call was ended from this side: CANCELLED_HERE (the caller's cancel, the mesh closing) or DEADLINE_HERE. */
+  private endedHere = NOT_HERE;
 
   constructor(
     readonly channel: MeshChannel,
@@ -172,7 +172,7 @@ export class MeshGrpcCall implements LowLevelCall, TimerEntry {
     const live = this.live;
     if (live !== undefined) {
       // Its own status (CANCELLED) comes back through the attempt and ends the call.
-      this.endedHere = true;
+      this.endedHere = CANCELLED_HERE;
       live.call.cancelWithStatus(code, details);
       return;
     }
@@ -313,7 +313,7 @@ export class MeshGrpcCall implements LowLevelCall, TimerEntry {
     this.deadlineTimer = undefined;
     const live = this.live;
     if (this.finished || live === undefined) return;
-    this.endedHere = true;
+    this.endedHere = DEADLINE_HERE;
     live.cancel('meshlet: deadline exceeded');
     const err = new StreamDeadlineError(this.ctx!, live.endpoint.address);
     this.finish(statusOfError(err, this.channel.service, this.info.short), live.endpoint);
@@ -331,9 +331,10 @@ export class MeshGrpcCall implements LowLevelCall, TimerEntry {
     if (this.live !== undefined) {
       this.channel.live.delete(this);
       // The engine recorded the endpoint's latency at commit; its health waited for this status.
-      // The span ends here too: an error unless OK, an application's answer, or the caller's cancel.
-      const ok = this.endedHere ? undefined : healthOf(status.code);
-      const failed = ok === false || (this.endedHere && status.code !== Status.CANCELLED);
+      // The span and the service's stats end here too: an endpoint failure or the deadline is an
+      // error; the caller's cancel or the mesh closing is a cancellation.
+      const ok = this.endedHere === NOT_HERE ? healthOf(status.code) : undefined;
+      const failed = ok === false || this.endedHere === DEADLINE_HERE;
       this.ctx!.reportOutcome(ok, failed ? status.details : undefined);
     }
     this.live = undefined;
@@ -343,6 +344,10 @@ export class MeshGrpcCall implements LowLevelCall, TimerEntry {
     this.listener!.onReceiveStatus(status);
   }
 }
+
+const NOT_HERE = 0;
+const CANCELLED_HERE = 1;
+const DEADLINE_HERE = 2;
 
 /**
  * What a committed call's final status says of its endpoint: the classifier's endpoint failures
