@@ -331,10 +331,13 @@ export class MeshGrpcCall implements LowLevelCall, TimerEntry {
     if (this.live !== undefined) {
       this.channel.live.delete(this);
       // The engine recorded the endpoint's latency at commit; its health waited for this status.
-      // The span and the service's stats end here too: an endpoint failure or the deadline is an
-      // error; the caller's cancel or the mesh closing is a cancellation.
-      const ok = this.endedHere === NOT_HERE ? healthOf(status.code) : undefined;
-      const failed = ok === false || this.endedHere === DEADLINE_HERE;
+      // The span and the service's stats end here too: an endpoint failure or the deadline (the
+      // mesh's, or the server's from grpc-timeout) is an error; the caller's cancel or the mesh
+      // closing is a cancellation.
+      const here = this.endedHere;
+      const ok = here === NOT_HERE ? healthOf(status.code) : undefined;
+      const failed =
+        ok === false || here === DEADLINE_HERE || (here === NOT_HERE && status.code === Status.DEADLINE_EXCEEDED);
       this.ctx!.reportOutcome(ok, failed ? status.details : undefined);
     }
     this.live = undefined;
