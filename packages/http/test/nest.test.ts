@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { eventually } from './helpers.js';
 import { Controller, Get, Inject, Module, Param, type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { request } from 'undici';
@@ -122,14 +122,17 @@ describe('MeshModule.forRoot with createMesh options', () => {
       await (await request(`${base}/users/${id}`, { headers: { 'meshlet-caller': 'gateway' } })).body.dump();
     }
     await (await request(`${base}/nope`, { headers: { 'meshlet-caller': 'gateway' } })).body.dump();
-    let s;
-    for (let i = 0; i < 100 && (s?.requests ?? 0) < 3; i++) {
-      s = mesh.stats().inbound.find((e) => e.route === '/users/:id' && e.caller === 'gateway');
-      if ((s?.requests ?? 0) < 3) await sleep(10);
-    }
+    // The rows are written when each response has finished on the server side, which can be just
+    // after the client has read it: wait for all four (a loaded machine widens that gap).
+    const row = (route: string) => mesh.stats().inbound.find((e) => e.route === route && e.caller === 'gateway');
+    await eventually(
+      () => ((row('/users/:id')?.requests ?? 0) >= 3 && (row('(unmatched)')?.requests ?? 0) >= 1 ? true : undefined),
+      'the inbound rows',
+    );
+    const s = row('/users/:id');
     assert.equal(s?.requests, 3);
     assert.equal(s?.successes, 3);
-    const unmatched = mesh.stats().inbound.find((e) => e.route === '(unmatched)' && e.caller === 'gateway');
+    const unmatched = row('(unmatched)');
     assert.equal(unmatched?.requests, 1, '404s are counted as unmatched');
   });
 
