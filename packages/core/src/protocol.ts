@@ -46,7 +46,8 @@ export interface Protocol<Req, Res> {
    * gRPC stream committed on its first message, whose status is still to come). Its endpoint's
    * health (outlier detector, breaker) is then not recorded when the attempt settles, but when the
    * protocol reports the call's real end through `CallContext.reportOutcome`; the call's span
-   * stays open and its success or failure in the service's stats waits until then. Latency (the EWMA) is recorded at settle either way.
+   * stays open and its success or failure in the service's stats waits until then. Latency (the
+   * EWMA) is recorded at settle either way.
    */
   provisional?(res: Res): boolean;
   /** Releases a result that will not reach the caller (a retried response). */

@@ -229,6 +229,8 @@ function callFailed<Req, Res>(call: Call<Req, Res>, err: unknown): void {
 
 function countFailure<Req, Res>(call: Call<Req, Res>, err: unknown): void {
   const svc = call.svc;
+  // A provisional answer that still failed the call (it came after the deadline): nothing to wait for.
+  call.pendingOutcome = undefined;
   if (call.cancelled) svc.cancelled++;
   else if (err instanceof InvalidRequestError) svc.invalidRequests++;
   else svc.failures++;
