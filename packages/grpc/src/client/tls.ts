@@ -8,9 +8,11 @@
  *
  * A failed handshake reaches grpc-js as `UNAVAILABLE` "No connection established. Last error:
  * <OpenSSL's words>", which names neither the endpoint nor what to change. `ConnectWatch` wraps
- * the grpc-js call of an attempt made while its endpoint channel is not READY (only such a call
- * can meet a handshake) and rewrites that status into one naming the endpoint, the service, the
- * name checked and where it came from, and what to set. The code stays `UNAVAILABLE`: the request
+ * the grpc-js call of an attempt made while its endpoint channel is not READY (a call on a READY
+ * channel goes out on a connection already verified, unless it drops before the call starts) and
+ * rewrites that status — and those of a TLS/plaintext mismatch either way, or a client certificate
+ * required or refused — into one naming the endpoint, the service, the name checked and where it
+ * came from, and what to set. The code stays `UNAVAILABLE`: the request
  * never left the client, so the mesh retries it on another endpoint (bounded by `maxAttempts`,
  * the retry budget and the deadline), and the failure counts against the endpoint, whose
  * certificate says it is not the service the client wants (outlier detection never ejects them all).
