@@ -37,6 +37,12 @@ export class Endpoint {
   requests = 0;
   /** Attempts classified as failures (retryable or not), ever. */
   failures = 0;
+  /**
+   * What its latest failed attempt ended with (the error, or the protocol's status of a failure
+   * answer), and when (mesh clock): the reason a "no healthy endpoint" error gives.
+   */
+  lastFailure: unknown = undefined;
+  lastFailureAt = 0;
   /** Times the outlier detector ejected this endpoint. */
   ejections = 0;
 

@@ -94,13 +94,21 @@ export class NoHealthyEndpointsError extends MeshError {
   readonly ejected: number;
   readonly open: number;
   readonly halfOpen: number;
-  constructor(service: string, counts: { total: number; ejected: number; open: number; halfOpen: number }) {
+  /** The most recent failure among the endpoints (what took them out), when one is known. */
+  readonly lastFailure: { endpoint: string; reason: string } | undefined;
+  constructor(
+    service: string,
+    counts: { total: number; ejected: number; open: number; halfOpen: number },
+    lastFailure?: { endpoint: string; reason: string },
+  ) {
     super(
       'MESHLET_ERR_NO_HEALTHY_ENDPOINTS',
       `service "${service}": no healthy endpoint among ${counts.total} (${counts.ejected} ejected by outlier detection, ` +
         `${counts.open} with an open circuit breaker, ${counts.halfOpen} half-open awaiting a probe); ` +
-        `the upstream is failing: check its health, or mesh.stats().services["${service}"].endpoints`,
+        `the upstream is failing: check its health, or mesh.stats().services["${service}"].endpoints` +
+        (lastFailure === undefined ? '' : `. The last failure, on ${lastFailure.endpoint}: ${lastFailure.reason}`),
     );
+    this.lastFailure = lastFailure;
     this.service = service;
     this.total = counts.total;
     this.ejected = counts.ejected;

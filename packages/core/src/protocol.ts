@@ -74,6 +74,12 @@ export interface Protocol<Req, Res> {
   deliver?(req: Req, res: Res): void;
   /** Optional: receives a handle to abort the call, once, when the call starts. */
   bindCall?(req: Req, call: CallHandle): void;
+  /**
+   * Optional: a failure answer in words (e.g. a gRPC status's code and details), kept as its
+   * endpoint's last failure for the "no healthy endpoint" error. Called only for failures; without
+   * it the error names `attemptStatus`.
+   */
+  failureReason?(res: Res): string;
   /** Status attribute of an attempt for its span event (e.g. the HTTP status). */
   attemptStatus(res: Res | undefined, err: unknown): string | number;
 }

@@ -259,12 +259,21 @@ export class Service {
     let ejected = 0;
     let open = 0;
     let halfOpen = 0;
+    let latest: Endpoint | undefined;
     for (const ep of this.endpoints) {
       if (ep.ejected) ejected++;
       else if (ep.breaker === 'open') open++;
       else if (ep.breaker === 'half-open') halfOpen++;
+      if (ep.lastFailure !== undefined && (latest === undefined || ep.lastFailureAt > latest.lastFailureAt))
+        latest = ep;
     }
-    return new NoHealthyEndpointsError(this.name, { total: this.endpoints.length, ejected, open, halfOpen });
+    const lastFailure =
+      latest === undefined ? undefined : { endpoint: latest.address, reason: failureText(latest.lastFailure) };
+    return new NoHealthyEndpointsError(
+      this.name,
+      { total: this.endpoints.length, ejected, open, halfOpen },
+      lastFailure,
+    );
   }
 
   /** The classifier of `protocol` under the service's own policy. */
@@ -454,4 +463,15 @@ function same(a: unknown, b: unknown): boolean {
   if (ka.length !== kb.length) return false;
   for (const k of ka) if (!same((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])) return false;
   return true;
+}
+
+/** An endpoint's last failure in words: an error's message or the protocol's words for it (at most 300 characters), or the status it answered. */
+function failureText(failure: unknown): string {
+  const text =
+    failure instanceof Error
+      ? failure.message
+      : typeof failure === 'string'
+        ? failure
+        : `it answered ${String(failure)}`;
+  return text.length > 300 ? `${text.slice(0, 300)}…` : text;
 }

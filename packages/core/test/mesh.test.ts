@@ -14,7 +14,7 @@ import {
   type FakeReq,
   type FakeRes,
 } from './helpers/fake-protocol.js';
-import { MeshError } from '../src/errors.js';
+import { MeshError, NoHealthyEndpointsError } from '../src/errors.js';
 
 describe('mesh call engine', () => {
   const make = meshesClosedAfter();
@@ -166,6 +166,20 @@ describe('mesh call engine', () => {
       err.message,
       /no healthy endpoint among 2 \(0 ejected by outlier detection, 2 with an open circuit breaker/,
     );
+    // What took them out: the most recent failure, so the reason survives the breakers opening.
+    assert.match(err.message, /\. The last failure, on (a|b):1: connect ECONNREFUSED$/);
+    assert.deepEqual(Object.keys((err as NoHealthyEndpointsError).lastFailure!), ['endpoint', 'reason']);
+  });
+
+  it('a failure answer is named by its status when no endpoint is healthy', async () => {
+    const mesh = make({
+      s: { endpoints: ['a:1'], circuitBreaker: { consecutiveFailures: 1 }, outlierDetection: { enabled: false } },
+    });
+    const p = fakeProtocol((ep) => Promise.resolve({ status: 500, endpoint: ep.address }));
+    assert.equal((await mesh.call('s', get(), p)).status, 500);
+    const err = await mesh.call('s', get(), p).catch((e: unknown) => e);
+    assert.ok(err instanceof NoHealthyEndpointsError);
+    assert.match(err.message, /\. The last failure, on a:1: it answered 500$/);
   });
 
   it('routes by path, prefix, method and header, first match wins', async () => {

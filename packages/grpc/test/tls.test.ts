@@ -149,6 +149,36 @@ describe('gRPC over TLS through the mesh', () => {
   );
 
   it(
+    'a misconfigured client: once every endpoint’s breaker is open, the no-healthy-endpoint error still says why',
+    LIVE,
+    async () => {
+      const s = await tlsServer('untrusted-open', echoCert);
+      const m = h.mesh({
+        services: {
+          echo: {
+            protocol: 'grpc',
+            endpoints: [s.address],
+            retry: { maxAttempts: 1 },
+            circuitBreaker: { consecutiveFailures: 1 },
+            outlierDetection: { enabled: false },
+          },
+        },
+      });
+      const c = client(m, 'echo', grpc.credentials.createSsl(otherCa.ca.cert));
+      assert.match((await failure(c)).details, /^TLS verification failed/);
+      const err = await failure(c);
+      assert.equal(err.code, grpc.status.UNAVAILABLE);
+      assert.match(err.details, /^MESHLET_ERR_NO_HEALTHY_ENDPOINTS: service "echo" method Unary: no healthy endpoint/);
+      assert.match(
+        err.details,
+        new RegExp(
+          `The last failure, on ${s.address.replace(/\./g, '\\.')}: UNAVAILABLE: TLS verification failed for endpoint`,
+        ),
+      );
+    },
+  );
+
+  it(
     'a certificate that does not name the service fails clearly; grpc.ssl_target_name_override or grpc.default_authority make it verify',
     LIVE,
     async () => {

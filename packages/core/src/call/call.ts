@@ -133,7 +133,11 @@ export class Call<Req, Res> implements CallContext, PickContext, CallHandle, Tim
       span.end();
     }
     if (ok === undefined) return;
-    if (!ok) ep.failures++;
+    if (!ok) {
+      ep.failures++;
+      ep.lastFailure = error;
+      ep.lastFailureAt = svc.deps.clock.now();
+    }
     this.svc.outlier.record(ep, ok);
     if (this.pendingInline) (ep as { circuit?: { record(ok: boolean): void } }).circuit?.record(ok);
   }

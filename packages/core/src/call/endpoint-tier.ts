@@ -176,6 +176,14 @@ export function settleAttempt<Req, Res>(call: Call<Req, Res>): void {
       // so it counts as FAILURE_PENALTY × the service's typical latency, bounded so that
       // repeated failures cannot grow the estimate without limit.
       ep.failures++;
+      const protocol = call.protocol;
+      ep.lastFailure =
+        call.err !== undefined
+          ? call.err
+          : protocol.failureReason !== undefined
+            ? protocol.failureReason(call.res as Res)
+            : protocol.attemptStatus(call.res, undefined);
+      ep.lastFailureAt = end;
       const penalty = Math.max(rtt, FAILURE_PENALTY * Math.max(1, svc.load.neutralMs));
       ep.observeLatency(penalty, end, svc.config.ewmaDecayMs, svc.load);
     }

@@ -48,6 +48,8 @@ export function createGrpcProtocol(): Protocol<MeshGrpcCall, EndpointAttempt> {
     deliver: (req, res) => req.answer(res),
     callerTimeoutMs: (req) => (req.deadlineMs === Infinity ? undefined : req.deadlineMs - Date.now()),
     attemptAttributes: () => NO_ATTRIBUTES,
+    failureReason: (res) =>
+      res.status === undefined ? 'failed' : `${statusName(res.status.code)}: ${res.status.details}`,
     attemptStatus: (res, err) =>
       res !== undefined
         ? res.status === undefined
