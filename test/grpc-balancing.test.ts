@@ -244,7 +244,9 @@ describe('gRPC transport faults', () => {
           protocol: 'grpc',
           loadBalancer: 'round-robin',
           endpoints: [hang.address, good.address],
-          timeout: { requestMs: 2000, perTryMs: 100 },
+          // 1 s per try: the answering backend's reply must come within one, and a stalled loaded
+          // machine was seen to delay an in-process reply past 100 ms.
+          timeout: { requestMs: 5000, perTryMs: 1000 },
         },
       },
     });
