@@ -270,6 +270,20 @@ export class Mesh {
     return [...this.services.keys()];
   }
 
+  /**
+   * The endpoint addresses (`host:port`) a configured service lists now, or undefined for an
+   * unknown service: a cheap read for a protocol package deriving state from them (`stats()`
+   * computes every service's figures).
+   */
+  endpointAddresses(service: string): string[] | undefined {
+    const svc = this.services.get(service);
+    if (svc === undefined) return undefined;
+    const eps = svc.endpoints;
+    const out = new Array<string>(eps.length);
+    for (let i = 0; i < eps.length; i++) out[i] = eps[i].address;
+    return out;
+  }
+
   /** True when any service still lists this endpoint address. O(1). */
   hasEndpoint(address: string): boolean {
     return this.addressRefs.has(address);

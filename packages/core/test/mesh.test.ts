@@ -171,6 +171,14 @@ describe('mesh call engine', () => {
     assert.deepEqual(Object.keys((err as NoHealthyEndpointsError).lastFailure!), ['endpoint', 'reason']);
   });
 
+  it('endpointAddresses lists a service’s endpoints as they are now, undefined for an unknown service', () => {
+    const mesh = make({ s: { endpoints: ['a:1', 'b:1'] } });
+    assert.deepEqual(mesh.endpointAddresses('s'), ['a:1', 'b:1']);
+    assert.equal(mesh.endpointAddresses('nope'), undefined);
+    mesh.update({ services: { s: { endpoints: ['b:1', 'c:1'] } } });
+    assert.deepEqual(mesh.endpointAddresses('s')!.sort(), ['b:1', 'c:1']);
+  });
+
   it('a failure answer is named by its status when no endpoint is healthy', async () => {
     const mesh = make({
       s: { endpoints: ['a:1'], circuitBreaker: { consecutiveFailures: 1 }, outlierDetection: { enabled: false } },

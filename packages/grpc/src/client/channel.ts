@@ -189,24 +189,24 @@ export class MeshChannel implements ChannelInterface {
     if (this.closed) return ConnectivityState.SHUTDOWN;
     const mesh = this.state.mesh;
     if (mesh.isClosed) return ConnectivityState.SHUTDOWN;
-    const stats = mesh.hasService(this.service) ? mesh.stats().services[this.service] : undefined;
-    if (stats === undefined) {
+    const addresses = mesh.endpointAddresses(this.service);
+    if (addresses === undefined) {
       if (!mesh.isReady) return tryToConnect ? ConnectivityState.CONNECTING : ConnectivityState.IDLE;
       return ConnectivityState.TRANSIENT_FAILURE;
     }
-    if (stats.endpoints.length === 0) return ConnectivityState.TRANSIENT_FAILURE;
+    if (addresses.length === 0) return ConnectivityState.TRANSIENT_FAILURE;
     let connecting = false;
     let idle = false;
-    for (const ep of stats.endpoints) {
-      let ch = this.endpoints.get(ep.address);
+    for (const address of addresses) {
+      let ch = this.endpoints.get(address);
       if (ch === undefined) {
         if (!tryToConnect) {
           idle = true;
           continue;
         }
-        const at = ep.address.lastIndexOf(':');
-        const host = ep.address.slice(0, at).replace(/^\[|\]$/g, '');
-        ch = this.openEndpoint(ep.address, host, Number(ep.address.slice(at + 1)));
+        const at = address.lastIndexOf(':');
+        const host = address.slice(0, at).replace(/^\[|\]$/g, '');
+        ch = this.openEndpoint(address, host, Number(address.slice(at + 1)));
       }
       const s = ch.getConnectivityState(tryToConnect);
       if (s === ConnectivityState.READY) return s;
