@@ -29,11 +29,11 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import type { ClosedLoopPoint, PointResult } from './lib/types.ts';
 import { STREAM_MESSAGES } from './grpc-common.ts';
 import { ClientHandle } from './lib/client-handle.ts';
-import { BenchChildren, TSX, readArgv, startUpstreamProcess } from './lib/cli.ts';
+import { BenchChildren, TSX, readArgv, runIfMain, startUpstreamProcess } from './lib/cli.ts';
 import { renderProfileSummary, summarizeProfile } from './profile.ts';
 import type { PairedResult } from './grpc-paired.ts';
 
@@ -689,12 +689,4 @@ async function main(): Promise<void> {
   }
 }
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
-  main().then(
-    () => process.exit(0),
-    (err: unknown) => {
-      console.error(err instanceof Error ? (err.stack ?? err.message) : err);
-      process.exit(1);
-    },
-  );
-}
+runIfMain(import.meta.url, main);

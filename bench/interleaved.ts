@@ -25,9 +25,9 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { median, type InterleavedResult, type InterleavedSpec } from './interleaved-child.ts';
-import { BenchChildren, TSX, readArgv, startUpstreamProcess } from './lib/cli.ts';
+import { BenchChildren, TSX, readArgv, runIfMain, startUpstreamProcess } from './lib/cli.ts';
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
 
@@ -325,12 +325,4 @@ async function main(): Promise<void> {
   children.killAll();
 }
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
-  main().then(
-    () => process.exit(0),
-    (err: unknown) => {
-      console.error(err instanceof Error ? (err.stack ?? err.message) : err);
-      process.exit(1);
-    },
-  );
-}
+runIfMain(import.meta.url, main);

@@ -5,7 +5,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const benchDir = fileURLToPath(new URL('..', import.meta.url));
 
@@ -88,4 +88,19 @@ export async function startUpstreamProcess(
     });
   });
   return { child, address: `127.0.0.1:${port}` };
+}
+
+/**
+ * Runs `main` when the module at `moduleUrl` is the script node was started with (not when another
+ * bench script imports it), and exits: 0 when it resolves, 1 with the error when it rejects.
+ */
+export function runIfMain(moduleUrl: string, main: () => Promise<void>): void {
+  if (process.argv[1] === undefined || moduleUrl !== pathToFileURL(path.resolve(process.argv[1])).href) return;
+  main().then(
+    () => process.exit(0),
+    (err: unknown) => {
+      console.error(err instanceof Error ? (err.stack ?? err.message) : err);
+      process.exit(1);
+    },
+  );
 }
