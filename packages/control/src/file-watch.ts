@@ -45,9 +45,15 @@ export class FileWatch {
     this.base = basename(path);
   }
 
-  async start(): Promise<void> {
+  /**
+   * Starts watching. `baseline`: the file's `statKey` when its content was last read; if the file
+   * has changed since (an edit before the watch was set up), a change is scheduled with the full
+   * debounce, as for any in-place write, so a file still being written is not read half-way.
+   */
+  async start(baseline?: string): Promise<void> {
     this.lastStat = await statKey(this.path);
     if (this.closed) return;
+    const changedBefore = baseline !== undefined && baseline !== this.lastStat;
     try {
       this.watcher = watch(this.dir, { persistent: false }, (event, name) => {
         // Some platforms give no file name: treat it as "maybe ours".
@@ -63,6 +69,7 @@ export class FileWatch {
     }
     this.poll = setInterval(() => void this.pollOnce(), this.options.pollMs);
     this.poll.unref();
+    if (changedBefore) this.schedule(false);
   }
 
   close(): void {
@@ -125,7 +132,7 @@ export const RENAME_DEBOUNCE_MS = 2;
 const MISSING = 'missing';
 
 /** mtime, size and inode, or 'missing'. */
-async function statKey(path: string): Promise<string> {
+export async function statKey(path: string): Promise<string> {
   try {
     const s = await stat(path);
     return `${s.mtimeMs}:${s.size}:${s.ino}`;

@@ -17,7 +17,7 @@ import type { Logger } from 'pino';
 import { pino } from 'pino';
 import { AdminServer, type ClientView, type ConfigView, type EndpointsView } from './admin.js';
 import { loadConfigFile } from './config-file.js';
-import { FileWatch } from './file-watch.js';
+import { FileWatch, statKey } from './file-watch.js';
 import { buildResources, type DnsEndpoints } from './resources.js';
 import { SnapshotBuilder, SERVED_TYPES } from './snapshot.js';
 import { MemoryStore, type ControlStore, type StoredConfig } from './store.js';
@@ -167,6 +167,8 @@ class ControlServerImpl implements ControlServer, StreamHost {
     if (this.phase !== 'new') throw new Error(`start() called twice (the server is ${this.phase})`);
     this.phase = 'starting';
     try {
+      // The file's state before its first read: the watch compares it when it starts (below).
+      const readStat = await statKey(this.opts.configPath);
       const loaded = await loadConfigFile(this.opts.configPath);
       this.lastGoodText = loaded.text;
       // A config change has been debounced by the file watch already: rebuild at once. Registration
@@ -217,7 +219,9 @@ class ControlServerImpl implements ControlServer, StreamHost {
             'fs.watch failed; polling the file instead',
           ),
       });
-      await this.fileWatch.start();
+      // An edit between the first read and the watch's start is seen by the watch, which schedules
+      // it with the full debounce (a file still being written in place is not read half-way).
+      await this.fileWatch.start(readStat);
       this.phase = 'running';
       this.logger.info(
         {
@@ -230,9 +234,6 @@ class ControlServerImpl implements ControlServer, StreamHost {
         },
         'control server listening',
       );
-      // An edit between the first read and the watch's start would otherwise go unseen until the
-      // next one; an unchanged file costs one read and no version.
-      this.reload();
     } catch (err) {
       await this.teardown();
       this.phase = 'stopped';

@@ -6,7 +6,7 @@ import { closeSync, openSync, unlinkSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { FileWatch } from '../src/file-watch.js';
+import { FileWatch, statKey } from '../src/file-watch.js';
 
 // Wide enough that a loaded CI machine cannot stretch the tests' own pauses (50-100 ms) past it,
 // nor a rename's read (a couple of ms) past half of it.
@@ -52,6 +52,48 @@ describe('FileWatch', () => {
       assert.equal(changes.length, 1, 'one change for one save');
       // The full debounce is 1.5 s; a rename is read after a couple of ms (generous bound for CI).
       assert.ok(changes[0]! - t0 < DEBOUNCE_MS / 2, `read after ${(changes[0]! - t0).toFixed(0)} ms`);
+    } finally {
+      watch.close();
+    }
+  });
+
+  it('an edit made before the watch started (after the baseline read) is read once, after the full debounce', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'meshlet-file-watch-'));
+    dirs.push(dir);
+    const file = path.join(dir, 'mesh.json');
+    writeFileSync(file, '{"services":{}}');
+    const baseline = await statKey(file);
+    // The edit lands between the server's first read and the watch's start (a different size, so
+    // the stat differs even on a coarse-mtime file system).
+    writeFileSync(file, '{"services":{"a":{}}}');
+    const changes: number[] = [];
+    const watch = new FileWatch(file, {
+      debounceMs: DEBOUNCE_MS,
+      pollMs: 60_000,
+      onChange: () => changes.push(performance.now()),
+      onWatchError: (err) => assert.fail(`fs.watch failed: ${err.message}`),
+    });
+    const t0 = performance.now();
+    await watch.start(baseline);
+    try {
+      await until(() => changes.length > 0, DEBOUNCE_MS + 3000);
+      assert.equal(changes.length, 1, 'the edit before the watch was not seen');
+      assert.ok(
+        changes[0]! - t0 >= DEBOUNCE_MS - 5,
+        `read ${(changes[0]! - t0).toFixed(0)} ms after start, not after the debounce`,
+      );
+      // The same baseline as the file: nothing to read.
+      const quiet: number[] = [];
+      const again = new FileWatch(file, {
+        debounceMs: 50,
+        pollMs: 60_000,
+        onChange: () => quiet.push(1),
+        onWatchError: () => {},
+      });
+      await again.start(await statKey(file));
+      await new Promise((r) => setTimeout(r, 300));
+      again.close();
+      assert.deepEqual(quiet, []);
     } finally {
       watch.close();
     }

@@ -87,18 +87,6 @@ export async function startServer(
   };
 }
 
-/**
- * Resolves once the server has no config read under way. start() ends with one read of the file
- * (to catch an edit made before the watch was set up), which runs on after start() resolves: a
- * test whose edits must reach the server only through the watch waits for it first. On a loaded
- * machine that read was seen to land after a test's first in-place write, reading it at once.
- */
-export async function configReadSettled(server: ControlServer): Promise<void> {
-  const internals = server as unknown as { reloading?: Promise<void> };
-  assert.ok('reloading' in internals, 'the control server no longer tracks its config read as `reloading`');
-  while (internals.reloading !== undefined) await internals.reloading;
-}
-
 const Client = grpc.makeGenericClientConstructor(discoveryService, 'AggregatedDiscoveryService');
 
 export interface Received {
