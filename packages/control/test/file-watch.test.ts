@@ -12,17 +12,22 @@ import { FileWatch, statKey } from '../src/file-watch.js';
 // nor a rename's read (a couple of ms) past half of it.
 const DEBOUNCE_MS = 1500;
 
+/** A watch on `file` that records when each change is reported; not started. */
+function watchOf(file: string, changes: number[], debounceMs = DEBOUNCE_MS): FileWatch {
+  return new FileWatch(file, {
+    debounceMs,
+    pollMs: 60_000,
+    onChange: () => changes.push(performance.now()),
+    onWatchError: (err) => assert.fail(`fs.watch failed: ${err.message}`),
+  });
+}
+
 async function setup(): Promise<{ file: string; dir: string; changes: number[]; watch: FileWatch }> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'meshlet-file-watch-'));
   const file = path.join(dir, 'mesh.json');
   await writeFile(file, '{"services":{}}');
   const changes: number[] = [];
-  const watch = new FileWatch(file, {
-    debounceMs: DEBOUNCE_MS,
-    pollMs: 60_000,
-    onChange: () => changes.push(performance.now()),
-    onWatchError: (err) => assert.fail(`fs.watch failed: ${err.message}`),
-  });
+  const watch = watchOf(file, changes);
   await watch.start();
   return { file, dir, changes, watch };
 }
@@ -67,12 +72,7 @@ describe('FileWatch', () => {
     // the stat differs even on a coarse-mtime file system).
     writeFileSync(file, '{"services":{"a":{}}}');
     const changes: number[] = [];
-    const watch = new FileWatch(file, {
-      debounceMs: DEBOUNCE_MS,
-      pollMs: 60_000,
-      onChange: () => changes.push(performance.now()),
-      onWatchError: (err) => assert.fail(`fs.watch failed: ${err.message}`),
-    });
+    const watch = watchOf(file, changes);
     const t0 = performance.now();
     await watch.start(baseline);
     try {
@@ -84,12 +84,7 @@ describe('FileWatch', () => {
       );
       // The same baseline as the file: nothing to read.
       const quiet: number[] = [];
-      const again = new FileWatch(file, {
-        debounceMs: 50,
-        pollMs: 60_000,
-        onChange: () => quiet.push(1),
-        onWatchError: () => {},
-      });
+      const again = watchOf(file, quiet, 50);
       await again.start(await statKey(file));
       await new Promise((r) => setTimeout(r, 300));
       again.close();
