@@ -8,7 +8,8 @@
 //   A plain grpc-js server cannot stand in for it (it enforces grpc-timeout itself), so this backend
 //   is node:http2 speaking gRPC's framing.
 // - The deadline that ends it is the earliest one: the caller's `deadline` option names itself.
-// - grpc-timeout on the wire carries what is left of the call's deadline (no grpc-js timer needed).
+// - grpc-timeout on the wire carries what is left of the call's deadline (no grpc-js timer needed);
+//   a call made with a grpc-js `parent` carries the earlier of the parent's deadline and the mesh's.
 // - The caller's Metadata object comes back as it went in: what the mesh adds goes on a copy.
 // - grpcTimeoutValue: at most 8 digits and a unit, rounded up.
 import { after, describe, it } from 'node:test';
@@ -153,6 +154,107 @@ describe('gRPC deadline held by the mesh', () => {
     assert.ok(m !== null, `grpc-timeout ${backend.timeouts[0]}`);
     assert.ok(Number(m[1]) <= 200 && Number(m[1]) >= 150, `grpc-timeout ${backend.timeouts[0]} for a 200 ms deadline`);
     assert.deepEqual(md.getMap(), { 'x-request-id': 'r1' }, 'the mesh wrote into the caller’s Metadata');
+  });
+});
+
+describe('gRPC deadline with a grpc-js parent call', () => {
+  // A front server whose handler calls the lying backend through the mesh with `{ parent: call }`:
+  // grpc-js then applies the parent's deadline itself, and the attempt must carry the earlier of
+  // the parent's and the mesh's.
+  const closers: Array<() => Promise<void> | void> = [];
+  after(async () => {
+    for (const close of closers.reverse()) await close();
+  });
+
+  async function front(
+    requestMs: number,
+  ): Promise<{ backend: LyingBackend; call(deadlineMs: number): Promise<Outcome> }> {
+    const backend = await lyingBackend();
+    closers.push(() => backend.close());
+    const mesh = createMesh({
+      services: { lie: { protocol: 'grpc', endpoints: [backend.address], timeout: { requestMs } } },
+    });
+    closers.push(() => mesh.close());
+    const inner = new grpc.Client('meshlet:///lie', grpc.credentials.createInsecure(), meshGrpcOptions(mesh));
+    closers.push(() => inner.close());
+    const server = new grpc.Server();
+    server.addService(
+      {
+        Get: {
+          path: '/front.Front/Get',
+          requestStream: false,
+          responseStream: false,
+          requestSerialize: identity,
+          requestDeserialize: identity,
+          responseSerialize: identity,
+          responseDeserialize: identity,
+        },
+      },
+      {
+        Get(call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) {
+          inner.makeUnaryRequest(
+            '/lie.Lie/Get',
+            identity,
+            identity,
+            Buffer.from('q'),
+            new grpc.Metadata(),
+            { parent: call },
+            (err) => callback(err, Buffer.from('done')),
+          );
+        },
+      },
+    );
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) =>
+        err ? reject(err) : resolve(p),
+      ),
+    );
+    closers.push(() => void server.forceShutdown());
+    const outer = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+    closers.push(() => outer.close());
+    return {
+      backend,
+      call: (deadlineMs) => {
+        const t0 = performance.now();
+        return new Promise((resolve) =>
+          outer.makeUnaryRequest(
+            '/front.Front/Get',
+            identity,
+            identity,
+            Buffer.from('q'),
+            new grpc.Metadata(),
+            { deadline: Date.now() + deadlineMs },
+            (err) => resolve({ err: err ?? undefined, ms: performance.now() - t0, messages: 0 }),
+          ),
+        );
+      },
+    };
+  }
+
+  const timeoutOf = (value: string): number => {
+    const m = /^(\d+)m$/.exec(value);
+    assert.ok(m !== null, `grpc-timeout ${value}`);
+    return Number(m[1]);
+  };
+
+  it('the mesh’s requestMs, when earlier than the parent’s deadline, is what the attempt carries and what ends it', async () => {
+    const f = await front(300);
+    const o = await f.call(5000);
+    assert.equal(o.err?.code, grpc.status.DEADLINE_EXCEEDED, o.err?.details);
+    assert.ok(
+      o.ms >= 290 && o.ms < 1500,
+      `ended after ${o.ms.toFixed(0)} ms: the parent's 5 s deadline, not requestMs`,
+    );
+    assert.equal(f.backend.timeouts.length, 1);
+    assert.ok(timeoutOf(f.backend.timeouts[0]) <= 300, `grpc-timeout ${f.backend.timeouts[0]} for requestMs 300`);
+  });
+
+  it('the parent’s deadline, when earlier than requestMs, is what the attempt carries', async () => {
+    const f = await front(5000);
+    const o = await f.call(300);
+    assert.equal(o.err?.code, grpc.status.DEADLINE_EXCEEDED, o.err?.details);
+    assert.equal(f.backend.timeouts.length, 1);
+    assert.ok(timeoutOf(f.backend.timeouts[0]) <= 300, `grpc-timeout ${f.backend.timeouts[0]} under a 300 ms parent`);
   });
 });
 
