@@ -6,7 +6,7 @@
 // provider writing every span as a JSON line to a shared file (test/fixtures/span-file.ts).
 // Checked: routing across the three hops; one trace (same trace id, each span parented on the
 // previous hop's); deadline propagation (this test is the first caller, through a mesh of its own
-// that gives the call 300 ms; users sleeps 500 ms: the test gets MESHLET_ERR_DEADLINE at about
+// that gives the call 300 ms; users would sleep 5 s: the test gets MESHLET_ERR_DEADLINE at about
 // 300 ms, and the gateway's and orders' outbound calls were given what was left of the 300 ms, not
 // their own 2 s / 15 s); the inbound stats per route and caller on /stats.
 import { after, before, describe, it } from 'node:test';
@@ -24,7 +24,10 @@ const SERVER = 1;
 const CLIENT = 2;
 const ERROR = 2;
 const BUDGET_MS = 300;
-const USERS_SLEEP_MS = 500;
+// Long enough that users is still asleep when orders' cut call reaches it, even on a loaded machine
+// (a CI run saw it arrive after a 500 ms sleep had ended, and users counted a success); the sleep
+// ends as soon as the caller goes away, so the test does not wait for it.
+const USERS_SLEEP_MS = 5000;
 
 describe('examples: gateway (Express) → orders (Nest) → users (Express) through the mesh', () => {
   let dir: string;
@@ -160,7 +163,7 @@ describe('examples: gateway (Express) → orders (Nest) → users (Express) thro
     );
     const elapsed = performance.now() - started;
     // It got MESHLET_ERR_DEADLINE at about its 300 ms (a generous upper bound: this is about the
-    // deadline firing, not about speed; users' 500 ms sleep would have answered without it).
+    // deadline firing, not about speed; users' 5 s sleep would have answered without it).
     assert.ok(err instanceof MeshError, String(err));
     assert.equal(err.code, 'MESHLET_ERR_DEADLINE', err.message);
     assert.ok(elapsed >= BUDGET_MS - 5, `cut after ${elapsed} ms, before its deadline`);
@@ -178,7 +181,7 @@ describe('examples: gateway (Express) → orders (Nest) → users (Express) thro
       `users got a budget of ${seen.budgetMs} ms`,
     );
 
-    // The middle hops' outbound calls ended in an error at about that budget, not at users' 500 ms
+    // The middle hops' outbound calls ended in an error at about that budget, not at users' 5 s
     // answer (a success) nor at their own defaults. Whether a hop's own deadline timer or its caller
     // going away (which cancels calls made on its behalf) came first is a race of about a
     // millisecond on loopback: either cuts the call at the budget.
