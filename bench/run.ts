@@ -25,7 +25,10 @@
  *   --no-grpc            skip the gRPC benchmark (bench/grpc.ts), which otherwise runs after the HTTP setups
  *                        (not with --only; `node --import tsx bench/grpc.ts` runs it alone)
  *   --no-interleaved     skip the interleaved comparison of the throughput goals (bench/interleaved.ts), which
- *                        otherwise runs last (not with --only; `node --import tsx bench/interleaved.ts` runs it alone)
+ *                        otherwise runs after gRPC (not with --only; `node --import tsx bench/interleaved.ts` runs it alone)
+ *   --no-instructions    skip the instruction counts of the throughput goals under callgrind (bench/instructions.ts),
+ *                        which otherwise run last (not with --only; --quick runs a short variant of the
+ *                        `undici.request` form alone; `node --import tsx bench/instructions.ts` runs it alone)
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -66,6 +69,16 @@ import {
   withInterleavedSection,
   type InterleavedReport,
 } from './interleaved.ts';
+import {
+  instructionsOptionsFrom,
+  instructionsSectionOf,
+  renderInstructionsSection,
+  renderInstructionsTable,
+  runInstructionsBench,
+  saveInstructionsReport,
+  withInstructionsSection,
+  type InstructionsReport,
+} from './instructions.ts';
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
 const rootDir = path.dirname(benchDir);
@@ -92,6 +105,7 @@ interface Options {
   /** Run the gRPC benchmark after the HTTP setups. */
   grpc: boolean;
   interleaved: boolean;
+  instructions: boolean;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -131,6 +145,7 @@ function parseOptions(argv: string[]): Options {
     pin: argv.includes('--pin'),
     grpc: !argv.includes('--no-grpc') && only === undefined,
     interleaved: !argv.includes('--no-interleaved') && only === undefined,
+    instructions: !argv.includes('--no-instructions') && only === undefined,
   };
 }
 
@@ -260,7 +275,10 @@ function rerender(file: string, write: boolean): void {
     const markdown = withGrpcSection(renderMarkdown(report, path.basename(file)), undefined, previous);
     writeFileSync(
       resultsFile,
-      withInterleavedSection(markdown, previous === undefined ? undefined : interleavedSectionOf(previous)),
+      withInstructionsSection(
+        withInterleavedSection(markdown, previous === undefined ? undefined : interleavedSectionOf(previous)),
+        previous === undefined ? undefined : instructionsSectionOf(previous),
+      ),
     );
     log('wrote bench/RESULTS.md and bench/chart.svg');
   }
@@ -501,6 +519,23 @@ async function main(): Promise<void> {
     });
   }
 
+  // The throughput goals once more, as instruction counts under callgrind (bench/instructions.ts).
+  let instructionsReport: InstructionsReport | undefined;
+  if (!options.instructions) {
+    log('instruction counts skipped (--no-instructions or --only)');
+  } else {
+    const command = argv.length === 0 ? 'npm run bench' : `npm run bench -- ${argv.join(' ')}`;
+    const instructionsOptions = instructionsOptionsFrom(argv);
+    // --no-grpc: the HTTP forms only.
+    if (!options.grpc) instructionsOptions.forms = instructionsOptions.forms.filter((f) => f !== 'grpc');
+    instructionsReport = await runInstructionsBench(instructionsOptions, { log, track }, command).catch(
+      (err: unknown) => {
+        log(`instruction counts FAILED: ${err instanceof Error ? err.message : String(err)}`);
+        return undefined;
+      },
+    );
+  }
+
   const report: BenchReport = {
     version: 1,
     startedAt: startedAt.toISOString(),
@@ -542,6 +577,13 @@ async function main(): Promise<void> {
     grpcSection = renderGrpcSection(grpcReport, grpcJson);
   }
   if (interleavedReport !== undefined) process.stdout.write(renderInterleavedTable(interleavedReport));
+  let instructionsSection: string | undefined;
+  if (instructionsReport !== undefined) {
+    process.stdout.write(renderInstructionsTable(instructionsReport));
+    const json = instructionsReport.skipped === undefined ? saveInstructionsReport(instructionsReport) : undefined;
+    if (json !== undefined) log(`wrote bench/results/${json}`);
+    instructionsSection = renderInstructionsSection(instructionsReport, json);
+  }
   for (const name of options.profile) {
     // The main thread's profile is the biggest one (the loader thread is idle after start-up).
     const dir = path.join(profileDir, name);
@@ -564,7 +606,13 @@ async function main(): Promise<void> {
         : previous === undefined
           ? undefined
           : interleavedSectionOf(previous);
-    writeFileSync(resultsFile, withInterleavedSection(markdown, interleavedSection));
+    writeFileSync(
+      resultsFile,
+      withInstructionsSection(
+        withInterleavedSection(markdown, interleavedSection),
+        instructionsSection ?? (previous === undefined ? undefined : instructionsSectionOf(previous)),
+      ),
+    );
     log('wrote bench/RESULTS.md and bench/chart.svg');
   } else {
     log('partial run: bench/RESULTS.md left as it is (pass --write to overwrite it)');
