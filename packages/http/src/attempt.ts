@@ -28,7 +28,7 @@ export interface LegacyHandler {
   onUpgrade?(statusCode: number, rawHeaders: Buffer[], socket: unknown): void;
 }
 
-import { DeadlineExceededError, InvalidRequestError, type CallContext } from '@meshlet/core';
+import { DeadlineExceededError, InvalidRequestError, type CallContext, type DeadlineSource } from '@meshlet/core';
 
 /** Where an attempt reports its outcome (the mesh call itself, or a promise's resolvers), once. */
 export interface AttemptTarget {
@@ -38,14 +38,34 @@ export interface AttemptTarget {
 import { isInvalidRequest } from './classifier.js';
 import type { HttpRequest } from './request.js';
 
-/** The call's deadline passed while the response body was still arriving; the response was cut. */
+/**
+ * The call's deadline passed while the response body was still arriving; the response was cut.
+ * The advice names the deadline that ran out (`source`): the service's `timeout.requestMs` (or
+ * the setting at `requestMsPath`), the inbound request's budget, or the caller's own deadline.
+ */
 export class ResponseBodyDeadlineError extends DeadlineExceededError {
-  constructor(service: string, timeoutMs: number, attempts: number, endpoint: string | undefined) {
-    super(service, timeoutMs, attempts, endpoint);
+  constructor(
+    service: string,
+    timeoutMs: number,
+    attempts: number,
+    endpoint: string | undefined,
+    source: DeadlineSource = 'service',
+    requestMsPath?: string,
+  ) {
+    super(service, timeoutMs, attempts, endpoint, source, requestMsPath);
+    const setting = requestMsPath ?? `services["${service}"].timeout.requestMs`;
+    const ms = Math.round(timeoutMs);
     this.message =
       `service "${service}": deadline exceeded while the response body${endpoint ? ` from ${endpoint}` : ''} was still ` +
-      `arriving (the head came in time, attempt ${attempts}, timeout ${timeoutMs} ms); the response was cut. Raise ` +
-      `services["${service}"].timeout.requestMs if the upstream legitimately streams this long`;
+      `arriving (the head came in time, attempt ${attempts}, ` +
+      (source === 'inbound'
+        ? `deadline ${ms} ms inherited from the inbound request this call was made for, its caller's meshlet-timeout); ` +
+          `the response was cut. The caller's time budget ran out: give the caller a larger timeout, or make this ` +
+          `handler faster`
+        : source === 'caller'
+          ? `deadline ${ms} ms, the caller's own deadline for this call, shorter than ${setting}); the response was ` +
+            `cut. Give the call a later deadline if the upstream legitimately streams this long`
+          : `timeout ${ms} ms); the response was cut. Raise ${setting} if the upstream legitimately streams this long`);
   }
 }
 
@@ -300,7 +320,16 @@ export class HttpAttempt {
     this.deadlineQueued = false;
     if (this.ended || this.phase !== COMMITTED) return;
     const ctx = this.ctx;
-    this.abortFn?.(new ResponseBodyDeadlineError(ctx.service, ctx.timeoutMs, ctx.attempt, ctx.endpoint?.address));
+    this.abortFn?.(
+      new ResponseBodyDeadlineError(
+        ctx.service,
+        ctx.timeoutMs,
+        ctx.attempt,
+        ctx.endpoint?.address,
+        ctx.deadlineSource,
+        ctx.requestMsPath,
+      ),
+    );
   }
 
   private clearBodyTimer(): void {

@@ -116,6 +116,41 @@ describe('HttpAttempt', () => {
     }
   });
 
+  it('names the deadline that ran out: the inbound request’s, the caller’s own, or the service’s setting', () => {
+    const cut = (fields: Record<string, unknown>) => {
+      mock.timers.enable({ apis: ['setTimeout'] });
+      try {
+        const ctx = Object.assign(fakeCtx(100), { timeoutMs: 100 }, fields);
+        const { attempt, aborts } = start(ctx);
+        attempt.onHeaders(200, [], () => {}, 'OK');
+        attempt.commit(sink());
+        mock.timers.tick(100);
+        assert.equal(aborts.length, 1);
+        return aborts[0] as { code: string; message: string; source: string; inherited: boolean };
+      } finally {
+        mock.timers.reset();
+      }
+    };
+    const inbound = cut({ deadlineSource: 'inbound' });
+    assert.equal(inbound.code, 'MESHLET_ERR_DEADLINE');
+    assert.equal(inbound.source, 'inbound');
+    assert.equal(inbound.inherited, true);
+    assert.match(inbound.message, /inherited from the inbound request.*give the caller a larger timeout/i);
+    assert.doesNotMatch(inbound.message, /requestMs/);
+    const caller = cut({ deadlineSource: 'caller' });
+    assert.equal(caller.source, 'caller');
+    assert.match(caller.message, /the caller's own deadline.*give the call a later deadline/i);
+    assert.doesNotMatch(caller.message, /Raise/);
+    const method = cut({
+      deadlineSource: 'service',
+      requestMsPath: 'services.svc.methods["/a.B/C"].timeout.requestMs',
+    });
+    assert.equal(method.source, 'service');
+    assert.match(method.message, /Raise services\.svc\.methods\["\/a\.B\/C"\]\.timeout\.requestMs /);
+    const own = cut({});
+    assert.match(own.message, /Raise services\["svc"\]\.timeout\.requestMs /);
+  });
+
   it('arms no timer for a body that had ended at commit, and clears it when the body ends', () => {
     mock.timers.enable({ apis: ['setTimeout'] });
     try {
