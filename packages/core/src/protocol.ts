@@ -72,6 +72,11 @@ export interface Protocol<Req, Res> {
    * without waiting for a microtask. Should not throw.
    */
   deliver?(req: Req, res: Res): void;
+  /**
+   * Optional (required for `Mesh.send`): told the call's failure, once, instead of a rejected
+   * promise; never synchronously from inside `send`. Should not throw.
+   */
+  fail?(req: Req, err: unknown): void;
   /** Optional: receives a handle to abort the call, once, when the call starts. */
   bindCall?(req: Req, call: CallHandle): void;
   /**

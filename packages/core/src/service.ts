@@ -9,7 +9,7 @@ import { buildPicker } from './balancer/index.js';
 import type { PickContext, Picker } from './balancer/types.js';
 import type { Call } from './call/call.js';
 import { CallPolicy, MethodPolicies } from './call/policy.js';
-import { runCall, stripQuery } from './call/service-tier.js';
+import { runCall, sendCall, stripQuery } from './call/service-tier.js';
 import type { Clock } from './clock.js';
 import type { ResolvedRoute, ResolvedServiceConfig } from './config/types.js';
 import { Endpoint, type EndpointState, type ServiceLoad } from './endpoint.js';
@@ -332,6 +332,17 @@ export class Service {
     signal: AbortSignal | undefined,
   ): Promise<Res> {
     return runCall(this, req, protocol, requestedService, route, signal);
+  }
+
+  /** `call` for `Mesh.send`: no promise (see `sendCall`). */
+  send<Req, Res>(
+    req: Req,
+    protocol: Protocol<Req, Res>,
+    requestedService: string,
+    route: string | undefined,
+    signal: AbortSignal | undefined,
+  ): void {
+    sendCall(this, req, protocol, requestedService, route, signal);
   }
 
   /** Links a call into the in-flight list. O(1). */

@@ -50,11 +50,43 @@ export function runCall<Req, Res>(
   route: string | undefined,
   callerSignal: AbortSignal | undefined,
 ): Promise<Res> {
+  return startCall(svc, req, protocol, requestedService, route, callerSignal, false)!;
+}
+
+/**
+ * `runCall` for `Mesh.send`: no promise; the answer goes to the protocol's `deliver` and a
+ * failure to its `fail` (always after the current synchronous code, never from inside this call).
+ */
+export function sendCall<Req, Res>(
+  svc: Service,
+  req: Req,
+  protocol: Protocol<Req, Res>,
+  requestedService: string,
+  route: string | undefined,
+  callerSignal: AbortSignal | undefined,
+): void {
+  startCall(svc, req, protocol, requestedService, route, callerSignal, true);
+}
+
+/** Hands a `Mesh.send` call's failure to its protocol, from a microtask. */
+export function failDetached<Req, Res>(protocol: Protocol<Req, Res>, req: Req, err: unknown): void {
+  queueMicrotask(() => protocol.fail!(req, err));
+}
+
+function startCall<Req, Res>(
+  svc: Service,
+  req: Req,
+  protocol: Protocol<Req, Res>,
+  requestedService: string,
+  route: string | undefined,
+  callerSignal: AbortSignal | undefined,
+  detached: boolean,
+): Promise<Res> | undefined {
   const start = svc.deps.clock.now();
   const cfg = svc.config;
   if (callerSignal?.aborted) {
     svc.cancelled++;
-    return Promise.reject(callerSignal.reason);
+    return rejectWith(protocol, req, detached, callerSignal.reason);
   }
   const method = protocol.method(req);
   // The service's own policy unless it has gRPC `methods` (one field check for every other service).
@@ -67,14 +99,14 @@ export function runCall<Req, Res>(
     const inboundSignal = inbound.signal;
     if (inboundSignal?.aborted) {
       svc.cancelled++;
-      return Promise.reject(inboundSignal.reason);
+      return rejectWith(protocol, req, detached, inboundSignal.reason);
     }
     const left = inbound.deadlineAt - performance.now();
     if (left < timeoutMs) {
       if (!(left > 0)) {
         // The caller's budget is spent: fail without touching the network. The caller's doing, not a failure.
         svc.cancelled++;
-        return Promise.reject(new DeadlineExceededError(svc.name, 0, 0, undefined, true));
+        return rejectWith(protocol, req, detached, new DeadlineExceededError(svc.name, 0, 0, undefined, true));
       }
       timeoutMs = left;
       source = 'inbound';
@@ -87,7 +119,12 @@ export function runCall<Req, Res>(
     if (left !== undefined && left < timeoutMs) {
       if (!(left > 0)) {
         svc.cancelled++;
-        return Promise.reject(new DeadlineExceededError(svc.name, 0, 0, undefined, 'caller', policy.requestMsPath));
+        return rejectWith(
+          protocol,
+          req,
+          detached,
+          new DeadlineExceededError(svc.name, 0, 0, undefined, 'caller', policy.requestMsPath),
+        );
       }
       timeoutMs = left;
       source = 'caller';
@@ -122,27 +159,55 @@ export function runCall<Req, Res>(
     inbound.signal.addEventListener('abort', call);
   }
   svc.track(call);
-  if (!svc.limiter.tryAcquire()) return runCallAsync(call, start, QUEUED, undefined);
+  if (!svc.limiter.tryAcquire()) return detachedAsync(call, runCallAsync(call, start, QUEUED, undefined), detached);
   admit(call, start);
   if (protocol.prepare !== undefined) {
     // The prepare step gets the attempt's cancellation tools (onAbort, signal).
     call.beginAttempt();
     const prepared = protocol.prepare(req, call);
-    if (prepared !== undefined) return runCallAsync(call, start, PREPARING, prepared);
+    if (prepared !== undefined) return detachedAsync(call, runCallAsync(call, start, PREPARING, prepared), detached);
     call.endAttempt();
   }
-  if (protocol.start === undefined) return runCallAsync(call, start, ADMITTED, undefined);
-  // The fast path: the first attempt starts here; its outcome settles the call's promise.
-  const promise = new Promise<Res>(capture);
-  call.resolveCall = captured.resolve as (res: Res) => void;
-  call.rejectCall = captured.reject;
-  captured.resolve = captured.reject = undefined;
+  if (protocol.start === undefined)
+    return detachedAsync(call, runCallAsync(call, start, ADMITTED, undefined), detached);
+  // The fast path: the first attempt starts here; its outcome settles the call's promise
+  // (or, detached, goes to the protocol's deliver / fail).
+  let promise: Promise<Res> | undefined;
+  if (!detached) {
+    promise = new Promise<Res>(capture);
+    call.resolveCall = captured.resolve as (res: Res) => void;
+    call.rejectCall = captured.reject;
+    captured.resolve = captured.reject = undefined;
+  }
   try {
     if (!startAttempt(call, start)) callSucceeded(call);
   } catch (err) {
     callFailed(call, err);
   }
   return promise;
+}
+
+/** An early failure: a rejected promise, or (detached) the protocol's `fail`. */
+function rejectWith<Req, Res>(
+  protocol: Protocol<Req, Res>,
+  req: Req,
+  detached: boolean,
+  err: unknown,
+): Promise<Res> | undefined {
+  if (!detached) return Promise.reject(err);
+  failDetached(protocol, req, err);
+  return undefined;
+}
+
+/** A call on the async path: its promise, or (detached) its failure routed to the protocol's `fail`. */
+function detachedAsync<Req, Res>(
+  call: Call<Req, Res>,
+  promise: Promise<Res>,
+  detached: boolean,
+): Promise<Res> | undefined {
+  if (!detached) return promise;
+  promise.then(undefined, (err: unknown) => call.protocol.fail!(call.req, err));
+  return undefined;
 }
 
 const captured: { resolve: ((v: unknown) => void) | undefined; reject: ((e: unknown) => void) | undefined } = {
@@ -201,10 +266,10 @@ function callSucceeded<Req, Res>(call: Call<Req, Res>): void {
     return;
   }
   endCall(call);
-  const resolve = call.resolveCall!;
+  const resolve = call.resolveCall;
   call.resolveCall = call.rejectCall = undefined;
   deliver(call, res);
-  resolve(res);
+  resolve?.(res);
 }
 
 /** Hands the answer to the protocol's `deliver` hook, if it has one. */
@@ -222,9 +287,10 @@ function deliver<Req, Res>(call: Call<Req, Res>, res: Res): void {
 function callFailed<Req, Res>(call: Call<Req, Res>, err: unknown): void {
   countFailure(call, err);
   endCall(call);
-  const reject = call.rejectCall!;
+  const reject = call.rejectCall;
   call.resolveCall = call.rejectCall = undefined;
-  reject(err);
+  if (reject !== undefined) reject(err);
+  else failDetached(call.protocol, call.req, err);
 }
 
 function countFailure<Req, Res>(call: Call<Req, Res>, err: unknown): void {

@@ -46,8 +46,13 @@ export class MeshGrpcCall implements LowLevelCall, TimerEntry {
   metadata: GrpcMetadata | undefined = undefined;
   private listener: InterceptingListener | undefined = undefined;
   private credentials: CallCredentials | undefined = undefined;
-  /** Messages kept for replay (or, once the call is not replayable, not yet sent to an attempt). */
-  private buffer: Buffered[] | undefined = undefined;
+  /**
+   * Messages kept for replay (or, once the call is not replayable, not yet sent to an attempt):
+   * the first in `held` (a unary call's only one needs no array), the others in `more`.
+   */
+  private held: Buffer | undefined = undefined;
+  private heldFlags: number | undefined = undefined;
+  private more: Buffered[] | undefined = undefined;
   private bufferedBytes = 0;
   /** False once the buffer overflowed: the call can no longer be sent again. */
   replayable = true;
@@ -106,7 +111,7 @@ export class MeshGrpcCall implements LowLevelCall, TimerEntry {
     const caller = state.mesh.service;
     if (caller !== undefined) metadata.set(CALLER_METADATA, caller);
     else metadata.remove(CALLER_METADATA);
-    state.mesh.call(this.channel.service, this, state.protocol).then(undefined, (err: unknown) => this.fail(err));
+    state.mesh.send(this.channel.service, this, state.protocol);
   }
 
   /** Called by the engine (through `Protocol.bindCall`) with the handle that aborts the call. */
@@ -134,10 +139,10 @@ export class MeshGrpcCall implements LowLevelCall, TimerEntry {
         // Too much to replay: this call will not be sent again. What the attempt in flight has
         // seen needs no copy; without one, keep them for the attempt about to start.
         this.replayable = false;
-        if (current !== undefined) this.buffer = undefined;
+        if (current !== undefined) this.dropHeld();
       }
     }
-    if (this.replayable || current === undefined) (this.buffer ??= []).push({ message, flags: context.flags });
+    if (this.replayable || current === undefined) this.hold(message, context.flags);
     if (current !== undefined) {
       // While replayable the bytes are ours to keep: the caller may go on (bounded by the buffer).
       if (this.replayable) {
@@ -235,11 +240,13 @@ export class MeshGrpcCall implements LowLevelCall, TimerEntry {
     ctx.onAbort(att);
     call.start(md, att);
     if (att.cut) return;
-    const buffer = this.buffer;
-    if (buffer !== undefined) {
-      for (let i = 0; i < buffer.length; i++) att.write(buffer[i].message, buffer[i].flags, undefined);
+    if (this.held !== undefined) {
+      att.write(this.held, this.heldFlags, undefined);
+      const more = this.more;
+      if (more !== undefined)
+        for (let i = 0; i < more.length; i++) att.write(more[i].message, more[i].flags, undefined);
       // Not replayable: what was held for this attempt has been sent; nothing more is kept.
-      if (!this.replayable) this.buffer = undefined;
+      if (!this.replayable) this.dropHeld();
     }
     if (this.halfClosed) att.halfClose();
     if (this.readsWanted > 0) {
@@ -256,7 +263,7 @@ export class MeshGrpcCall implements LowLevelCall, TimerEntry {
     }
     this.current = undefined;
     this.live = att;
-    this.buffer = undefined;
+    this.dropHeld();
     const listener = this.listener!;
     const headers = att.headers;
     att.headers = undefined;
@@ -290,12 +297,24 @@ export class MeshGrpcCall implements LowLevelCall, TimerEntry {
     this.listener!.onReceiveMessage(message);
   }
 
-  /** The engine ended the call with an error (no attempt was committed). */
-  private fail(err: unknown): void {
+  /** The engine ended the call with an error (no attempt was committed): the protocol's `fail`. */
+  fail(err: unknown): void {
     if (this.finished || this.live !== undefined) return;
     this.current?.cancel('meshlet: call ended');
     this.current = undefined;
     this.finish(statusOfError(err, this.channel.service, this.info.short), this.lastEndpoint);
+  }
+
+  private hold(message: Buffer, flags: number | undefined): void {
+    if (this.held === undefined) {
+      this.held = message;
+      this.heldFlags = flags;
+    } else (this.more ??= []).push({ message, flags });
+  }
+
+  private dropHeld(): void {
+    this.held = undefined;
+    this.more = undefined;
   }
 
   /** Bounds a committed stream by what is left of the call's deadline. */
@@ -342,7 +361,7 @@ export class MeshGrpcCall implements LowLevelCall, TimerEntry {
     }
     this.live = undefined;
     this.current = undefined;
-    this.buffer = undefined;
+    this.dropHeld();
     this.channel.state.recordCall(this, status.code, ep, performance.now() - this.startedAt);
     this.listener!.onReceiveStatus(status);
   }

@@ -46,6 +46,7 @@ export function createGrpcProtocol(): Protocol<MeshGrpcCall, EndpointAttempt> {
     spanName: (req) => req.info.method,
     bindCall: (req, call) => req.bind(call),
     deliver: (req, res) => req.answer(res),
+    fail: (req, err) => req.fail(err),
     callerTimeoutMs: (req) => (req.deadlineMs === Infinity ? undefined : req.deadlineMs - Date.now()),
     attemptAttributes: () => NO_ATTRIBUTES,
     failureReason: (res) =>
