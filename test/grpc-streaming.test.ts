@@ -11,6 +11,8 @@
 //   its endpoint's health (a stream failing mid-way gets its endpoint ejected; the caller's cancel
 //   or a deadline does not count against it).
 // - call.cancel() reaches the server.
+// - A stream under way holds its service's concurrency slot (circuitBreaker.maxRequests) and counts
+//   in its endpoint's in-flight load until its final status, not only until its first message.
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
@@ -267,5 +269,41 @@ describe('gRPC streaming calls', () => {
 
     // The channel still works after the cancellations.
     assert.ok((await unary(client, { payload: 'after' })).ok);
+  });
+
+  it('a stream under way holds its concurrency slot (maxRequests) and loads its endpoint until it ends', async () => {
+    const server = await h.servers.start('slot');
+    const mesh = h.mesh({
+      services: {
+        echo: {
+          protocol: 'grpc',
+          endpoints: [server.address],
+          circuitBreaker: { maxRequests: 2, maxPending: 0 },
+        },
+      },
+    });
+    const client = h.client(mesh, 'echo');
+    const long = { payload: 'long', messages: 250, sleepMs: 20 };
+    const first = await openStream(client, long);
+    const second = await openStream(client, long);
+    // Both committed on their first message, both still open: the service is at its limit.
+    const stats = (): { inFlight: number; endpoint: number } => {
+      const svc = mesh.stats().services.echo;
+      return { inFlight: svc.inFlight, endpoint: svc.endpoints[0].inFlight };
+    };
+    assert.deepEqual(stats(), { inFlight: 2, endpoint: 2 });
+    const refused = await unary(client, { payload: 'third' });
+    assert.equal(refused.ok, false, 'a third call past maxRequests: 2 should be refused');
+    assert.equal(refused.code, grpc.status.RESOURCE_EXHAUSTED, refused.error?.details);
+    assert.match(refused.error!.details, /MESHLET_ERR_OVERLOADED/);
+
+    // One stream ends (the caller's cancel): its slot and its endpoint load go with it.
+    first.stream.cancel();
+    assert.equal((await first.ended).error?.code, grpc.status.CANCELLED);
+    assert.deepEqual(stats(), { inFlight: 1, endpoint: 1 });
+    assert.ok((await unary(client, { payload: 'fits-again' })).ok);
+    second.stream.cancel();
+    await second.ended;
+    assert.deepEqual(stats(), { inFlight: 0, endpoint: 0 });
   });
 });

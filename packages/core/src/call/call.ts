@@ -64,6 +64,11 @@ export class Call<Req, Res> implements CallContext, PickContext, CallHandle, Tim
   /** The endpoint whose health awaits `reportOutcome` (a provisional answer), and whether its breaker counts it. */
   pendingOutcome: Endpoint | undefined = undefined;
   pendingInline = false;
+  /**
+   * The call ended for the engine on a provisional answer and still holds its service's
+   * concurrency slot (`circuitBreaker.maxRequests`): a stream under way counts until it ends.
+   */
+  slotHeld = false;
 
   /** Links in the service's list of calls in flight (so close() can cut them), O(1) in and out. */
   activePrev: Call<unknown, unknown> | undefined = undefined;
@@ -122,8 +127,8 @@ export class Call<Req, Res> implements CallContext, PickContext, CallHandle, Tim
   reportOutcome(ok: boolean | undefined, error?: string): void {
     const ep = this.pendingOutcome;
     if (ep === undefined) return;
-    this.pendingOutcome = undefined;
     const svc = this.svc;
+    this.releaseProvisional();
     if (ok === true) svc.successes++;
     else if (ok === false || error !== undefined) svc.failures++;
     else svc.cancelled++;
@@ -140,6 +145,21 @@ export class Call<Req, Res> implements CallContext, PickContext, CallHandle, Tim
     }
     this.svc.outlier.record(ep, ok);
     if (this.pendingInline) (ep as { circuit?: { record(ok: boolean): void } }).circuit?.record(ok);
+  }
+
+  /**
+   * A provisional answer's call has really ended (or failed after all): its endpoint no longer
+   * carries it (`inFlight`, which the balancers read) and its concurrency slot is free.
+   */
+  releaseProvisional(): void {
+    const ep = this.pendingOutcome;
+    if (ep === undefined) return;
+    this.pendingOutcome = undefined;
+    ep.inFlight--;
+    if (this.slotHeld) {
+      this.slotHeld = false;
+      this.svc.limiter.release();
+    }
   }
 
   markSent(): void {

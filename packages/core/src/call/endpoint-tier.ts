@@ -190,8 +190,10 @@ export function settleAttempt<Req, Res>(call: Call<Req, Res>): void {
     ep.latency.record(latency, end);
     const provisional = call.protocol.provisional;
     if (ok && provisional !== undefined && provisional.call(call.protocol, call.res as Res)) {
-      // The call goes on after this answer: its health is recorded when it really ends (reportOutcome).
+      // The call goes on after this answer: its health is recorded when it really ends
+      // (reportOutcome), and until then it still loads its endpoint.
       call.pendingOutcome = ep;
+      ep.inFlight++;
       call.pendingInline = call.inline;
     } else {
       svc.outlier.record(ep, ok);

@@ -296,7 +296,7 @@ function callFailed<Req, Res>(call: Call<Req, Res>, err: unknown): void {
 function countFailure<Req, Res>(call: Call<Req, Res>, err: unknown): void {
   const svc = call.svc;
   // A provisional answer that still failed the call (it came after the deadline): nothing to wait for.
-  call.pendingOutcome = undefined;
+  call.releaseProvisional();
   if (call.cancelled) svc.cancelled++;
   else if (err instanceof InvalidRequestError) svc.invalidRequests++;
   else svc.failures++;
@@ -310,8 +310,10 @@ function endCall<Req, Res>(call: Call<Req, Res>): void {
   const end = call.now > 0 ? call.now : svc.deps.clock.now();
   svc.latency.record(end - (call.deadline - call.timeoutMs), end);
   // A provisional answer (a stream under way): the span ends with the call, in reportOutcome.
-  if (call.pendingOutcome === undefined) call.span?.end();
-  svc.limiter.release();
+  if (call.pendingOutcome === undefined) {
+    call.span?.end();
+    svc.limiter.release();
+  } else call.slotHeld = true;
   svc.untrack(call);
   call.callerSignal?.removeEventListener('abort', call);
   call.inboundSignal?.removeEventListener('abort', call);
@@ -371,7 +373,11 @@ async function runCallAsync<Req, Res>(
     if (!admitted && call.cancelled) svc.cancelled++;
     throw err;
   } finally {
-    if (admitted) svc.limiter.release();
+    if (admitted) {
+      // A provisional answer (a stream under way) keeps its slot until it ends (reportOutcome).
+      if (call.pendingOutcome === undefined) svc.limiter.release();
+      else call.slotHeld = true;
+    }
     svc.untrack(call);
     call.callerSignal?.removeEventListener('abort', call);
     call.inboundSignal?.removeEventListener('abort', call);
