@@ -4,6 +4,7 @@
  * Protocol packages call `mesh.call(service, req, protocol)`; users call `update`,
  * `stats` and `close`.
  */
+import { performance } from 'node:perf_hooks';
 import type { Clock } from './clock.js';
 import { systemClock } from './clock.js';
 import type { MeshConfig, ResolvedMeshConfig } from './config/types.js';

@@ -11,6 +11,7 @@
  * Every call is linked into its service's list of calls in flight from the start, so
  * `mesh.close()` can wait for them and cut the ones left after its grace period.
  */
+import { performance } from 'node:perf_hooks';
 import { INVALID_SPAN_CONTEXT, SpanKind, SpanStatusCode, context, isSpanContextValid, trace } from '@opentelemetry/api';
 import pRetry from 'p-retry';
 import { hashString } from '../balancer/hash.js';

@@ -6,6 +6,7 @@
  * async code, is clamped to that deadline and cancelled with that signal (the service tier
  * reads it once per call, in `runCall`).
  */
+import { performance } from 'node:perf_hooks';
 import { AsyncLocalStorage } from 'node:async_hooks';
 
 export interface InboundContext {

@@ -9,6 +9,7 @@
  * committed attempt: from then on its grpc-js call is the caller's stream — reads, writes,
  * half-close, cancellation and the final status pass straight through.
  */
+import { performance } from 'node:perf_hooks';
 import { propagation, trace, type TextMapSetter } from '@opentelemetry/api';
 import {
   Metadata as GrpcMetadata,
