@@ -74,6 +74,9 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Bytes a discarded response may still drain before its connection is cut instead. */
 const DRAIN_LIMIT = 256 * 1024;
 
+/** An attempt's `rawHeaders` until its response head arrives (shared: nothing writes to it). */
+const NO_HEADERS: Buffer[] = Object.freeze([]) as unknown as Buffer[];
+
 const PENDING = 0;
 const HEADED = 1;
 const COMMITTED = 2;
@@ -82,7 +85,7 @@ const DISCARDED = 3;
 export class HttpAttempt {
   statusCode = 0;
   statusText = '';
-  rawHeaders: Buffer[] = [];
+  rawHeaders: Buffer[] = NO_HEADERS;
 
   private phase = PENDING;
   /** Told the outcome (head or failure) once, then cleared. */

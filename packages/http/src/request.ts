@@ -41,6 +41,23 @@ function upperCase(m: string): string {
   return m;
 }
 
+/**
+ * The `meshlet-timeout` value for `remainingMs`, formatted once per whole ms: the value only
+ * depends on the ms rounded up, and calls of a service are sent with nearly all of the same
+ * `timeout.requestMs` left, so the last string is almost always the one needed (no string per
+ * attempt).
+ */
+let lastBudgetMs = 0;
+let lastBudget = '';
+function budgetHeader(remainingMs: number): string {
+  const whole = remainingMs >= 1 ? Math.ceil(remainingMs) : 1;
+  if (whole !== lastBudgetMs) {
+    lastBudgetMs = whole;
+    lastBudget = formatTimeoutHeader(whole);
+  }
+  return lastBudget;
+}
+
 /** Methods that may be sent again without changing the outcome (RFC 9110 §9.2.2). */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 
@@ -285,7 +302,7 @@ export class HttpRequest implements HeaderFacts {
    * the slot).
    */
   setBudget(remainingMs: number): void {
-    (this.opts.headers as string[])[this.budgetSlot] = formatTimeoutHeader(remainingMs);
+    (this.opts.headers as string[])[this.budgetSlot] = budgetHeader(remainingMs);
   }
 
   bind(call: CallHandle): void {
