@@ -59,6 +59,11 @@ export interface MeshListener {
    * the address.
    */
   endpointRemoved?(service: string, endpoint: Endpoint): void;
+  /**
+   * A new config is in place (services or endpoints added, removed or changed), or the mesh has
+   * just become ready: what `endpointAddresses` and `isReady` answer may have changed.
+   */
+  configChanged?(): void;
   /** The mesh closed; release everything. May return a promise `close()` waits for. */
   closed?(): void | Promise<void>;
 }
@@ -145,6 +150,7 @@ export class Mesh {
     if (this.merger.pendingDns().length > 0) return;
     this.readyFlag = true;
     this.resolveReady();
+    for (const l of this.listeners) l.configChanged?.();
   }
 
   /** True once every discovery source (or its disk cache) has delivered a config; always true without sources. */
@@ -348,6 +354,7 @@ export class Mesh {
     }
     // Told once the new config is in place.
     for (const [name, ep] of left) for (const l of this.listeners) l.endpointRemoved?.(name, ep);
+    for (const l of this.listeners) l.configChanged?.();
   }
 
   /** Drops one reference to an address (re-added by `install` for the services that keep it). */

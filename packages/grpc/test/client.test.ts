@@ -144,6 +144,42 @@ describe('meshGrpcOptions: a grpc-js client on meshlet:///', () => {
     assert.deepEqual(statuses, [grpc.status.OK]);
   });
 
+  it('connectivity watches follow events: a config change, an endpoint connecting, the deadline, the close', async () => {
+    const s = await h.servers.start('watched');
+    const m = h.mesh({ services: { echo: { protocol: 'grpc', endpoints: ['127.0.0.1:1'] } } });
+    const c = h.client(m, 'echo');
+    const ch = c.getChannel();
+    const waitChange = (from: grpc.connectivityState, ms: number): Promise<Error | undefined> =>
+      new Promise((resolve) => ch.watchConnectivityState(from, Date.now() + ms, (err) => resolve(err)));
+
+    // Nothing changes: the watch ends with an error at its deadline, not before.
+    const idle = ch.getConnectivityState(false);
+    const t0 = performance.now();
+    const timedOut = await waitChange(idle, 150);
+    assert.match(String(timedOut), /Deadline passed without connectivity state change/);
+    assert.ok(performance.now() - t0 >= 140, 'the watch ended before its deadline');
+
+    // The service has no endpoint (TRANSIENT_FAILURE, and no endpoint channel whose state could
+    // change): only the config event can tell the watch that one was added.
+    m.update({ services: { echo: { protocol: 'grpc', endpoints: [] } } });
+    assert.equal(ch.getConnectivityState(true), grpc.connectivityState.TRANSIENT_FAILURE);
+    const added = waitChange(grpc.connectivityState.TRANSIENT_FAILURE, 10_000);
+    await new Promise((r) => setTimeout(r, 50));
+    m.update({ services: { echo: { protocol: 'grpc', endpoints: [s.address] } } });
+    assert.equal(await added, undefined);
+    // waitForReady: the new endpoint channel's own state changes make it READY.
+    const ready = new Promise<Error | undefined>((resolve) => c.waitForReady(Date.now() + 10_000, (e) => resolve(e)));
+    assert.equal(await ready, undefined);
+    assert.equal(ch.getConnectivityState(false), grpc.connectivityState.READY);
+
+    // Closing the client ends a pending watch at once (SHUTDOWN), without waiting for its deadline.
+    const pending = waitChange(grpc.connectivityState.READY, 60_000);
+    const t1 = performance.now();
+    c.close();
+    assert.equal(await pending, undefined);
+    assert.ok(performance.now() - t1 < 5_000);
+  });
+
   it('a target that is not meshlet: gets a plain grpc-js channel', async () => {
     const s = await h.servers.start('direct');
     const m = h.mesh({ services: {} });

@@ -28,8 +28,8 @@ import { ConnectWatch, tlsName, type ConnectInfo, type TlsName } from './tls.js'
 
 /** Distinct method paths kept parsed per channel (a dynamic client could make up any number). */
 const METHOD_CACHE = 1024;
-/** How often `watchConnectivityState` looks again (the state is derived from several channels). */
-const WATCH_INTERVAL_MS = 20;
+/** The longest delay a Node timer takes (a longer one fires at once). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 let nextCallNumber = 1;
 
@@ -76,6 +76,12 @@ export class MeshChannel implements ChannelInterface {
   private readonly authority: string;
   private closed = false;
   private readonly ref: ChannelRef;
+  /**
+   * The pending `watchConnectivityState` calls, each a function that looks at the state again:
+   * run when an endpoint channel's state changes, when an endpoint channel opens or closes, and
+   * when the mesh's config changes.
+   */
+  private readonly watches = new Set<() => void>();
 
   constructor(
     readonly state: MeshGrpc,
@@ -130,7 +136,13 @@ export class MeshChannel implements ChannelInterface {
     const info: ConnectInfo = { service: this.service, address, tls: this.tls };
     const ch = new EndpointChannel(endpointTarget(host, port), this.credentials, this.endpointOptions, info);
     this.endpoints.set(address, ch);
+    if (this.watches.size > 0) this.recheckWatches();
     return ch;
+  }
+
+  /** Looks at the state again for every pending `watchConnectivityState`. */
+  recheckWatches(): void {
+    for (const check of [...this.watches]) check();
   }
 
   /** The address left the mesh: its channel goes (calls still on it finish). */
@@ -139,6 +151,7 @@ export class MeshChannel implements ChannelInterface {
     if (ch === undefined) return;
     this.endpoints.delete(address);
     ch.close();
+    if (this.watches.size > 0) this.recheckWatches();
   }
 
   /**
@@ -167,6 +180,7 @@ export class MeshChannel implements ChannelInterface {
     this.closed = true;
     this.closeEndpoints();
     this.state.channels.delete(this);
+    this.recheckWatches();
   }
 
   /** grpc-js's own words for a closed channel, plus which one and what to do. */
@@ -217,6 +231,12 @@ export class MeshChannel implements ChannelInterface {
     return idle ? ConnectivityState.IDLE : ConnectivityState.TRANSIENT_FAILURE;
   }
 
+  /**
+   * Calls back once the state is no longer `currentState`, or with an error at `deadline`. Event
+   * driven: the state is looked at again when one of the endpoint channels changes state (one
+   * grpc-js watch per endpoint channel and pending call), when an endpoint channel opens or
+   * closes, when the mesh's config changes, and when this channel or the mesh closes.
+   */
   watchConnectivityState(
     currentState: ConnectivityState,
     deadline: Date | number,
@@ -224,19 +244,43 @@ export class MeshChannel implements ChannelInterface {
   ): void {
     if (this.closed) throw this.shutDown();
     const until = deadline instanceof Date ? deadline.getTime() : deadline;
-    const check = (): void => {
-      if (this.getConnectivityState(false) !== currentState) {
-        callback();
-        return;
-      }
-      const left = until - Date.now();
-      if (left <= 0) {
-        callback(new Error('Deadline passed without connectivity state change'));
-        return;
-      }
-      setTimeout(check, Math.min(WATCH_INTERVAL_MS, left));
+    const watched = new Set<GrpcChannel>();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const end = (error?: Error): void => {
+      if (!this.watches.delete(check)) return;
+      if (timer !== undefined) clearTimeout(timer);
+      callback(error);
     };
-    setTimeout(check, 0);
+    const check = (): void => {
+      if (!this.watches.has(check)) return;
+      if (this.getConnectivityState(false) !== currentState) {
+        end();
+        return;
+      }
+      for (const ch of this.endpoints.values()) {
+        if (watched.has(ch)) continue;
+        watched.add(ch);
+        const onChange = (): void => {
+          watched.delete(ch);
+          check();
+        };
+        try {
+          ch.watchConnectivityState(ch.getConnectivityState(false), until, onChange);
+        } catch {
+          // Closed in the meantime: its removal from `endpoints` re-checks.
+          watched.delete(ch);
+        }
+      }
+    };
+    const onDeadline = (): void => {
+      const left = until - Date.now();
+      if (left > 0) timer = setTimeout(onDeadline, Math.min(left, MAX_TIMER_MS));
+      else end(new Error('Deadline passed without connectivity state change'));
+    };
+    this.watches.add(check);
+    if (until !== Infinity) timer = setTimeout(onDeadline, Math.max(0, Math.min(until - Date.now(), MAX_TIMER_MS)));
+    // grpc-js calls back asynchronously, even when the state has already changed.
+    process.nextTick(check);
   }
 
   getChannelzRef(): ChannelRef {

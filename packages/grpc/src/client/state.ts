@@ -37,6 +37,9 @@ export class MeshGrpc {
         if (mesh.hasEndpoint(ep.address)) return;
         for (const ch of this.channels) ch.dropEndpoint(ep.address);
       },
+      configChanged: () => {
+        for (const ch of this.channels) ch.recheckWatches();
+      },
       closed: () => {
         for (const ch of this.channels) ch.meshClosed();
       },
