@@ -93,8 +93,8 @@ export const FORMS: Form[] = [
     path: '/',
     minRatio: 0.9,
     goalConcurrencies: [32, 64],
-    // A fetch costs ~4× an undici.request.
-    counts: { warmup: 2000, requests: [500, 2500] },
+    // A fetch costs ~4× an undici.request; with 2000 warm-up requests Turbofan was still busy in the window.
+    counts: { warmup: 4000, requests: [500, 2500] },
   },
   {
     id: 'grpc',
@@ -333,6 +333,8 @@ export interface ClientFigures {
   /** Collections in the measured window (calls of V8's Heap::Scavenge and Heap::MarkCompact). */
   scavenges: number;
   markCompacts: number;
+  /** The window's largest functions of the GC and compiler categories, instructions per request. */
+  largest: Record<'gc' | 'compiler', Array<{ name: string; perRequest: number }>>;
   run: {
     counts: Counts;
     /** Instructions of the whole run, of the N1 requests before the window, and of the window. */
@@ -383,6 +385,9 @@ export interface InstructionsHooks {
   track(child: ChildProcess): void;
 }
 
+/** Size of each young-generation semi-space of the clients, MB. */
+const SEMI_SPACE_MB = 16;
+
 /** Function name pattern of the phase marker the client calls (node's C++ behind `process.getegid()`). */
 const MARKER = '*GetEGid*';
 
@@ -405,6 +410,10 @@ function runValgrind(
       // A dump at each phase's end: outFile.1 start-up + warm-up, .2 the N1 requests, .3 the window.
       `--dump-before=${MARKER}`,
       process.execPath,
+      // The young generation at a fixed size (V8's default maximum on 64-bit), not grown by V8's heuristics as it
+      // goes: left to them, two runs of one client here did 17 and 50 scavenges in the same window.
+      `--min-semi-space-size=${SEMI_SPACE_MB}`,
+      `--max-semi-space-size=${SEMI_SPACE_MB}`,
       clientJs,
       JSON.stringify(spec),
     ],
@@ -477,6 +486,14 @@ const callsOf = (counts: RunCounts, re: RegExp): number => {
   return n;
 };
 
+function largestOf(counts: RunCounts, category: Category, n: number): Array<{ name: string; perRequest: number }> {
+  return [...counts.functions]
+    .filter(([name]) => categoryOf(name) === category)
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 10)
+    .map(([name, ir]) => ({ name, perRequest: ir / n }));
+}
+
 function clientFigures(name: string, m: Measured): ClientFigures {
   const [n1, n2] = m.counts.requests;
   const n = n2 - n1;
@@ -497,6 +514,7 @@ function clientFigures(name: string, m: Measured): ClientFigures {
     steady: (sums.rest + sums.gc) / n,
     scavenges: callsOf(m.window, /^v8::internal::Heap::Scavenge\(/),
     markCompacts: callsOf(m.window, /^v8::internal::Heap::MarkCompact\(/),
+    largest: { gc: largestOf(m.window, 'gc', n), compiler: largestOf(m.window, 'compiler', n) },
     run: {
       counts: m.counts,
       instructions: { run: m.total, settle: m.settle.total, window: m.window.total },
@@ -750,7 +768,8 @@ export function renderInstructionsSection(report: InstructionsReport, jsonName: 
     '',
     'Each client (the same client modules as the tables above) runs **alone under `valgrind --tool=callgrind`**, which',
     'counts the instructions the process executes (all its threads) and gives the same count whatever else the machine',
-    'is doing; the three upstreams run as normal processes. A run sends W warm-up requests, N1 more, then N2 − N1',
+    'is doing (node with its young generation fixed at 16 MB, on both sides); the three upstreams run as normal',
+    'processes. A run sends W warm-up requests, N1 more, then N2 − N1',
     'measured ones, closed loop at concurrency c, and exits; callgrind dumps its counts at the end of each phase, so',
     'the last phase’s count ÷ (N2 − N1) is the client’s **instructions per request**, with start-up, module loading and',
     'warm-up left out (the same figure as the difference of two runs with N1 and N2 requests, in one run). It is split',
