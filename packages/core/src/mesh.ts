@@ -405,6 +405,9 @@ export class Mesh {
    * always after `send` has returned. Saves the promise, its reaction and a microtask per call.
    */
   send<Req, Res>(service: string, req: Req, protocol: Protocol<Req, Res>, signal?: AbortSignal): void {
+    if (protocol.fail === undefined || protocol.deliver === undefined) {
+      throw new TypeError(`Mesh.send: protocol "${protocol.name}" needs deliver and fail hooks (use mesh.call)`);
+    }
     if (this.closed) return failDetached(protocol, req, new MeshClosedError(service));
     const svc = this.services.get(service);
     if (svc === undefined) {

@@ -138,6 +138,11 @@ describe('Mesh.send', () => {
     assert.deepEqual(closed.out.sync, []);
   });
 
+  it('a protocol without deliver and fail hooks is refused at once', () => {
+    const mesh = make({ s: { endpoints: ['a:1'] } });
+    assert.throws(() => mesh.send('s', get(), fakeProtocol(ok)), /needs deliver and fail hooks/);
+  });
+
   it('a provisional answer keeps its slot and its endpoint in-flight count until reportOutcome', async () => {
     const mesh = make({ s: { endpoints: ['a:1'], circuitBreaker: { maxRequests: 1, maxPending: 0 } } });
     const seen: CallContext[] = [];
