@@ -172,13 +172,16 @@ export function instructionsOptionsFrom(argv: string[]): InstructionsOptions {
 // stripped, nothing else changed), into node_modules/.cache, where `undici`, `@grpc/grpc-js` and
 // `@meshlet/*` resolve to the same files as for the wall-clock benches.
 
-const cacheDir = path.join(rootDir, 'node_modules', '.cache', 'meshlet-bench-instructions');
+const cacheRoot = path.join(rootDir, 'node_modules', '.cache', 'meshlet-bench-instructions');
 
-/** Transpiles `entries` (paths relative to bench/) and every bench module they import; returns the output directory. */
+/**
+ * Transpiles `entries` (paths relative to bench/) and every bench module they import into a directory of this
+ * run's own (two runs at once must not share one); returns it. The caller removes it.
+ */
 async function transpileClients(entries: string[]): Promise<string> {
   const ts = (await import('typescript')).default;
-  rmSync(cacheDir, { recursive: true, force: true });
-  mkdirSync(cacheDir, { recursive: true });
+  mkdirSync(cacheRoot, { recursive: true });
+  const cacheDir = mkdtempSync(path.join(cacheRoot, 'run-'));
   writeFileSync(path.join(cacheDir, 'package.json'), '{ "type": "module", "private": true }\n');
   const done = new Set<string>();
   const queue = entries.map((e) => path.join(benchDir, e));
@@ -576,6 +579,11 @@ export async function runInstructionsBench(
     ...forms.flatMap((f) => [f.raw.module, f.meshlet.module]),
   ]);
   const outDir = mkdtempSync(path.join(os.tmpdir(), 'meshlet-callgrind-'));
+  const cleanUp = (): void => {
+    rmSync(dir, { recursive: true, force: true });
+    if (options.keep) hooks.log(`callgrind out files kept in ${outDir}`);
+    else rmSync(outDir, { recursive: true, force: true });
+  };
   const upstreams: Record<'http' | 'grpc', string[]> = { http: [], grpc: [] };
   const started: ChildProcess[] = [];
   try {
@@ -667,8 +675,7 @@ export async function runInstructionsBench(
     }
   } finally {
     for (const child of started) child.kill('SIGTERM');
-    if (options.keep) hooks.log(`callgrind out files kept in ${outDir}`);
-    else rmSync(outDir, { recursive: true, force: true });
+    cleanUp();
   }
   report.finishedAt = new Date().toISOString();
   return report;
