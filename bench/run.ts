@@ -294,6 +294,8 @@ async function main(): Promise<void> {
     return;
   }
   const options = parseOptions(argv);
+  // Read now, so that a bad --forms or --requests fails before the run rather than after it.
+  const instructionsOptions = options.instructions ? instructionsOptionsFrom(argv) : undefined;
   const startedAt = new Date();
   log(
     `meshlet bench: ${options.quick ? 'quick' : 'full'} run, per setup and load point ${options.rounds} round(s) of ` +
@@ -521,11 +523,10 @@ async function main(): Promise<void> {
 
   // The throughput goals once more, as instruction counts under callgrind (bench/instructions.ts).
   let instructionsReport: InstructionsReport | undefined;
-  if (!options.instructions) {
+  if (instructionsOptions === undefined) {
     log('instruction counts skipped (--no-instructions or --only)');
   } else {
     const command = argv.length === 0 ? 'npm run bench' : `npm run bench -- ${argv.join(' ')}`;
-    const instructionsOptions = instructionsOptionsFrom(argv);
     // --no-grpc: the HTTP forms only.
     if (!options.grpc) instructionsOptions.forms = instructionsOptions.forms.filter((f) => f !== 'grpc');
     instructionsReport = await runInstructionsBench(instructionsOptions, { log, track }, command).catch(
