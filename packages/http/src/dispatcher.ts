@@ -191,8 +191,9 @@ export class MeshDispatcher extends Dispatcher {
       );
       return;
     }
-    // The answer reaches the handler through the protocol's deliver hook (state.deliver); the promise reports failures.
-    this.mesh.call(service, req, this.protocol).then(undefined, state.fail);
+    // No promise: the answer reaches the handler through the protocol's deliver hook (state.deliver),
+    // a failure through its fail hook (state.fail), always after send has returned.
+    this.mesh.send(service, req, this.protocol);
   }
 
   override close(): Promise<void>;
@@ -270,10 +271,11 @@ class MeshCallState {
     }
   }
 
-  readonly fail = (err: unknown): void => {
+  /** The call failed (HttpRequest's fail hook, from a microtask, as a rejection would come). */
+  fail(err: unknown): void {
     this.release();
     this.handler.onError?.(err as Error);
-  };
+  }
 
   /**
    * The response ended (or the call failed): drop the call and its answer. The caller's handler

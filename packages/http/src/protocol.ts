@@ -46,6 +46,8 @@ export function createHttpProtocol(pools: PoolSet): Protocol<HttpRequest, HttpAt
     bindCall: (req, call) => req.bind(call),
     // The answer reaches the caller's handler at once (inside undici's head callback on the fast path).
     deliver: (req, res) => req.deliver(res),
+    // A call's failure (the dispatcher sends calls with Mesh.send: no promise per call).
+    fail: (req, err) => req.fail(err),
     prepare: (req, ctx) => req.prepare(ctx),
     attemptAttributes: (req, ctx, ep, res, err) =>
       res !== undefined

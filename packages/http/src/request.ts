@@ -203,8 +203,13 @@ export class HttpRequest implements HeaderFacts {
     readonly service: string,
     /** The caller's dispatch options (read once, here). */
     callerOpts: Dispatcher.DispatchOptions,
-    /** Told the mesh call's handle when the call starts, and its answer once decided (the dispatcher's caller state). */
-    private readonly owner?: { bind(call: CallHandle): void; deliver(res: HttpAttempt): void; release(): void },
+    /** Told the mesh call's handle when the call starts, and its answer or failure once decided (the dispatcher's caller state). */
+    private readonly owner?: {
+      bind(call: CallHandle): void;
+      deliver(res: HttpAttempt): void;
+      fail(err: unknown): void;
+      release(): void;
+    },
     /** This process's service name (`mesh.service`), sent as `meshlet-caller`. */
     caller?: string,
   ) {
@@ -312,6 +317,11 @@ export class HttpRequest implements HeaderFacts {
   /** The response was handed over to its end (complete or failed): the owner may let go of the call. */
   finished(): void {
     this.owner?.release();
+  }
+
+  /** The call failed (a call made with `Mesh.send`): handed to the owner. */
+  fail(err: unknown): void {
+    this.owner?.fail(err);
   }
 
   /** The call's answer, as soon as the mesh has decided it: handed to the owner (the dispatcher's caller). */
