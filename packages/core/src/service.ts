@@ -9,7 +9,7 @@ import { buildPicker } from './balancer/index.js';
 import type { PickContext, Picker } from './balancer/types.js';
 import type { Call } from './call/call.js';
 import { CallPolicy, MethodPolicies } from './call/policy.js';
-import { runCall, sendCall, stripQuery } from './call/service-tier.js';
+import { runCall, stripQuery } from './call/service-tier.js';
 import type { Clock } from './clock.js';
 import type { ResolvedRoute, ResolvedServiceConfig } from './config/types.js';
 import { Endpoint, type EndpointState, type ServiceLoad } from './endpoint.js';
@@ -331,10 +331,10 @@ export class Service {
     route: string | undefined,
     signal: AbortSignal | undefined,
   ): Promise<Res> {
-    return runCall(this, req, protocol, requestedService, route, signal);
+    return runCall(this, req, protocol, requestedService, route, signal, false)!;
   }
 
-  /** `call` for `Mesh.send`: no promise (see `sendCall`). */
+  /** `call` for `Mesh.send`: no promise (see `runCall`'s `detached`). */
   send<Req, Res>(
     req: Req,
     protocol: Protocol<Req, Res>,
@@ -342,7 +342,7 @@ export class Service {
     route: string | undefined,
     signal: AbortSignal | undefined,
   ): void {
-    sendCall(this, req, protocol, requestedService, route, signal);
+    runCall(this, req, protocol, requestedService, route, signal, true);
   }
 
   /** Links a call into the in-flight list. O(1). */

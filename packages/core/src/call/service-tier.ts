@@ -36,6 +36,11 @@ const RETRY = new Error('meshlet: retryable attempt');
 /** Carries a cancellation through p-retry, which refuses non-Error reasons. */
 const CANCELLED = new Error('meshlet: cancelled');
 
+/** Hands a `Mesh.send` call's failure to its protocol, from a microtask. */
+export function failDetached<Req, Res>(protocol: Protocol<Req, Res>, req: Req, err: unknown): void {
+  queueMicrotask(() => protocol.fail!(req, err));
+}
+
 /**
  * One logical call. While nothing needs to wait (a slot is free, nothing to prepare, the
  * protocol has a callback transport), the call runs without an async frame: the first
@@ -50,37 +55,10 @@ export function runCall<Req, Res>(
   requestedService: string,
   route: string | undefined,
   callerSignal: AbortSignal | undefined,
-): Promise<Res> {
-  return startCall(svc, req, protocol, requestedService, route, callerSignal, false)!;
-}
-
-/**
- * `runCall` for `Mesh.send`: no promise; the answer goes to the protocol's `deliver` and a
- * failure to its `fail` (always after the current synchronous code, never from inside this call).
- */
-export function sendCall<Req, Res>(
-  svc: Service,
-  req: Req,
-  protocol: Protocol<Req, Res>,
-  requestedService: string,
-  route: string | undefined,
-  callerSignal: AbortSignal | undefined,
-): void {
-  startCall(svc, req, protocol, requestedService, route, callerSignal, true);
-}
-
-/** Hands a `Mesh.send` call's failure to its protocol, from a microtask. */
-export function failDetached<Req, Res>(protocol: Protocol<Req, Res>, req: Req, err: unknown): void {
-  queueMicrotask(() => protocol.fail!(req, err));
-}
-
-function startCall<Req, Res>(
-  svc: Service,
-  req: Req,
-  protocol: Protocol<Req, Res>,
-  requestedService: string,
-  route: string | undefined,
-  callerSignal: AbortSignal | undefined,
+  /**
+   * For `Mesh.send`: no promise (undefined is returned); the answer goes to the protocol's
+   * `deliver` and a failure to its `fail`, never from inside this call.
+   */
   detached: boolean,
 ): Promise<Res> | undefined {
   const start = svc.deps.clock.now();
