@@ -2,7 +2,9 @@
 // `meshlet control` on a copy of examples/demo/mesh.yaml, four backends register themselves, the
 // client gets its config over the stream and sends traffic; the table shows the 90/10 canary split.
 // Editing the file while it runs (50/50) is reloaded by the control server, pushed, and moves the
-// shares. The demo ends by itself (DEMO_SECONDS) with exit code 0 and no process left behind.
+// shares. The flaky backend is ejected, comes back after its 3 s ejection and is ejected again; the
+// legend explains the columns. The demo ends by itself (DEMO_SECONDS) with exit code 0 and no process
+// left behind.
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -54,7 +56,7 @@ describe('the demo (npm run demo)', () => {
     await copyFile(meshYaml, config);
     demo = spawn(process.execPath, ['--import', 'tsx', demoFile], {
       cwd: root,
-      env: { ...process.env, DEMO_SECONDS: '7', DEMO_RPS: '200', DEMO_CONFIG: config },
+      env: { ...process.env, DEMO_SECONDS: '9', DEMO_RPS: '200', DEMO_CONFIG: config },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
@@ -104,6 +106,23 @@ describe('the demo (npm run demo)', () => {
     assert.ok(done !== null, `no summary line:\n${out}`);
     assert.ok(Number(done[1]) > 500, `only ${done[1]} calls were made`);
     assert.ok(Number(done[2]) >= 95, `only ${done[2]}% of calls succeeded:\n${out}`);
-    assert.ok(Number(done[3]) >= 1, `the flaky backend was never ejected:\n${out}`);
+    // Ejected for 3 s (the demo's config), it comes back and fails again: ejected at least twice in the run.
+    assert.ok(Number(done[3]) >= 2, `the flaky backend was not ejected again after it came back:\n${out}`);
+    const rows = [...out.matchAll(/^\s*catalog-v1 flaky \S+ +(\d+) .* (healthy|ejected|open|half-open) +(\d+)\s*$/gm)];
+    // The table shows it too: ejected once, then (back, and failing again) ejected a second time.
+    const first = rows.findIndex((m) => m[2] === 'ejected' && m[3] === '1');
+    assert.ok(
+      first !== -1 && rows.slice(first + 1).some((m) => Number(m[3]) >= 2),
+      `the table never showed the flaky backend ejected, then ejected again:\n${rows.map((m) => m[0]).join('\n')}`,
+    );
+    // While ejected it gets no traffic: its latency columns say "—", not 0.0.
+    assert.ok(
+      rows.some((m) => m[1] === '0' && / — +— /.test(m[0])),
+      `no row of the ejected flaky backend shows "—" for its latencies:\n${rows.map((m) => m[0]).join('\n')}`,
+    );
+    // The legend explains the columns.
+    for (const column of ['att/s', 'success', 'p50/p99 ms', 'ewma ms', 'state', 'ejections']) {
+      assert.match(out, new RegExp(`^${column.replace('/', '\\/')} +\\S`, 'm'), `the legend lacks "${column}"`);
+    }
   });
 });
