@@ -17,7 +17,7 @@ import type { Endpoint } from './endpoint.js';
 import { MeshClosedError, MeshConfigError, NotReadyError, UnknownServiceError, UnsupportedError } from './errors.js';
 import type { Protocol } from './protocol.js';
 import { Service, type ServiceStats } from './service.js';
-import { failDetached } from './call/service-tier.js';
+import { rejectWith } from './call/service-tier.js';
 import { MeshTelemetry, type TelemetryOptions } from './telemetry/telemetry.js';
 import { MeshInbound, type InboundRecorder } from './inbound/recorder.js';
 import type { InboundStats } from './inbound/stats.js';
@@ -376,27 +376,7 @@ export class Mesh {
    * and the endpoint tier. `signal` aborts it (the promise rejects with the signal's reason).
    */
   call<Req, Res>(service: string, req: Req, protocol: Protocol<Req, Res>, signal?: AbortSignal): Promise<Res> {
-    if (this.closed) return Promise.reject(new MeshClosedError(service));
-    const svc = this.services.get(service);
-    if (svc === undefined) {
-      // Before the first config, a name that may be a service waits for it instead of failing.
-      if (!this.readyFlag && isServiceName(service)) {
-        return this.waitReady(service, this.startupTimeoutMs, signal).then(() =>
-          this.call(service, req, protocol, signal),
-        );
-      }
-      return Promise.reject(new UnknownServiceError(service, this.services.keys()));
-    }
-    const route = svc.matchRoute(req, protocol);
-    if (route === undefined) {
-      if (!speaks(svc, protocol)) return Promise.reject(protocolMismatch(svc, protocol));
-      return svc.call(req, protocol, service, undefined, signal);
-    }
-    const backend = pickBackend(route.backends, route.totalWeight, this.random);
-    const target = this.services.get(backend);
-    if (target === undefined) return Promise.reject(new UnknownServiceError(backend, this.services.keys()));
-    if (!speaks(target, protocol)) return Promise.reject(protocolMismatch(target, protocol));
-    return target.call(req, protocol, service, route.name, signal);
+    return this.dispatch(service, req, protocol, signal, false)!;
   }
 
   /**
@@ -408,24 +388,43 @@ export class Mesh {
     if (protocol.fail === undefined || protocol.deliver === undefined) {
       throw new TypeError(`Mesh.send: protocol "${protocol.name}" needs deliver and fail hooks (use mesh.call)`);
     }
-    if (this.closed) return failDetached(protocol, req, new MeshClosedError(service));
+    this.dispatch(service, req, protocol, signal, true);
+  }
+
+  /** Routing for `call` and (`detached`) `send`. */
+  private dispatch<Req, Res>(
+    service: string,
+    req: Req,
+    protocol: Protocol<Req, Res>,
+    signal: AbortSignal | undefined,
+    detached: boolean,
+  ): Promise<Res> | undefined {
+    if (this.closed) return rejectWith(protocol, req, detached, new MeshClosedError(service));
     const svc = this.services.get(service);
     if (svc === undefined) {
-      // Waiting for the first config, or an unknown service: the promise path decides (rare).
-      this.call(service, req, protocol, signal).then(undefined, (err: unknown) => protocol.fail!(req, err));
-      return;
+      // Before the first config, a name that may be a service waits for it instead of failing.
+      if (!this.readyFlag && isServiceName(service)) {
+        const waited = this.waitReady(service, this.startupTimeoutMs, signal).then(() =>
+          this.call(service, req, protocol, signal),
+        );
+        if (!detached) return waited;
+        waited.then(undefined, (err: unknown) => protocol.fail!(req, err));
+        return undefined;
+      }
+      return rejectWith(protocol, req, detached, new UnknownServiceError(service, this.services.keys()));
     }
     const route = svc.matchRoute(req, protocol);
     if (route === undefined) {
-      if (!speaks(svc, protocol)) return failDetached(protocol, req, protocolMismatch(svc, protocol));
-      return svc.send(req, protocol, service, undefined, signal);
+      if (!speaks(svc, protocol)) return rejectWith(protocol, req, detached, protocolMismatch(svc, protocol));
+      return svc.run(req, protocol, service, undefined, signal, detached);
     }
     const backend = pickBackend(route.backends, route.totalWeight, this.random);
     const target = this.services.get(backend);
-    if (target === undefined)
-      return failDetached(protocol, req, new UnknownServiceError(backend, this.services.keys()));
-    if (!speaks(target, protocol)) return failDetached(protocol, req, protocolMismatch(target, protocol));
-    target.send(req, protocol, service, route.name, signal);
+    if (target === undefined) {
+      return rejectWith(protocol, req, detached, new UnknownServiceError(backend, this.services.keys()));
+    }
+    if (!speaks(target, protocol)) return rejectWith(protocol, req, detached, protocolMismatch(target, protocol));
+    return target.run(req, protocol, service, route.name, signal, detached);
   }
 
   /** A plain-JSON snapshot of every service and endpoint. */

@@ -323,26 +323,19 @@ export class Service {
     return undefined;
   }
 
-  /** Runs one logical call against this service's endpoints (see `call/service-tier.ts`). */
-  call<Req, Res>(
+  /**
+   * Runs one logical call against this service's endpoints (see `call/service-tier.ts`): its
+   * promise, or, `detached` (`Mesh.send`), undefined, the outcome going to the protocol's hooks.
+   */
+  run<Req, Res>(
     req: Req,
     protocol: Protocol<Req, Res>,
     requestedService: string,
     route: string | undefined,
     signal: AbortSignal | undefined,
-  ): Promise<Res> {
-    return runCall(this, req, protocol, requestedService, route, signal, false)!;
-  }
-
-  /** `call` for `Mesh.send`: no promise (see `runCall`'s `detached`). */
-  send<Req, Res>(
-    req: Req,
-    protocol: Protocol<Req, Res>,
-    requestedService: string,
-    route: string | undefined,
-    signal: AbortSignal | undefined,
-  ): void {
-    runCall(this, req, protocol, requestedService, route, signal, true);
+    detached: boolean,
+  ): Promise<Res> | undefined {
+    return runCall(this, req, protocol, requestedService, route, signal, detached);
   }
 
   /** Links a call into the in-flight list. O(1). */

@@ -167,7 +167,7 @@ export function runCall<Req, Res>(
 }
 
 /** An early failure: a rejected promise, or (detached) the protocol's `fail`. */
-function rejectWith<Req, Res>(
+export function rejectWith<Req, Res>(
   protocol: Protocol<Req, Res>,
   req: Req,
   detached: boolean,
