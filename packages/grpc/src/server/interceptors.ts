@@ -344,6 +344,12 @@ function firstString(values: ReturnType<Metadata['get']>): string | undefined {
 /** Accounting must never break a call: a failure to record one is reported once, as a process warning. */
 const failed = recordFailureReporter('an inbound gRPC call');
 
+/**
+ * Marks the interceptors made by `meshServerInterceptors` (of any mesh, any copy of this package),
+ * so the zero-code start (`installGrpcZeroCode`) does not add them to a server that has them.
+ */
+export const MESHLET_SERVER_INTERCEPTOR: unique symbol = Symbol.for('meshlet.grpc.serverInterceptor');
+
 /** The options that must be absent or booleans. */
 const OPTION_FLAGS = ['trustMeshHeaders'] as const;
 
@@ -360,5 +366,6 @@ export function meshServerInterceptors(mesh: Mesh, options: MeshServerIntercepto
   ): ServerInterceptingCall {
     return new MeshServerCall(adapter, adapter.method(method.path), call);
   };
+  Object.defineProperty(interceptor, MESHLET_SERVER_INTERCEPTOR, { value: true });
   return [interceptor];
 }
