@@ -15,6 +15,7 @@
  * | `MESHLET_ADMIN_PORT` | port of the admin endpoint (/metrics, /stats, /readyz); unset: none |
  * | `MESHLET_ADMIN_HOST` | interface of the admin endpoint, default 127.0.0.1 |
  * | `MESHLET_UNKNOWN_HOSTS` | `pass` (default: other hosts go out untouched) or `reject` (fail with MESHLET_ERR_UNKNOWN_SERVICE) |
+ * | `MESHLET_GRPC` | `auto` (default: mesh every grpc-js client and server when @grpc/grpc-js is installed) or `off` (leave grpc-js untouched) |
  * | `MESHLET_SHUTDOWN_GRACE_MS` | on SIGTERM/SIGINT, how long calls in flight may still run, default 10000 |
  * | `MESHLET_STARTUP_TIMEOUT_MS` | how long an early call waits for the first config, default 10000 |
  * | `MESHLET_STATS_WINDOW_MS` | window of the latency percentiles in /stats, default 10000 |
@@ -46,6 +47,8 @@ export interface RegisterSettings {
   adminPort: number | undefined;
   adminHost: string;
   unknownHosts: 'passthrough' | 'reject';
+  /** `auto`: mesh grpc-js clients and servers with no code change (when grpc-js is installed); `off`: leave grpc-js alone. */
+  grpc: 'auto' | 'off';
   shutdownGraceMs: number;
   startupTimeoutMs: number | undefined;
   statsWindowMs: number | undefined;
@@ -64,6 +67,7 @@ export const ENV_VARIABLES = [
   'MESHLET_ADMIN_PORT',
   'MESHLET_ADMIN_HOST',
   'MESHLET_UNKNOWN_HOSTS',
+  'MESHLET_GRPC',
   'MESHLET_SHUTDOWN_GRACE_MS',
   'MESHLET_STARTUP_TIMEOUT_MS',
   'MESHLET_STATS_WINDOW_MS',
@@ -203,6 +207,19 @@ export function readEnv(env: NodeJS.ProcessEnv, cwd = process.cwd()): RegisterSe
     }
   }
 
+  const grpcRaw = get('MESHLET_GRPC');
+  let grpc: 'auto' | 'off' = 'auto';
+  if (grpcRaw !== undefined) {
+    const v = grpcRaw.toLowerCase();
+    if (v === 'auto' || v === 'off') grpc = v;
+    else {
+      issues.push({
+        path: 'MESHLET_GRPC',
+        message: `expected "auto" (mesh grpc-js clients and servers with no code change) or "off" (leave grpc-js untouched), got ${JSON.stringify(grpcRaw)}`,
+      });
+    }
+  }
+
   const shutdownGraceMs = ms(issues, 'MESHLET_SHUTDOWN_GRACE_MS', get('MESHLET_SHUTDOWN_GRACE_MS'), 0) ?? 10_000;
   const startupTimeoutMs = ms(issues, 'MESHLET_STARTUP_TIMEOUT_MS', get('MESHLET_STARTUP_TIMEOUT_MS'), 1);
   const statsWindowMs = ms(issues, 'MESHLET_STATS_WINDOW_MS', get('MESHLET_STATS_WINDOW_MS'), 100);
@@ -219,6 +236,7 @@ export function readEnv(env: NodeJS.ProcessEnv, cwd = process.cwd()): RegisterSe
     adminPort,
     adminHost,
     unknownHosts,
+    grpc,
     shutdownGraceMs,
     startupTimeoutMs,
     statsWindowMs,

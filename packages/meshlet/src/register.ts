@@ -4,6 +4,10 @@
  * `env.ts` for every variable), then:
  * - routes the global `fetch` and undici's global dispatcher through it for configured service
  *   names (`http://users/…`); every other URL goes where it went before (`globals.ts`);
+ * - meshes grpc-js (`MESHLET_GRPC=auto`, the default, when @grpc/grpc-js is installed): a client
+ *   built for a `meshlet:///<service>` target goes through the mesh, and every grpc-js server gets
+ *   meshlet's server interceptors, with no code change (`installGrpcZeroCode` of @meshlet/grpc,
+ *   which says what it patches); `MESHLET_GRPC=off` leaves grpc-js untouched;
  * - with `MESHLET_ADMIN_PORT`, serves the admin endpoint (/metrics, /stats, /readyz); the mesh
  *   then records its metrics into a MeterProvider of meshlet's own (Prometheus reader), so an
  *   application's own global OpenTelemetry provider is left alone;
@@ -22,19 +26,24 @@
  * is read synchronously, before the application's code runs.
  *
  * The mesh is exported (`import { mesh } from 'meshlet/register'`) for applications that want
- * to add the inbound middleware (`meshMiddleware(mesh)` from `@meshlet/http/express`), and for
- * gRPC ones: grpc-js has no global client to reroute, so they pass it on themselves
- * (`meshGrpcOptions(mesh)` for clients, `meshServerInterceptors(mesh)` for servers).
+ * to add the inbound middleware (`meshMiddleware(mesh)` from `@meshlet/http/express`), or that
+ * build gRPC clients and servers with it themselves (`meshGrpcOptions(mesh)`,
+ * `meshServerInterceptors(mesh)`: needed with `MESHLET_GRPC=off`, harmless otherwise: such a
+ * client never reaches the patch and a server that has meshlet's interceptors gets none added).
  *
  * Worker threads run `--import` modules too. A worker gets a mesh of its own and its global
- * fetch and dispatcher are routed through it, but the process-wide parts stay with the main
+ * fetch and dispatcher are routed through it, its own grpc-js (a worker has its own modules) is
+ * meshed with it, but the process-wide parts stay with the main
  * thread: the admin endpoint (one port), the self-registration and the signal handlers. A
  * worker's mesh records metrics into the global provider.
  */
+import { createRequire } from 'node:module';
 import { connect } from 'node:net';
+import { dirname, join } from 'node:path';
 import { isMainThread } from 'node:worker_threads';
 import { createMesh, MeshError, type Mesh, type MeshOptions, type RegistrationHandle } from '@meshlet/core';
 import { controlPlane } from '@meshlet/discovery';
+import type { GrpcZeroCode } from '@meshlet/grpc';
 import { createAdminMeterProvider, startAdminServer, type AdminServer } from './admin.js';
 import { readEnv, type RegisterSettings } from './env.js';
 import { installGlobalRouting } from './globals.js';
@@ -120,6 +129,59 @@ try {
 export const mesh: Mesh = built.mesh;
 
 const routing = installGlobalRouting(mesh, { unknownHosts: settings.unknownHosts });
+
+// ------------------------------------------------------------------------------------------------
+// gRPC: mesh grpc-js, the copy @meshlet/grpc resolves (whose Metadata, credentials and statuses the
+// mesh's channels are built on). @meshlet/grpc is loaded only then (require of ESM, synchronous,
+// so the patch is in place before the application's first line), since it needs grpc-js itself.
+
+function installGrpc(): GrpcZeroCode | undefined {
+  const require = createRequire(import.meta.url);
+  let meshletGrpc: string;
+  try {
+    meshletGrpc = require.resolve('@meshlet/grpc');
+    createRequire(meshletGrpc).resolve('@grpc/grpc-js');
+  } catch (err) {
+    // No grpc-js where @meshlet/grpc looks: an HTTP-only application, nothing to mesh.
+    if ((err as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND') return undefined;
+    throw err;
+  }
+  const { installGrpcZeroCode } = require(meshletGrpc) as typeof import('@meshlet/grpc');
+  const installed = installGrpcZeroCode(mesh);
+  if (isMainThread) warnOtherGrpcCopy(installed.grpcJsPath);
+  return installed;
+}
+
+/** An application resolving another copy of grpc-js than @meshlet/grpc's gets that copy unmeshed: say so, once. */
+function warnOtherGrpcCopy(meshed: string): void {
+  let app: string;
+  try {
+    app = dirname(createRequire(join(process.cwd(), 'noop.js')).resolve('@grpc/grpc-js/package.json'));
+  } catch {
+    return; // the application has no grpc-js of its own to resolve from here
+  }
+  if (app === meshed) return;
+  warn(
+    `MESHLET_GRPC: the application resolves @grpc/grpc-js at ${app}, but meshlet meshes the copy at ${meshed} ` +
+      '(the one @meshlet/grpc resolves); clients and servers of the other copy are not meshed. Install one copy ' +
+      '(npm dedupe, or one @grpc/grpc-js version in package.json), or pass meshGrpcOptions(mesh) and ' +
+      "meshServerInterceptors(mesh) from 'meshlet/register' yourself",
+  );
+}
+
+let grpcInstall: GrpcZeroCode | undefined;
+if (settings.grpc === 'auto') {
+  try {
+    grpcInstall = installGrpc();
+  } catch (err) {
+    fail(`MESHLET_GRPC=auto: ${describeError(err)}`);
+  }
+}
+/**
+ * What was patched in grpc-js (`uninstall()` puts it back); undefined with `MESHLET_GRPC=off` or
+ * when @grpc/grpc-js is not installed.
+ */
+export const grpcZeroCode: GrpcZeroCode | undefined = grpcInstall;
 
 let adminServer: AdminServer | undefined;
 /** The admin endpoint, once it listens (undefined without MESHLET_ADMIN_PORT). */
@@ -254,6 +316,7 @@ function reraise(signal: NodeJS.Signals): void {
   for (const [s, h] of handlers) process.off(s, h);
   handlers.clear();
   routing.restore();
+  grpcInstall?.uninstall();
   // Let output of the calls that just finished reach its streams first.
   setImmediate(() => process.kill(process.pid, signal));
 }
