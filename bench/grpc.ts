@@ -8,6 +8,7 @@
  *   node --import tsx bench/grpc.ts --rounds 9 --duration 7200 --quick
  *   node --import tsx bench/grpc.ts --profile      # every client under --cpu-prof; summaries printed
  *   node --import tsx bench/grpc.ts --runs 3 --write   # 3 runs back to back, their figures side by side
+ *   node --import tsx bench/grpc.ts --points unary-c64 --rounds 9 --duration 7200   # one point only, no pairs
  *
  * - Upstreams: three grpc-js servers on 127.0.0.1, each its own process (bench/grpc-upstream.ts),
  *   answering raw 1 KiB Buffer messages (no protobuf codec on either side).
@@ -94,6 +95,8 @@ export interface GrpcBenchOptions {
   initialWarmupMs: number;
   /** Run the clients under `node --cpu-prof` (profiles in bench/results/profiles/grpc-*). */
   profile: boolean;
+  /** `--points unary-c64,…`: only these load points, and no call-by-call pairs (to study one point). */
+  points?: string[];
 }
 
 export function grpcOptionsFrom(argv: string[]): GrpcBenchOptions {
@@ -106,7 +109,21 @@ export function grpcOptionsFrom(argv: string[]): GrpcBenchOptions {
     warmupMs: number('--warmup', quick ? 150 : 300),
     initialWarmupMs: quick ? 500 : 2000,
     profile: argv.includes('--profile'),
+    ...pointsFrom(argv),
   };
+}
+
+function pointsFrom(argv: string[]): { points?: string[] } {
+  const at = argv.indexOf('--points');
+  if (at < 0) return {};
+  const points = (argv[at + 1] ?? '').split(',').filter((p) => p !== '');
+  const known = GRPC_POINTS.map((p) => p.key);
+  const unknown = points.filter((p) => !known.includes(p));
+  if (points.length === 0 || unknown.length > 0)
+    throw new Error(
+      `--points: expected a comma-separated list of ${known.join(', ')}; got ${JSON.stringify(argv[at + 1] ?? '')}`,
+    );
+  return { points };
 }
 
 /** One setup at one point, or why it has no figures. */
@@ -242,6 +259,7 @@ export async function runGrpcBench(options: GrpcBenchOptions, hooks: GrpcHooks, 
     }
     const perRound = Math.max(1, Math.round(options.durationMs / options.rounds));
     for (const def of GRPC_POINTS) {
+      if (options.points !== undefined && !options.points.includes(def.key)) continue;
       const point: ClosedLoopPoint = {
         mode: 'closed',
         concurrency: def.concurrency,
@@ -275,7 +293,7 @@ export async function runGrpcBench(options: GrpcBenchOptions, hooks: GrpcHooks, 
     }
     await Promise.all([...clients.values()].map((c) => c.close()));
     clients.clear();
-    for (const kind of ['unary', 'stream'] as const) {
+    for (const kind of options.points === undefined ? (['unary', 'stream'] as const) : []) {
       const result = await runPaired(kind, targets, options, hooks).catch(
         (err: unknown): { kind: string; failed: string } => ({ kind, failed: reason(err) }),
       );
