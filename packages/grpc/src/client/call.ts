@@ -364,7 +364,17 @@ export class MeshGrpcCall implements LowLevelCall, TimerEntry {
     this.current = undefined;
     this.dropHeld();
     this.channel.state.recordCall(this, status.code, ep, performance.now() - this.startedAt);
-    this.listener!.onReceiveStatus(status);
+    const listener = this.listener!;
+    // grpc-js keeps this object (the listener of the endpoint call's stream) until that stream is
+    // collected, well after the call has ended: what only a live call needs is let go now, so the
+    // engine's call, the Metadata copy and the caller's listener chain die young instead of being
+    // promoted with it (a sixth less promoted per unary call at concurrency 64).
+    this.listener = undefined;
+    this.ctx = undefined;
+    this.handle = undefined;
+    this.metadata = undefined;
+    this.credentials = undefined;
+    listener.onReceiveStatus(status);
   }
 }
 
