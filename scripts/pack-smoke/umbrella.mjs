@@ -7,7 +7,8 @@
 //     global fetch reaches a local server through the mesh from MESHLET_CONFIG, and its admin
 //     endpoint serves /metrics, /stats and /readyz; a bad MESHLET_ADMIN_PORT stops it at start;
 //   - the same start for a gRPC client: `new Client('meshlet:///greeter', creds,
-//     meshGrpcOptions(mesh))` with `mesh` from meshlet/register reaches a local grpc-js server;
+//     meshGrpcOptions(mesh))` with `mesh` from meshlet/register reaches a local grpc-js server, and
+//     so does a CommonJS client that never imports meshlet (register patches grpc-js);
 //   - `npx --no -- meshlet --version` and the package's own bin file.
 // Nothing may stay open: the caller's timeout fails a process that does not exit.
 import assert from 'node:assert/strict';
@@ -166,6 +167,28 @@ const grpcApp = await run(process.execPath, ['--import', 'meshlet/register', 'um
 });
 assert.equal(grpcApp.code, 0, grpcApp.shown);
 assert.deepEqual(JSON.parse(grpcApp.stdout), { hello: 'zero-code', caller: 'smoke', requests: 1 });
+
+// No code change at all: a client app that never imports meshlet (meshlet/register patches grpc-js,
+// MESHLET_GRPC=auto): its meshlet:/// call goes through the mesh, so the server sees the caller name.
+writeFileSync(
+  'umbrella-grpc-plain.cjs',
+  `const grpc = require('@grpc/grpc-js');
+const { greeter } = require('./greeter.cjs');
+const Greeter = grpc.makeGenericClientConstructor(greeter, 'Greeter');
+const client = new Greeter('meshlet:///greeter', grpc.credentials.createInsecure());
+client.sayHello({ name: 'no-code' }, (err, res) => {
+  client.close();
+  if (err) throw err;
+  console.log(JSON.stringify(res));
+});
+`,
+);
+const plainApp = await run(process.execPath, ['--import', 'meshlet/register', 'umbrella-grpc-plain.cjs'], {
+  MESHLET_CONFIG: 'umbrella-grpc.yaml',
+  MESHLET_SERVICE: 'smoke',
+});
+assert.equal(plainApp.code, 0, plainApp.shown);
+assert.deepEqual(JSON.parse(plainApp.stdout), { hello: 'no-code', caller: 'smoke' });
 await new Promise((resolve) => grpcServer.tryShutdown(resolve));
 
 // The CLI, through npx and as the package's own bin.
@@ -183,5 +206,5 @@ assert.match(ownBin.stdout, /meshlet status --admin <host:port>/);
 server.close();
 console.log(
   `pack-smoke: umbrella ok on Node ${process.version}: import and require('meshlet'), ` +
-    '--import meshlet/register (ESM and CommonJS apps, a gRPC client, /metrics /stats /readyz, a bad variable refused), npx meshlet',
+    '--import meshlet/register (ESM and CommonJS apps, a gRPC client with and without meshlet code, /metrics /stats /readyz, a bad variable refused), npx meshlet',
 );
