@@ -22,7 +22,15 @@ import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { InboundStats, MeshStats } from '@meshlet/core';
 import { freePort, waitFor } from './fixtures/control.ts';
-import { REGISTER, runApp, startApp, TempDir, type Child } from '../packages/meshlet/test/helpers.ts';
+import {
+  REGISTER,
+  roundRobinGrpcService,
+  runApp,
+  startApp,
+  stopApps,
+  TempDir,
+  type Child,
+} from '../packages/meshlet/test/helpers.ts';
 
 const require = createRequire(import.meta.url);
 /** grpc-js and proto-loader as the repository resolves them (the copy @meshlet/grpc meshes), for apps in a temp dir. */
@@ -262,23 +270,15 @@ describe('zero-code gRPC: node --import meshlet/register with unmodified grpc-js
     }
     await dir.write(
       'mesh.yaml',
-      [
-        'services:',
-        '  greeter:',
-        '    protocol: grpc',
-        // Round robin, so the split itself is the assertion (P2C's is a figure, tested elsewhere).
-        '    loadBalancer: round-robin',
-        `    endpoints: [${backends.map((b) => `"${b.address}"`).join(', ')}]`,
-        '',
-      ].join('\n'),
+      roundRobinGrpcService(
+        'greeter',
+        backends.map((b) => b.address),
+      ),
     );
   });
 
   after(async () => {
-    for (const b of backends) {
-      b.app.child.kill('SIGTERM');
-      await b.app.exited;
-    }
+    await stopApps(backends.map((b) => b.app));
     await dir?.remove();
   });
 

@@ -17,7 +17,15 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { InboundStats, MeshStats } from '@meshlet/core';
 import { freePort, waitFor } from './fixtures/control.ts';
-import { REGISTER, runApp, startApp, TempDir, type Child } from '../packages/meshlet/test/helpers.ts';
+import {
+  REGISTER,
+  roundRobinGrpcService,
+  runApp,
+  startApp,
+  stopApps,
+  TempDir,
+  type Child,
+} from '../packages/meshlet/test/helpers.ts';
 
 /** The Nest apps and their proto (they resolve @nestjs/* and grpc-js from the repository). */
 const APPS = fileURLToPath(new URL('./fixtures/nest-grpc/', import.meta.url));
@@ -62,23 +70,15 @@ describe('zero-code gRPC: NestJS gRPC microservices under node --import meshlet/
     await Promise.all(started);
     await dir.write(
       'mesh.yaml',
-      [
-        'services:',
-        '  greeter:',
-        '    protocol: grpc',
-        // Round robin, so the split itself is the assertion.
-        '    loadBalancer: round-robin',
-        `    endpoints: [${backends.map((b) => `"${b.address}"`).join(', ')}]`,
-        '',
-      ].join('\n'),
+      roundRobinGrpcService(
+        'greeter',
+        backends.map((b) => b.address),
+      ),
     );
   });
 
   after(async () => {
-    for (const b of backends) {
-      b.app.child.kill('SIGTERM');
-      await b.app.exited;
-    }
+    await stopApps(backends.map((b) => b.app));
     await dir?.remove();
   });
 

@@ -88,6 +88,29 @@ export function startApp(cwd: string, app: string, env: Record<string, string>, 
   };
 }
 
+/** Stops apps started with `startApp` (SIGTERM) and waits for each to exit. */
+export async function stopApps(apps: Iterable<Child>): Promise<void> {
+  for (const app of apps) {
+    app.child.kill('SIGTERM');
+    await app.exited;
+  }
+}
+
+/**
+ * A mesh config file (YAML) naming one gRPC service over `addresses`, round robin: a split over the
+ * endpoints is then exact, so it can be asserted as such (P2C's is a figure, tested elsewhere).
+ */
+export function roundRobinGrpcService(service: string, addresses: string[]): string {
+  return [
+    'services:',
+    `  ${service}:`,
+    '    protocol: grpc',
+    '    loadBalancer: round-robin',
+    `    endpoints: [${addresses.map((a) => `"${a}"`).join(', ')}]`,
+    '',
+  ].join('\n');
+}
+
 /**
  * Runs an app to its end (killed after `timeoutMs`, a bound for a hung app, not a speed check: an
  * app that starts the mesh twice, in a worker too, was seen to need more than 15 s on a loaded
